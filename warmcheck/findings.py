@@ -1,0 +1,245 @@
+"""Findings, severities and the registry of rules.
+
+Every code warmcheck can emit lives in :data:`RULES`. Codes come in fixed families so that CI
+gates built on them stay stable: ``WC0xx`` input and data integrity, ``WC1xx`` schedule and warmup
+as observed, ``WC2xx`` warmup against the configuration, ``WC3xx`` loss and grad-norm spikes,
+``WC4xx`` divergence and non-finite values. Codes are added, never renamed or reused.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Union
+
+DetailValue = Union[int, float, str, bool, None, list, dict]  # JSON-serialisable measured values
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; ordered ``INFO < WARNING < ERROR``."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        """Numeric order used for comparisons and the exit policy."""
+        return _RANK[self]
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One finding code: what it detects, its default severity and its documentation."""
+
+    code: str
+    slug: str
+    summary: str
+    severity: Severity
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One immutable observation about one run.
+
+    ``step``/``step_end`` play the role line numbers play for a linter. ``details`` carries the
+    measured values and the threshold that fired, so tests and machines never parse ``message``.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    run: str = ""
+    tag: str | None = None
+    step: int | None = None
+    step_end: int | None = None
+    source: str | None = None
+    line: int | None = None
+    details: Mapping[str, DetailValue] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple[str, str, int, int, str, str]:
+        """Deterministic report order: run, tag, step, code (pyflakes sorts by line)."""
+        step = self.step if self.step is not None else -(2**63)
+        offset = self.details.get("offset")
+        off = offset if isinstance(offset, int) else -1
+        return (self.run, self.tag or "", step, off, self.code, self.message)
+
+
+def make(code: str, message: str, **kwargs: object) -> Finding:
+    """Build a :class:`Finding` with the registry's default severity for ``code``."""
+    rule = RULES[code]
+    return Finding(code=code, severity=rule.severity, message=message, **kwargs)  # type: ignore[arg-type]
+
+
+def _rule(code: str, slug: str, severity: Severity, summary: str, doc: str) -> Rule:
+    return Rule(code=code, slug=slug, summary=summary, severity=severity, doc=doc.strip())
+
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+_ALL_RULES = (
+    # ---- WC0xx: input and data integrity -------------------------------------------------------
+    _rule("WC001", "unreadable-file", _E, "A log file could not be opened or read.",
+          """
+What it detects: a log file that exists but cannot be read (permission denied, I/O error).
+Why it matters: the analysis is missing whatever that file held.
+What to do: fix the permissions or copy the file again; the finding names the file and the error.
+"""),
+    _rule("WC002", "no-data", _E, "A run or log file holds no scalar data.",
+          """
+What it detects: an empty file (0 bytes), an event file with only its version record, a CSV with a
+header and no rows, a file that is not a training log at all.
+Why it matters: a CI gate must not pass a run it could not see.
+What to do: check that the writer flushed and closed the file; point warmcheck at the right path.
+"""),
+    _rule("WC003", "incomplete-tail", _W, "The file ends in an incomplete record or line.",
+          """
+What it detects: a truncated last TFRecord (cut in its header, payload or footer), a CSV/JSONL
+line without its newline, a trainer_state.json cut mid-write.
+Why it matters: the writer is still running or crashed; every complete record before the cut was
+kept, the incomplete tail was not.
+What to do: nothing if the run is live; otherwise the run crashed at about the last step reported.
+"""),
+    _rule("WC004", "corrupt-record", _W, "Damaged records were skipped; the rest of the file was read.",
+          """
+What it detects: a TFRecord whose length or data CRC does not match, a record whose payload is not
+a valid Event, an absurd record length, trailing zero bytes; warmcheck skips exactly the damaged
+bytes, resynchronises and keeps every later valid record. The finding names the file, the byte
+offset, the record index and how many bytes were skipped.
+Why it matters: a flipped bit must never become a value; points in the skipped records are lost.
+What to do: copy the file again from its origin if you can; otherwise treat the named steps as unknown.
+"""),
+    _rule("WC005", "symlink-skipped", _W, "A dangling or looping symbolic link was skipped.",
+          """
+What it detects: a link whose target does not exist, or a link that leads back into a directory
+already being searched.
+Why it matters: a dangling link named like an event file usually means a log was moved or deleted.
+What to do: remove the link or restore its target.
+"""),
+    _rule("WC006", "step-overlap", _W, "The same step was written more than once (restart or resume).",
+          """
+What it detects: a run restarted or resumed from a checkpoint writes steps it had already logged,
+in the same file (the step goes back) or in a second event file.
+Why it matters: two values exist for each repeated step. warmcheck keeps every point, analyses the
+later write (later file, later record) and reports how many points it superseded.
+What to do: usually nothing; check that the resume point is where you expected.
+"""),
+    _rule("WC007", "steps-out-of-order", _W, "Steps are not monotonic.",
+          """
+What it detects: steps that decrease without being repeated (asynchronous or multi-worker writers).
+Why it matters: readers that assume order (TensorBoard's purge) lose points; warmcheck sorts by step.
+What to do: check the writer; nothing was dropped.
+"""),
+    _rule("WC008", "negative-steps", _W, "Some points have negative steps.",
+          """
+What it detects: points logged at steps below zero (pre-training evaluation, or an integer overflow).
+Why it matters: step arithmetic such as warmup ends assumes a non-negative step axis.
+What to do: check the logger's step counter.
+"""),
+    _rule("WC009", "huge-steps", _I, "Steps above 2^53 cannot be represented exactly as floats.",
+          """
+What it detects: step values above 2^53. warmcheck keeps them as exact 64-bit integers, but tools
+that convert steps to float merge neighbouring steps.
+Why it matters: usually a corrupted step counter.
+What to do: check the logger's step counter.
+"""),
+    _rule("WC010", "wall-time-backwards", _I, "wall_time decreases while steps increase.",
+          """
+What it detects: the clock went back between two records (NTP correction, a restart on another host).
+Why it matters: time-based rates (steps per second) computed from wall_time go negative.
+What to do: nothing for warmup or loss analysis, which use steps.
+"""),
+    _rule("WC011", "odd-tag", _W, "A tag or column name is empty or not valid UTF-8.",
+          """
+What it detects: an empty tag, or a tag whose bytes are not valid UTF-8 (decoded with U+FFFD).
+Why it matters: strict readers reject the whole event; role detection cannot match such names.
+What to do: fix the logging call; use --lr-tag/--loss-tag to pick a series explicitly.
+"""),
+    _rule("WC012", "format-detected", _I, "The file was read with a non-default dialect.",
+          """
+What it detects: a CSV with a ';' or tab delimiter, decimal commas, gzip compression without a
+.gz name, or a trainer_state.json with bare NaN/Infinity tokens.
+Why it matters: naive readers turn such files into one text column or fail; warmcheck says which
+dialect it used so the numbers can be checked.
+What to do: nothing.
+"""),
+    _rule("WC013", "encoding-replaced", _W, "Bytes that are not valid UTF-8 were replaced.",
+          """
+What it detects: a text log (CSV, JSONL) with bytes that are not UTF-8; warmcheck decodes it with
+replacement characters and names the first bad byte offset.
+Why it matters: column names with replaced characters may not match role rules.
+What to do: write logs as UTF-8.
+"""),
+    _rule("WC014", "unparsable-values", _W, "Cells or lines could not be parsed and were skipped.",
+          """
+What it detects: CSV cells that are not numbers, rows whose step is not an integer, JSONL lines that
+are not JSON objects. Each is counted per column with the first line numbers; the rest of the column
+stays numeric.
+Why it matters: the skipped points are missing from the analysis.
+What to do: check the writer for the lines named.
+"""),
+    _rule("WC015", "duplicate-column", _W, "Two columns share a name.",
+          """
+What it detects: a CSV header with the same name twice; both are kept, the second as ``name#2``.
+Why it matters: silently picking one of them can analyse the wrong metric.
+What to do: rename one of the columns in the logger.
+"""),
+    _rule("WC016", "ragged-rows", _W, "Rows have more fields than the header.",
+          """
+What it detects: a CSV whose later rows have extra fields (a metric added mid-run by an appending
+logger). The extra columns are kept as ``col_<n>``.
+Why it matters: naive readers crash or shift columns.
+What to do: nothing; name the column in the logger to analyse it.
+"""),
+    _rule("WC017", "no-step-column", _W, "No step column was found; row numbers are used as steps.",
+          """
+What it detects: a CSV or JSONL log without a step column (step, global_step, iteration, iter, it, ...).
+Why it matters: if rows are not one optimizer step apart, every step reported is off.
+What to do: log the global step next to each value.
+"""),
+    _rule("WC018", "nul-bytes", _W, "NUL bytes at the end of a text log were ignored.",
+          """
+What it detects: a run of NUL bytes at the end of a CSV or JSONL file, typical of a machine crash with
+delayed allocation.
+Why it matters: the writer did not finish; points after the crash are lost.
+What to do: treat the run as crashed after the last step reported.
+"""),
+    _rule("WC019", "missing-role", _W, "No learning-rate or no loss series was recognised.",
+          """
+What it detects: a run with data but without a series whose name matches the learning-rate or loss
+rules (see the README's role table).
+Why it matters: the warmup and instability analyses need them.
+What to do: pass --lr-tag / --loss-tag (or set lr-tags / loss-tags in [tool.warmcheck]).
+"""),
+    _rule("WC020", "integer-scalars", _I, "Integer-typed tensor scalars were converted to floats.",
+          """
+What it detects: TF2 tensor summaries with an integer dtype (int32, int64, ...).
+Why it matters: some readers drop or crash on them; warmcheck converts them and says so.
+What to do: nothing.
+"""),
+    # ---- WC4xx: divergence and non-finite values ----------------------------------------------
+    _rule("WC401", "non-finite", _E, "The loss, learning rate or gradient norm became NaN or infinite.",
+          """
+What it detects: the first NaN or +/-Inf in a series whose role is loss, learning rate or gradient
+norm; the finding gives the first step and the count, and every value is kept.
+Why it matters: from that step on the run is not training; optimizer state is usually poisoned.
+What to do: restart from the last good checkpoint before the step named, with a lower peak LR,
+longer warmup or gradient clipping.
+"""),
+)
+
+RULES: Mapping[str, Rule] = {r.code: r for r in _ALL_RULES}
+"""Every code warmcheck can emit, keyed by code."""
+
+FAMILIES: Mapping[str, str] = {
+    "WC0": "input and data integrity",
+    "WC1": "schedule and warmup as observed",
+    "WC2": "warmup against the configuration",
+    "WC3": "loss and grad-norm spikes",
+    "WC4": "divergence and non-finite values",
+}
