@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
-DetailValue = Union[int, float, str, bool, None, list, dict]  # JSON-serialisable measured values
+DetailValue = Union[int, float, str, bool, None, list, dict]  # noqa: UP007  (a runtime alias on 3.10)
 
 
 class Severity(str, enum.Enum):
@@ -221,6 +221,13 @@ What to do: pass --lr-tag / --loss-tag (or set lr-tags / loss-tags in [tool.warm
 What it detects: TF2 tensor summaries with an integer dtype (int32, int64, ...).
 Why it matters: some readers drop or crash on them; warmcheck converts them and says so.
 What to do: nothing.
+"""),
+    _rule("WC021", "internal-error", _E, "warmcheck failed on this input (a bug in warmcheck).",
+          """
+What it detects: an unexpected exception while reading or analysing one run. The other runs are
+still analysed; the finding carries the exception so it can be reported.
+Why it matters: the run was not (fully) analysed.
+What to do: please report it with the file that triggered it; run with -v for the traceback.
 """),
     # ---- WC4xx: divergence and non-finite values ----------------------------------------------
     _rule("WC401", "non-finite", _E, "The loss, learning rate or gradient norm became NaN or infinite.",

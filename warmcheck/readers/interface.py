@@ -22,6 +22,8 @@ class ReadFunction(Protocol):
 
 
 def diag(code: str, message: str, source: str, *, line: int | None = None,
-         tag: str | None = None, step: int | None = None, **details: object) -> Finding:
+         tag: str | None = None, step: int | None = None, step_end: int | None = None,
+         **details: object) -> Finding:
     """A reader diagnostic for ``source`` (run left empty; the run assembly fills it in)."""
-    return make(code, message, source=source, line=line, tag=tag, step=step, details=details)
+    return make(code, message, source=source, line=line, tag=tag, step=step, step_end=step_end,
+                details=details)

@@ -1,0 +1,155 @@
+"""The command line: the only module that knows click, streams and exit codes.
+
+Exit codes (ruff's convention): 0 analysis completed, no finding at or above ``--fail-on``;
+1 at least one such finding; 2 could not analyse (usage error, missing path, no runs found, no
+data in any run, internal error). stdout carries only the report; everything for people (progress,
+the closing count line, errors) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import FailOn, Settings
+from .errors import WarmcheckError
+from .findings import Severity
+from .pipeline import Outcome, analyze, exit_code
+from .reporters import OutputFormat, make_reporter
+
+_EXIT_HELP = """Exit codes: 0 no finding at or above --fail-on; 1 at least one; 2 could not analyse
+(usage error, missing path, no runs found, no data in any run)."""
+
+
+def _tags_option(name: str, what: str) -> Callable[[Any], Any]:
+    return click.option(name, multiple=True, metavar="TAG",
+                        help=f"Series to use as the {what} (exact name or glob; repeatable). "
+                        "Replaces the name rules for that role.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="warmcheck")
+def main() -> None:
+    """warmcheck: where warmup really ended, and what the loss did, to the step."""
+
+
+@main.command("analyze", epilog=_EXIT_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
+              show_default=True, help="Report format written to stdout (or --output).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
+@click.option("--select", multiple=True, metavar="PREFIX", help="Only report codes with this prefix.")
+@click.option("--ignore", multiple=True, metavar="PREFIX", help="Do not report codes with this prefix.")
+@_tags_option("--lr-tag", "learning rate")
+@_tags_option("--loss-tag", "loss")
+@_tags_option("--grad-norm-tag", "gradient norm")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
+def analyze_cmd(paths: Sequence[str], fmt: str, output: str | None, fail_on: str, exit_zero: bool,
+                select: Sequence[str], ignore: Sequence[str], lr_tag: Sequence[str], loss_tag: Sequence[str],
+                grad_norm_tag: Sequence[str], quiet: bool, verbose: bool) -> None:
+    """Analyse the training logs under PATH... (files or directories, searched recursively)."""
+    settings = Settings(fail_on=FailOn(fail_on), select=tuple(select) or ("WC",), ignore=tuple(ignore),
+                        lr_tags=tuple(lr_tag), loss_tags=tuple(loss_tag), grad_norm_tags=tuple(grad_norm_tag))
+    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress()), verbose)
+    colour = output is None and fmt == "text" and sys.stdout.isatty()
+    _emit(make_reporter(OutputFormat(fmt), colour=colour).render(outcome), output)
+    code = exit_code(outcome, settings.fail_on, exit_zero)
+    if not quiet:
+        _summary(outcome, code)
+    sys.exit(code)
+
+
+@main.command("tags")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_tags_option("--lr-tag", "learning rate")
+@_tags_option("--loss-tag", "loss")
+@_tags_option("--grad-norm-tag", "gradient norm")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
+def tags_cmd(paths: Sequence[str], fmt: str, lr_tag: Sequence[str], loss_tag: Sequence[str],
+             grad_norm_tag: Sequence[str], verbose: bool) -> None:
+    """List the series of each run: tag, role, points, step range."""
+    settings = Settings(lr_tags=tuple(lr_tag), loss_tags=tuple(loss_tag), grad_norm_tags=tuple(grad_norm_tag),
+                        select=("WC0",))
+    outcome = _run_guarded(lambda: analyze(paths, settings, _progress()), verbose)
+    if fmt == "json":
+        from .reporters.json import series_dict
+        doc = [{"run": r.name, "series": [series_dict(s) for s in r.series]} for r in outcome.runs]
+        _emit(json.dumps(doc, indent=2) + "\n", None)
+    else:
+        lines = []
+        for r in outcome.runs:
+            lines.append(r.name)
+            width = max((len(s.tag) for s in r.series), default=0)
+            for s in r.series:
+                span = f"{int(s.steps[0])}..{int(s.steps[-1])}" if s.points else "-"
+                lines.append(f"  {s.tag:<{width}}  {(s.role.value if s.role else '-'):<9} "
+                             f"{s.points:>8} points  steps {span}")
+        _emit("\n".join(lines) + "\n", None)
+    sys.exit(0 if outcome.analysable else 2)
+
+
+def _run_guarded(fn: Callable[[], Outcome], verbose: bool) -> Outcome:
+    """Turn expected failures into a one-line error and exit 2; never show a traceback unasked."""
+    try:
+        return fn()
+    except WarmcheckError as exc:
+        click.echo(f"warmcheck: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("warmcheck: interrupted", err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - a crash must not look like "findings" (exit 1)
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"warmcheck: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+                   err=True)
+        sys.exit(2)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def _progress() -> Callable[[int, int, str], None] | None:
+    """A one-line progress indicator on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, name: str) -> None:
+        if total < 2:
+            return
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\x1b[2Kreading {done}/{total} {name[-60:]}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _summary(outcome: Outcome, code: int) -> None:
+    counts = outcome.counts()
+    parts = [f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
+             for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)]
+    n = len(outcome.runs)
+    tail = "" if outcome.analysable else "; no data could be analysed"
+    click.echo(f"warmcheck: {n} run{'s' if n != 1 else ''}, {', '.join(parts)}{tail} (exit {code})", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

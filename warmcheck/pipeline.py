@@ -1,0 +1,101 @@
+"""``analyze(paths, settings) -> Outcome``: discover, read, analyse, filter, sort."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from .analyzers import ALL_ANALYZERS
+from .config import FailOn, Settings
+from .errors import NoRunsError
+from .findings import Finding, Severity, make
+from .model import Run
+from .readers import discover, is_training_csv, read_spec
+from .readers.discovery import RunSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything a reporter needs: the runs (with their findings) and tree-level findings."""
+
+    runs: tuple[Run, ...]
+    findings: tuple[Finding, ...] = ()  # not tied to one run (links skipped outside run dirs)
+    settings: Settings = Settings()
+
+    def all_findings(self) -> list[Finding]:
+        """Tree-level findings, then each run's, in report order."""
+        return [*self.findings, *(f for r in self.runs for f in r.findings)]
+
+    def counts(self) -> dict[Severity, int]:
+        """Findings per severity."""
+        out = {s: 0 for s in Severity}
+        for f in self.all_findings():
+            out[f.severity] += 1
+        return out
+
+    @property
+    def analysable(self) -> bool:
+        """Whether at least one run held data that could be analysed."""
+        return any(s.points for r in self.runs for s in r.series)
+
+
+def exit_code(outcome: Outcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool = False) -> int:
+    """The process exit code for an outcome.
+
+    2 when nothing could be analysed (no run held any data): a gate must never pass what it could
+    not see. Otherwise 1 when a finding is at or above ``fail_on`` (unless ``exit_zero``), else 0.
+    Whole-invocation failures (usage, missing path, no runs, bad config) exit 2 before this.
+    """
+    if not outcome.analysable:
+        return 2
+    if exit_zero or fail_on is FailOn.NEVER:
+        return 0
+    threshold = Severity(fail_on.value).rank
+    return 1 if any(f.severity.rank >= threshold for f in outcome.all_findings()) else 0
+
+
+def analyze(paths: Sequence[str], settings: Settings = Settings(),
+            progress: Callable[[int, int, str], None] | None = None) -> Outcome:
+    """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none."""
+    found = discover(paths, is_training_csv)
+    if not found.runs:
+        raise NoRunsError("no training logs found under " + ", ".join(paths))
+    runs = []
+    for i, spec in enumerate(found.runs):
+        if progress is not None:
+            progress(i, len(found.runs), spec.name)
+        runs.append(analyze_spec(spec, settings))
+    if progress is not None:
+        progress(len(found.runs), len(found.runs), "")
+    tree = sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key)
+    return Outcome(tuple(runs), tuple(tree), settings)
+
+
+def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
+    """Read and analyse one run; an unexpected exception becomes a WC021 finding, not a crash."""
+    try:
+        run = read_spec(spec, settings.role_overrides())
+    except Exception as exc:  # noqa: BLE001 - the safety net that keeps one bad run from ending all
+        return Run(spec.name, spec.path, (), (), findings=(_internal(spec.name, "reading", exc),))
+    return analyze_run(run, settings)
+
+
+def analyze_run(run: Run, settings: Settings) -> Run:
+    """Run every analyzer on ``run``; keep enabled findings, sorted."""
+    findings = list(run.findings)
+    for analyzer in ALL_ANALYZERS:
+        if not any(settings.enabled(c) for c in analyzer.codes):
+            continue
+        try:
+            findings.extend(analyzer.check(run, settings))
+        except Exception as exc:  # noqa: BLE001
+            findings.append(_internal(run.name, f"analysing ({type(analyzer).__name__})", exc))
+    kept = sorted((f for f in findings if settings.enabled(f.code)), key=Finding.sort_key)
+    return replace(run, findings=tuple(kept))
+
+
+def _internal(run: str, stage: str, exc: BaseException) -> Finding:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return make("WC021", f"internal error while {stage}: {type(exc).__name__}: {exc}", run=run,
+                details={"exception": type(exc).__name__, "traceback": "".join(tb)})

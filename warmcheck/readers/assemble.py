@@ -1,0 +1,164 @@
+"""Merge what the readers returned for one run into a :class:`~warmcheck.model.Run`.
+
+Policy for repeated steps (a restart inside one file, a resume into a second file): **the later
+write wins**. Sources are ordered by their write order (event files by the creation time in their
+name, then name), records within a source by position. Every point is counted; the analysed series
+keeps the later value of each step and ``superseded`` says how many earlier values it replaced.
+Repeats, out-of-order steps, negative and huge steps and clock jumps are reported, never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Fragment, Role, Run, Series, SourceRead
+from ..roles import assign_roles
+from .interface import diag
+
+_EXACT_FLOAT = 2**53
+
+
+def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
+                 overrides: Mapping[Role, Sequence[str]] | None = None) -> Run:
+    """Build a run from its sources' reads: merge by step, report repeats, assign roles."""
+    reads = sorted(reads, key=lambda r: r.sort_key)
+    findings: list[Finding] = [f for r in reads for f in r.findings]
+    by_tag: dict[str, list[tuple[int, Fragment]]] = {}
+    for i, r in enumerate(reads):
+        for frag in r.fragments:
+            by_tag.setdefault(frag.tag, []).append((i, frag))
+    series = [_merge(tag, parts) for tag, parts in sorted(by_tag.items())]
+    findings.extend(_step_findings(reads, by_tag))
+    roles = assign_roles(series, overrides)
+    role_of = {t: role for role, tags in roles.items() for t in tags}
+    series = [replace(s, role=role_of.get(s.tag)) for s in series]
+    metadata: dict[str, object] = {}
+    for r in reads:
+        for k, v in r.metadata.items():
+            if isinstance(v, dict) and isinstance(metadata.get(k), dict):
+                metadata[k] = {**metadata[k], **v}  # type: ignore[dict-item]
+            else:
+                metadata[k] = v
+    restarts = sorted({s for r in reads for s in r.restart_steps})
+    if restarts:
+        metadata["restart_steps"] = restarts
+    findings = [replace(f, run=name) for f in findings]
+    return Run(name=name, path=path, sources=tuple(r.info for r in reads), series=tuple(series),
+               metadata=metadata, findings=tuple(findings), roles=roles)
+
+
+def _merge(tag: str, parts: list[tuple[int, Fragment]]) -> Series:
+    """One series from fragments in write order: sorted by step, the last write of a step kept."""
+    steps = np.concatenate([f.steps for _, f in parts])
+    values = np.concatenate([f.values for _, f in parts])
+    walls = np.concatenate([f.wall_times for _, f in parts])
+    if steps.shape[0] > 1 and not (np.diff(steps) > 0).all():
+        order = np.argsort(steps, kind="stable")  # stable: equal steps stay in write order
+        steps, values, walls = steps[order], values[order], walls[order]
+        last = np.ones(steps.shape[0], dtype=bool)
+        last[:-1] = steps[1:] != steps[:-1]
+        superseded = int(steps.shape[0] - np.count_nonzero(last))
+        steps, values, walls = steps[last], values[last], walls[last]
+    else:
+        superseded = 0
+    return Series(tag, steps.astype(np.int64), values.astype(np.float64), walls.astype(np.float64),
+                  superseded=superseded)
+
+
+def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
+    out: list[Finding] = []
+    for i, r in enumerate(reads):
+        frags = list(r.fragments)
+        out.extend(_within_source(r.info.path, frags, r.restart_steps))
+    out.extend(_across_sources(reads, by_tag))
+    all_steps = [f.steps for r in reads for f in r.fragments if len(f)]
+    if all_steps:
+        steps = np.concatenate(all_steps)
+        negative = int(np.count_nonzero(steps < 0))
+        if negative:
+            out.append(diag("WC008", f"negative steps ({negative} points, lowest {int(steps.min())})",
+                            reads[0].info.path, step=int(steps.min()), points=negative))
+        huge = int(np.count_nonzero(np.abs(steps) > _EXACT_FLOAT))
+        if huge:
+            out.append(diag("WC009", f"{huge} points have steps above 2^53 (highest {int(steps.max())}); "
+                            "kept as exact integers, but they lose precision as floats",
+                            reads[0].info.path, step=int(steps.max()), points=huge))
+    return out
+
+
+def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int]) -> list[Finding]:
+    """Restarts (a step repeated in one file) and out-of-order steps, one finding per file."""
+    out: list[Finding] = []
+    repeated = tags_repeated = decreases = 0
+    first_back: tuple[int, int] | None = None
+    wall_drop: tuple[float, int] | None = None
+    for f in frags:
+        if len(f) < 2:
+            continue
+        d = np.diff(f.steps)
+        if not (d > 0).all():  # the common case, strictly increasing, needs no sort
+            back = np.flatnonzero(d < 0)
+            if back.shape[0]:
+                decreases += int(back.shape[0])
+                k = int(back[0])
+                if first_back is None or int(f.steps[k + 1]) < first_back[1]:
+                    first_back = (int(f.steps[k]), int(f.steps[k + 1]))
+            ordered = np.sort(f.steps)
+            dup = int(np.count_nonzero(ordered[1:] == ordered[:-1]))
+            if dup:
+                repeated += dup
+                tags_repeated += 1
+        w = np.diff(f.wall_times)
+        drops = np.flatnonzero((w < 0) & (d > 0) & np.isfinite(w))
+        if drops.shape[0]:
+            k = int(drops[np.argmin(w[drops])])
+            if wall_drop is None or w[k] < wall_drop[0]:
+                wall_drop = (float(w[k]), int(f.steps[k + 1]))
+    if repeated:
+        start = first_back[1] if first_back else None
+        why = f" (SessionLog.START at step {restart_steps[0]})" if restart_steps else ""
+        back_txt = f"step went backwards from {first_back[0]} to {first_back[1]}; " if first_back else ""
+        out.append(diag("WC006", f"restart{why}: {back_txt}{repeated} points in {tags_repeated} tags "
+                        "duplicate earlier steps; the later write is analysed", path, step=start,
+                        superseded=repeated, tags=tags_repeated))
+    elif decreases:
+        out.append(diag("WC007", f"steps not monotonic ({decreases} backwards steps, no step repeated); "
+                        "sorted by step, nothing dropped", path, decreases=decreases,
+                        step=first_back[1] if first_back else None))
+    if wall_drop is not None:
+        out.append(diag("WC010", f"wall_time decreased by {-wall_drop[0]:.0f} s at step {wall_drop[1]}",
+                        path, step=wall_drop[1], seconds=-wall_drop[0]))
+    return out
+
+
+def _across_sources(reads: Sequence[SourceRead],
+                    by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
+    """Resume overlaps: steps written by an earlier source and again by a later one."""
+    pairs: dict[tuple[int, int], list[int]] = {}  # (earlier, later) -> [points, tags, lo, hi]
+    for parts in by_tag.values():
+        for a in range(len(parts)):
+            for b in range(a + 1, len(parts)):
+                (ia, fa), (ib, fb) = parts[a], parts[b]
+                if ia == ib or not len(fa) or not len(fb):
+                    continue
+                common = np.intersect1d(fa.steps, fb.steps)
+                if common.shape[0]:
+                    acc = pairs.setdefault((ia, ib), [0, 0, int(common[0]), int(common[-1])])
+                    acc[0] += int(common.shape[0])
+                    acc[1] += 1
+                    acc[2], acc[3] = min(acc[2], int(common[0])), max(acc[3], int(common[-1]))
+    out = []
+    for (ia, ib), (points, tags, lo, hi) in sorted(pairs.items()):
+        a, b = reads[ia].info.path, reads[ib].info.path
+        out.append(diag("WC006", f"resume overlap: steps {lo}..{hi} in both {_base(a)} and {_base(b)} "
+                        f"({points} points in {tags} tags); the later file is analysed",
+                        b, step=lo, step_end=hi, superseded=points, tags=tags, earlier=a))
+    return out
+
+
+def _base(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
