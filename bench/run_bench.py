@@ -6,7 +6,10 @@ Method (after ``shared/domain/reader-performance.md``):
 * every sample is a **fresh child process** started with this interpreter (``sys.executable``),
   timed from ``Popen`` to ``os.wait4``: the whole process, interpreter start and imports included;
 * peak RSS is that child's ``ru_maxrss`` from ``os.wait4`` (KiB on Linux), so it includes the
-  interpreter and imports;
+  interpreter and imports. Linux carries the *parent's* peak RSS into a child across
+  fork/vfork + exec (``setmax_mm_hiwater_rss`` at exec), so this parent stays lean: no numpy,
+  no protobuf, data generated in a subprocess. Its own peak (``parent_maxrss_kib``, about 20 MB)
+  is recorded as the floor below which no child RSS can be reported;
 * baseline children (``bench_child.py``) also report the read time alone, imports excluded;
 * repetitions are interleaved: rep 1 runs every reader on a case, then rep 2, ... The reader order
   is rotated from rep to rep so that no reader always runs first or last;
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -47,9 +51,12 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CHILD = BENCH_DIR / "bench_child.py"
-sys.path.insert(0, str(BENCH_DIR))
-
-import make_data  # noqa: E402  (sibling script, not a package)
+MAKE_DATA = BENCH_DIR / "make_data.py"
+# Same defaults as make_data.py. Not imported from there: that module imports numpy, and any
+# memory this parent holds shows up in every child's ru_maxrss (see the module docstring).
+CASES = ("a", "b", "c")
+DEFAULT_DATA = BENCH_DIR / "out" / "data"
+DEFAULT_QUICK_DATA = BENCH_DIR / "out" / "data-quick"
 
 READERS = ("warmcheck", "tbparse", "ea")
 LABELS = {"warmcheck": "warmcheck", "tbparse": "tbparse", "ea": "EventAccumulator"}
@@ -69,6 +76,7 @@ class Sample:
     rss_kib: int
     exit_code: int
     ok: bool
+    parent_maxrss_kib: int = 0  # floor: a child's ru_maxrss is never below the parent's peak
     read_s: float | None = None
     import_s: float | None = None
     points: int | None = None
@@ -136,6 +144,11 @@ def run_child(cmd: Sequence[str], stdout_to_null: bool, timeout: float) -> Child
                            timed_out=whole >= timeout and code < 0)
 
 
+def parent_maxrss_kib() -> int:
+    """This process's own peak RSS (KiB): the floor under every child's reported peak."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def tail(text: str, lines: int = 8) -> str:
     """The last ``lines`` non-empty lines of ``text`` (for error messages)."""
     return "\n".join([ln for ln in text.strip().splitlines() if ln.strip()][-lines:])
@@ -179,9 +192,11 @@ def sample(reader: str, case: str, rep: int, path: Path, wc_base: list[str], tim
         r = run_child(warmcheck_cmd(wc_base, path), stdout_to_null=True, timeout=timeout)
         ok = r.exit_code in WARMCHECK_OK_CODES
         err = None if ok else f"exit {r.exit_code}: {tail(r.stderr)}"
-        return Sample(case, reader, rep, r.whole_s, r.rss_kib, r.exit_code, ok, error=err)
+        return Sample(case, reader, rep, r.whole_s, r.rss_kib, r.exit_code, ok, parent_maxrss_kib(),
+                      error=err)
     r = run_child(baseline_cmd(reader, case, path), stdout_to_null=False, timeout=timeout)
-    s = Sample(case, reader, rep, r.whole_s, r.rss_kib, r.exit_code, ok=False)
+    s = Sample(case, reader, rep, r.whole_s, r.rss_kib, r.exit_code, ok=False,
+               parent_maxrss_kib=parent_maxrss_kib())
     if r.exit_code != 0:
         s.error = f"exit {r.exit_code}{' (timeout)' if r.timed_out else ''}: {tail(r.stderr)}"
         return s
@@ -202,16 +217,17 @@ def sample(reader: str, case: str, rep: int, path: Path, wc_base: list[str], tim
 def series_counts(doc: Any) -> list[tuple[str, dict[str, int]]]:
     """``[(run name, {tag: points})]`` from warmcheck's JSON report.
 
-    Written against the schema-1 shape (``runs[]`` each with ``series``); it accepts ``series``
-    as a list of objects with ``tag`` or as an object keyed by tag, and takes the first integer
-    among ``points``/``raw_points``/``n_points``/``count``, so a small schema change doesn't break
-    the harness. Raises ``ValueError`` when no runs or counts can be found.
+    Written against schema 1 (``runs[]`` each with ``run`` and ``series[]`` of ``{tag, points,
+    superseded, ...}``). So that a small schema change doesn't break the harness, ``series`` may
+    also be an object keyed by tag, and the count is the first integer among
+    ``points``/``raw_points``/``n_points``/``count``. Raises ``ValueError`` when no runs or counts
+    can be found.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise ValueError("JSON has no 'runs' list")
     result = []
     for i, run in enumerate(doc["runs"]):
-        name = str(run.get("name") or run.get("path") or f"#{i}")
+        name = str(run.get("run") or run.get("name") or run.get("path") or f"#{i}")
         series = run.get("series", [])
         items = series.items() if isinstance(series, dict) else [(s.get("tag"), s) for s in series]
         counts: dict[str, int] = {}
@@ -239,7 +255,8 @@ def verify_warmcheck(case: str, path: Path, manifest: dict[str, Any], wc_base: l
     if r.exit_code not in WARMCHECK_OK_CODES:
         v.problems.append(f"exit code {r.exit_code}: {tail(r.stderr)}")
     try:
-        runs = series_counts(json.loads(r.stdout))
+        doc = json.loads(r.stdout)
+        runs = series_counts(doc)
     except ValueError as exc:  # JSONDecodeError is a ValueError
         v.problems.append(f"unusable JSON ({exc}); stdout starts {r.stdout[:200]!r}; "
                           f"stderr: {tail(r.stderr)}")
@@ -257,6 +274,11 @@ def verify_warmcheck(case: str, path: Path, manifest: dict[str, Any], wc_base: l
                           f"(expected {per_series} per tag)")
     if len(bad) > 5:
         v.problems.append(f"... and {len(bad) - 5} more runs with wrong counts")
+    # Every step is written once, so no point may be "superseded" by a later write of its step.
+    superseded = sum(int(ser.get("superseded") or 0) for run in doc["runs"]
+                     for ser in (run.get("series") or []) if isinstance(ser, dict))
+    if superseded:
+        v.problems.append(f"{superseded:,} points reported as superseded, expected 0")
     if v.points != v.expected_points:
         v.problems.append(f"{v.points:,} points in total, expected {v.expected_points:,}")
     v.ok = not v.problems
@@ -380,17 +402,42 @@ def environment() -> dict[str, Any]:
 
 
 def warm_page_cache(case_dir: Path) -> None:
-    """Read every file once so that all readers see a warm page cache (as in the reference)."""
+    """Read every file once so that all readers see a warm page cache (as in the reference).
+
+    Reads into one small reused buffer: a large read would raise this process's peak RSS, and
+    with it the floor of every child's reported peak.
+    """
+    buf = bytearray(1 << 20)
     for p in sorted(case_dir.rglob("*")):
         if p.is_file():
-            with open(p, "rb") as fh:
-                while fh.read(8 << 20):
+            with open(p, "rb", buffering=0) as fh:
+                while fh.readinto(buf):
                     pass
+
+
+def ensure_data(data_dir: Path, cases: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+    """Run ``make_data.py`` in a subprocess (a no-op when cached) and load the case manifests."""
+    cmd = [sys.executable, str(MAKE_DATA), "--out", str(data_dir), "--cases", ",".join(cases)]
+    subprocess.run(cmd + (["--quick"] if quick else []), cwd=REPO_ROOT, check=True)
+    manifests = {}
+    for case in cases:
+        with open(data_dir / f"{case}.manifest.json", encoding="utf-8") as fh:
+            manifests[case] = json.load(fh)
+    return manifests
 
 
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
+
+
+def parse_cases(text: str) -> list[str]:
+    """``"a,b,c"`` -> ``["a", "b", "c"]``, rejecting unknown names."""
+    cases = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in cases if c not in CASES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown case(s) {bad}; choose from {','.join(CASES)}")
+    return cases
 
 
 def parse_readers(text: str) -> list[str]:
@@ -406,7 +453,7 @@ def parse_readers(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point. Exits 1 if any sample failed or warmcheck's counts were wrong."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=make_data.parse_cases, default=list(make_data.CASES),
+    ap.add_argument("--cases", type=parse_cases, default=list(CASES),
                     help="comma list (default a,b,c)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
     ap.add_argument("--readers", type=parse_readers, default=list(READERS),
@@ -414,28 +461,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmcheck-cmd", default="warmcheck",
                     help='command that runs warmcheck, e.g. "python -m warmcheck" (default warmcheck)')
     ap.add_argument("--quick", action="store_true", help="tiny data (bench/out/data-quick) for a smoke run")
-    ap.add_argument("--data-dir", type=Path, default=None, help="data dir (default from make_data)")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="data dir (default bench/out/data, or data-quick)")
     ap.add_argument("--results", type=Path, default=None,
                     help="JSON output (default bench/out/results.json, results-quick.json with --quick)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child (default 1800)")
     args = ap.parse_args(argv)
 
-    data_dir: Path = args.data_dir or (make_data.DEFAULT_QUICK_OUT if args.quick else make_data.DEFAULT_OUT)
+    data_dir: Path = args.data_dir or (DEFAULT_QUICK_DATA if args.quick else DEFAULT_DATA)
     results_path: Path = args.results or (
         BENCH_DIR / "out" / ("results-quick.json" if args.quick else "results.json"))
     readers: list[str] = args.readers
     cases: list[str] = args.cases
     wc_base = warmcheck_base(args.warmcheck_cmd) if "warmcheck" in readers else []
-    specs = make_data.case_specs(args.quick)
+    all_manifests = ensure_data(data_dir, cases, args.quick)
     env = environment()
+    env["parent_maxrss_kib_start"] = parent_maxrss_kib()
+    if "numpy" in sys.modules:  # would raise every child's RSS floor; see the module docstring
+        print("warning: numpy got imported into the benchmark parent; child RSS figures include it",
+              file=sys.stderr)
     print(f"python {env['python']} · cpus {env['cpus']} · load {env['loadavg_start']} · "
+          f"parent RSS {env['parent_maxrss_kib_start'] / 1024:.0f} MB · "
           f"readers {','.join(readers)} · reps {args.reps} · data {data_dir}", file=sys.stderr)
 
     samples: list[Sample] = []
     verifications: dict[str, Verification] = {}
     manifests: dict[str, Any] = {}
     for case in cases:
-        manifest = make_data.ensure_case(data_dir, specs[case])  # cached unless missing or stale
+        manifest = all_manifests[case]
         manifests[case] = {k: manifest[k] for k in ("expected_points", "files", "total_bytes",
                                                     "content_sha256", "spec")}
         path = data_dir / case
@@ -461,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(summary, verifications, readers)
     print(table)
     results = {
-        "environment": env | {"loadavg_end": os.getloadavg()},
+        "environment": env | {"loadavg_end": os.getloadavg(), "parent_maxrss_kib_end": parent_maxrss_kib()},
         "settings": {"cases": cases, "reps": args.reps, "readers": readers, "quick": args.quick,
                      "warmcheck_cmd": wc_base, "data_dir": str(data_dir)},
         "data": manifests,
