@@ -1,0 +1,173 @@
+"""TFRecord framing: CRCs, damage, truncation at every byte, resynchronisation, resuming."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import google_crc32c
+import numpy as np
+import pytest
+from factories import record_bytes, run_events, scalar_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from warmcheck.readers.crc import crc32c_many, masked_crc32c
+from warmcheck.readers.tfrecord import DamageKind, TFRecordScanner, frame
+
+
+def _file(n_steps: int = 20) -> bytes:
+    return record_bytes(run_events(range(n_steps), {"train/loss": np.linspace(3, 1, n_steps),
+                                                    "lr": np.linspace(0, 1e-3, n_steps)}))
+
+
+def _offsets(data: bytes) -> list[int]:
+    """Record offsets by the plain sequential definition of the format."""
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        out.append(pos)
+        pos += 16 + struct.unpack_from("<Q", data, pos)[0]
+    return out
+
+
+def test_masked_crc_matches_tensorboard_writer() -> None:
+    data = record_bytes([scalar_event("a", 1, 2.0)])
+    (length,) = struct.unpack_from("<Q", data, 0)
+    assert masked_crc32c(data[:8]) == struct.unpack_from("<I", data, 8)[0]
+    assert masked_crc32c(data[12 : 12 + length]) == struct.unpack_from("<I", data, 12 + length)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=40))
+def test_vectorised_crc_equals_c_library(chunks: list[bytes]) -> None:
+    # Equal lengths are common in real logs; repeat some chunks with one byte changed to exercise
+    # the XOR-delta path, and keep odd lengths for the per-record path.
+    chunks = chunks + [c[:-1] + bytes([c[-1] ^ 0x5A]) for c in chunks if c] * 3
+    blob = b"".join(chunks)
+    starts = np.cumsum([0] + [len(c) for c in chunks[:-1]]).astype(np.int64)
+    lengths = np.array([len(c) for c in chunks], dtype=np.int64)
+    got = crc32c_many(np.frombuffer(blob, np.uint8), starts, lengths)
+    assert got.tolist() == [google_crc32c.value(c) for c in chunks]
+
+
+def test_frame_finds_every_record() -> None:
+    data = _file(50)
+    framed = frame(data)
+    assert framed.records == 101 and not framed.damage
+    assert (framed.starts - 12).tolist() == _offsets(data)
+    assert framed.indices.tolist() == list(range(101))
+    assert framed.consumed == len(data)
+
+
+@pytest.mark.parametrize("cut", ["header", "payload", "footer"])
+def test_truncated_last_record_keeps_every_complete_one(cut: str) -> None:
+    data = _file(10)
+    last = _offsets(data)[-1]
+    length = struct.unpack_from("<Q", data, last)[0]
+    keep = {"header": last + 5, "payload": last + 12 + length // 2, "footer": last + 12 + length + 2}[cut]
+    framed = frame(data[:keep])
+    assert framed.records == len(_offsets(data)) - 1
+    assert [(d.kind, d.offset, d.nbytes) for d in framed.damage] == [(DamageKind.TRUNCATED, last, keep - last)]
+
+
+def test_truncation_at_every_byte_never_invents_or_loses_a_record() -> None:
+    data = _file(4)
+    offsets = _offsets(data) + [len(data)]
+    for cut in range(len(data) + 1):
+        framed = frame(data[:cut])
+        complete = sum(1 for a, b in zip(offsets, offsets[1:], strict=False) if b <= cut)
+        assert framed.records == complete, cut
+        tail = cut - offsets[complete]
+        assert sum(d.nbytes for d in framed.damage) == tail, cut
+
+
+def test_live_file_waits_for_a_partial_record() -> None:
+    data = _file(10)
+    last = _offsets(data)[-1]
+    framed = frame(data[: last + 7], final=False)
+    assert not framed.damage
+    assert framed.consumed == last
+
+
+def test_data_crc_error_skips_one_record_and_keeps_the_rest() -> None:
+    data = bytearray(_file(20))
+    offsets = _offsets(bytes(data))
+    bad = offsets[21]
+    length = struct.unpack_from("<Q", data, bad)[0]
+    data[bad + 12 + length // 2] ^= 0x10  # bit rot inside the payload
+    framed = frame(bytes(data))
+    assert framed.records == 41
+    assert len(framed.starts) == 40
+    assert [(d.kind, d.offset, d.record_index) for d in framed.damage] == [(DamageKind.DATA_CRC, bad, 21)]
+    assert 21 not in framed.indices.tolist() and framed.indices.tolist()[-1] == 40
+
+
+def test_length_crc_error_resynchronises() -> None:
+    data = bytearray(_file(20))
+    offsets = _offsets(bytes(data))
+    bad = offsets[21]
+    data[bad] ^= 0x01  # the length is now wrong and its CRC does not match
+    framed = frame(bytes(data))
+    assert len(framed.starts) == 40
+    (d,) = framed.damage
+    assert (d.kind, d.offset, d.nbytes) == (DamageKind.LENGTH_CRC, bad, offsets[22] - bad)
+
+
+def test_huge_length_with_valid_crc_is_never_allocated() -> None:
+    data = _file(5)
+    header = struct.pack("<Q", 2**62)
+    bogus = header + struct.pack("<I", masked_crc32c(header)) + b"x" * 20
+    framed = frame(data + bogus)
+    assert len(framed.starts) == 11
+    assert [(d.kind, d.offset, d.length) for d in framed.damage] == [(DamageKind.HUGE_LENGTH, len(data), 2**62)]
+
+
+def test_zero_tail_and_junk() -> None:
+    data = _file(5)
+    framed = frame(data + bytes(4096))
+    assert [(d.kind, d.offset, d.nbytes) for d in framed.damage] == [(DamageKind.ZERO_TAIL, len(data), 4096)]
+    junk = frame(b"step,loss\n0,1.0\n" * 20)
+    assert junk.records == 0 and [d.kind for d in junk.damage] == [DamageKind.NOT_TFRECORD]
+    assert frame(b"").records == 0 and not frame(b"").damage
+
+
+def test_garbage_between_records_is_skipped_and_reported() -> None:
+    data = _file(10)
+    offsets = _offsets(data)
+    cut = offsets[5]
+    spliced = data[:cut] + os.urandom(0) + b"\x07" * 33 + data[cut:]
+    framed = frame(spliced)
+    assert len(framed.starts) == len(offsets)
+    assert [(d.offset, d.nbytes) for d in framed.damage] == [(cut, 33)]
+
+
+def test_scanner_resumes_from_offset_and_reads_only_new_bytes(tmp_path) -> None:
+    path = tmp_path / "events.out.tfevents.1.h"
+    data = _file(30)
+    offsets = _offsets(data)
+    path.write_bytes(data[: offsets[10] + 3])  # the writer is in the middle of record 10
+    scanner = TFRecordScanner(str(path))
+    first = [fr for _, fr in scanner.scan(final=False)]
+    assert sum(f.records for f in first) == 10 and scanner.offset == offsets[10]
+    path.write_bytes(data)  # the writer finished
+    second = [fr for _, fr in scanner.scan(final=False)]
+    assert sum(f.records for f in second) == len(offsets) - 10
+    assert second[0].indices.tolist()[0] == 10
+    assert scanner.offset == len(data)
+    assert list(scanner.scan(final=True)) == []
+
+
+@pytest.mark.parametrize("chunk", [64, 100, 257, 4096])
+def test_small_chunks_give_the_same_records(tmp_path, chunk: int) -> None:
+    data = bytearray(_file(40))
+    offsets = _offsets(bytes(data))
+    data[offsets[30] + 14] ^= 0xFF  # one data-CRC error somewhere in the middle
+    path = tmp_path / "events.out.tfevents.2.h"
+    path.write_bytes(bytes(data) + b"\x00" * 5)
+    whole = frame(bytes(data) + b"\x00" * 5)
+    got_starts, got_damage = [], []
+    for buf, fr in TFRecordScanner(str(path), chunk_size=chunk).scan():
+        got_starts += (fr.base + fr.starts).tolist()
+        got_damage += [(d.kind, d.offset) for d in fr.damage]
+    assert got_starts == whole.starts.tolist()
+    assert got_damage == [(d.kind, d.offset) for d in whole.damage]
