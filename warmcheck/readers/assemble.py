@@ -107,8 +107,7 @@ def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int
                 k = int(back[0])
                 if first_back is None or int(f.steps[k + 1]) < first_back[1]:
                     first_back = (int(f.steps[k]), int(f.steps[k + 1]))
-            ordered = np.sort(f.steps)
-            dup = int(np.count_nonzero(ordered[1:] == ordered[:-1]))
+            dup = _conflicting_repeats(f)
             if dup:
                 repeated += dup
                 tags_repeated += 1
@@ -133,6 +132,19 @@ def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int
         out.append(diag("WC010", f"wall_time decreased by {-wall_drop[0]:.0f} s at step {wall_drop[1]}",
                         path, step=wall_drop[1], seconds=-wall_drop[0]))
     return out
+
+
+def _conflicting_repeats(f: Fragment) -> int:
+    """Repeated steps whose value differs from the step's previous write.
+
+    A logger that writes the same (step, value) twice (Lightning's ``epoch`` column on train and
+    val rows, HF's last ``train/epoch``) has not restarted; only a different value is a conflict.
+    """
+    order = np.argsort(f.steps, kind="stable")
+    steps, values = f.steps[order], f.values[order]
+    same_step = steps[1:] == steps[:-1]
+    same_value = (values[1:] == values[:-1]) | (np.isnan(values[1:]) & np.isnan(values[:-1]))
+    return int(np.count_nonzero(same_step & ~same_value))
 
 
 def _across_sources(reads: Sequence[SourceRead],
