@@ -1,0 +1,245 @@
+"""Shared helpers for text logs (CSV, JSONL, trainer_state.json): bytes in, clean UTF-8 out.
+
+:func:`load_text` turns a file into valid UTF-8 bytes plus the diagnostics of what it had to do on
+the way (gzip by magic bytes, UTF-16/UTF-8 BOMs, NUL runs, invalid UTF-8). It never raises.
+The step-key list, the number and step parsers shared by the CSV and JSON readers live here too,
+so that "what is a number" and "what is a step" mean the same in every text format.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import numbers
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..findings import Finding
+from .interface import diag
+
+STEP_KEYS: tuple[str, ...] = (
+    "step",                 # Lightning CSVLogger, HF log_history, most hand-written loops
+    "global_step",          # HF / TF / LLMs-from-scratch
+    "trainer/global_step",  # Lightning + wandb (preferred over wandb's own _step counter)
+    "train/global_step",
+    "optimizer_step",
+    "iteration",            # mmengine, detectron2
+    "iter",                 # nanoGPT
+    "it",
+    "steps",
+    "num_updates",          # fairseq
+    "updates",
+    "update",
+    "_step",                # wandb's history counter: a log-call index, only a last resort
+    "batch",                # Keras CSVLogger per-batch logs
+)
+"""Names recognised as the step column/key, best first; matched case-insensitively and exactly
+(``epoch`` is deliberately absent: it is not a step axis)."""
+
+WALL_TIME_KEYS: tuple[str, ...] = ("wall_time", "walltime", "_timestamp", "timestamp")
+"""Numeric columns/keys read as wall time (seconds since the epoch) when their values look like it."""
+
+_NONFINITE_SPELLINGS = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf",
+                                  "infinity", "+infinity", "-infinity"})
+_MAX_INT64 = 2**63 - 1
+
+
+def pick_step(names: Iterable[str]) -> int | None:
+    """Index of the step column among ``names`` (first of :data:`STEP_KEYS` present), or ``None``."""
+    lowered: dict[str, int] = {}
+    for i, name in enumerate(names):
+        lowered.setdefault(name.strip().lower(), i)
+    for key in STEP_KEYS:
+        if key in lowered:
+            return lowered[key]
+    return None
+
+
+def is_nonfinite_token(token: str) -> bool:
+    """True for the spellings of NaN/Inf accepted in text logs ('nan', 'NAN', '-Infinity', ...)."""
+    return token.strip().lower() in _NONFINITE_SPELLINGS
+
+
+def parse_number(cell: str) -> float | None:
+    """A text cell as a float: ``None`` for an empty cell (not logged), ``nan`` for an explicit NaN.
+
+    NaN/Inf tokens are matched case-insensitively (``NAN`` is not in pandas' NA list, which is
+    why one such token turns a pandas column into text). Raises ``ValueError`` when the cell is
+    not a number. Underscore digit groups are rejected although ``float()`` accepts them: no CSV
+    writer produces them and pandas does not read them as numbers either.
+    """
+    s = cell.strip()
+    if not s:
+        return None
+    if "_" in s:
+        raise ValueError(cell)
+    return float(s)
+
+
+def parse_decimal_comma(cell: str) -> float:
+    """A cell such as ``2,500000`` (decimal comma, Excel de-DE) as a float; ``ValueError`` otherwise."""
+    s = cell.strip()
+    if s.count(",") != 1 or "." in s or "_" in s:
+        raise ValueError(cell)
+    whole, frac = s.split(",")
+    if not frac[:1].isdigit() or not (whole.lstrip("+-").isdigit() or whole in ("", "-", "+")):
+        raise ValueError(cell)
+    return float(s.replace(",", "."))
+
+
+def parse_step(value: object) -> tuple[int | None, bool]:
+    """A step value as an exact int: ``(step, rounded)``; ``(None, False)`` when it is not a step.
+
+    Integers (also as text, '9', '1e1', '2.0') are exact. A finite non-integer (4.5) is rounded
+    down and flagged so the caller can warn. Empty, NaN/Inf, words, bools and values outside int64
+    are not steps.
+    """
+    if isinstance(value, bool) or value is None:
+        return None, False
+    if isinstance(value, numbers.Integral):  # also numpy integers, which must stay exact
+        value = int(value)
+        return (value, False) if -_MAX_INT64 - 1 <= value <= _MAX_INT64 else (None, False)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s or "_" in s:
+            return None, False
+        try:
+            return parse_step(int(s))
+        except ValueError:
+            pass
+        try:
+            value = float(s)
+        except ValueError:
+            return None, False
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None, False
+    if not math.isfinite(f) or not -(2.0**63) <= f < 2.0**63:
+        return None, False
+    return math.floor(f), not f.is_integer()
+
+
+def format_lines(lines: Sequence[int], limit: int = 5) -> str:
+    """'7, 9, 13' or '7, 9, 13, 15, 17, ...' for messages."""
+    shown = ", ".join(str(n) for n in lines[:limit])
+    return shown + (", ..." if len(lines) > limit else "")
+
+
+def count_lines(data: bytes, start: int = 0, end: int | None = None) -> int:
+    """Number of line terminators (LF, CRLF or lone CR) in ``data[start:end]`` (without copying)."""
+    end = len(data) if end is None else end
+    return data.count(b"\n", start, end) + data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
+
+
+def tail_start(data: bytes) -> int:
+    """Offset of the unterminated last line of ``data`` (``len(data)`` when it ends in a newline)."""
+    if not data or data.endswith((b"\n", b"\r")):
+        return len(data)
+    return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A text log as valid UTF-8 bytes (BOM, NUL bytes and bad bytes already dealt with)."""
+
+    data: bytes
+    size: int
+    gzip: bool = False
+    pristine: bool = False  # ``data`` is the file's bytes (a BOM aside): pandas may read the path
+
+
+def load_text(path: str) -> tuple[Decoded | None, list[Finding]]:
+    """Read ``path`` as text: ``(None, [WC001])`` if it cannot be read, else the decoded bytes.
+
+    Findings: WC012 gzip without a .gz name or UTF-16, WC003 truncated gzip, WC018 NUL bytes,
+    WC013 invalid UTF-8 (first bad byte offset, replaced with U+FFFD).
+    """
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return None, [diag("WC001", f"cannot read file: {reason}", path,
+                           errno=exc.errno, error=type(exc).__name__)]
+    findings: list[Finding] = []
+    data, is_gz = raw, raw[:2] == b"\x1f\x8b"
+    if is_gz:
+        data = _gunzip(raw, path, findings)
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        # PowerShell's '>' writes UTF-16; pandas and the csv module would see NULs everywhere.
+        data = data.decode("utf-16", "replace").encode("utf-8")
+        findings.append(diag("WC012", "file is UTF-16 encoded (byte order mark); decoded as UTF-16",
+                             path, encoding="utf-16"))
+    data = _strip_nuls(data, path, findings)
+    if not data.isascii():
+        data = _check_utf8(data, path, findings)
+    pristine = len(data) == len(raw) and not findings
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]  # Excel's BOM would otherwise glue itself to 'step'
+    return Decoded(data, len(raw), is_gz, pristine), findings
+
+
+def _gunzip(raw: bytes, path: str, findings: list[Finding]) -> bytes:
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(raw):
+        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            # Chunked, so that the output before a corrupt block is kept.
+            for i in range(pos, len(raw), 1 << 20):
+                out.append(dec.decompress(raw[i:i + (1 << 20)]))
+            out.append(dec.flush())
+        except zlib.error as exc:
+            findings.append(diag("WC003", f"gzip data is corrupt ({exc}); the text before it was kept",
+                                 path, recovered_bytes=sum(map(len, out))))
+            break
+        if not dec.eof:
+            findings.append(diag("WC003", "gzip stream ends early (truncated .gz); the text before "
+                                 "the cut was kept", path, recovered_bytes=sum(map(len, out))))
+            break
+        pos = len(raw) - len(dec.unused_data)  # concatenated members (gzip -c a >> log.gz)
+        if not dec.unused_data.strip(b"\x00"):
+            break
+    if not path.lower().endswith((".gz", ".gzip")):
+        findings.append(diag("WC012", "file is gzip-compressed although its name does not end in "
+                             ".gz; decompressed it", path, compression="gzip"))
+    return b"".join(out)
+
+
+def _strip_nuls(data: bytes, path: str, findings: list[Finding]) -> bytes:
+    stripped = data.rstrip(b"\x00")
+    tail = len(data) - len(stripped)
+    if tail:
+        findings.append(diag("WC018", f"{tail} NUL bytes at end of file from byte offset "
+                             f"{len(stripped)} ignored (crash artefact?)", path,
+                             nul_bytes=tail, offset=len(stripped)))
+    inner = stripped.count(b"\x00")
+    if inner:
+        first = stripped.find(b"\x00")
+        findings.append(diag("WC018", f"{inner} NUL bytes inside the file removed, first at byte "
+                             f"offset {first} (crash artefact?)", path, nul_bytes=inner, offset=first))
+        stripped = stripped.replace(b"\x00", b"")
+    return stripped
+
+
+def _check_utf8(data: bytes, path: str, findings: list[Finding]) -> bytes:
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    text = data.decode("utf-8", "replace")
+    replaced = text.count("\ufffd") - data.count("\ufffd".encode())
+    line = data.count(b"\n", 0, first) + 1
+    findings.append(diag("WC013", f"not valid UTF-8 at byte {first} (line {line}); {replaced} "
+                         "bad byte sequence(s) replaced with U+FFFD", path, line=line,
+                         offset=first, replaced=replaced))
+    return text.encode("utf-8")
+
+
+def display_name(path: str) -> str:
+    """The file name used in messages."""
+    return os.path.basename(path) or path

@@ -1,0 +1,285 @@
+"""CSV training logs (Lightning ``metrics.csv``, nanoGPT-style loops, Excel exports).
+
+One :class:`~warmcheck.model.Fragment` per numeric column, built from that column's own
+non-empty cells (Lightning writes train and validation metrics on separate, sparse rows; a
+``dropna()`` across columns would lose most points). The step column is found by name
+(:data:`~warmcheck.readers._text.STEP_KEYS`); without one the 0-based row number is the step.
+What pandas gets silently wrong on such files (';' delimiter, decimal commas, 'NAN', a partial
+last line, a NUL tail, ragged rows, duplicate names) is handled here and reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
+from ._csvcells import Column, convert_column, convert_steps
+from ._csvparse import Table, read_table, sniff_delimiter, split_header
+from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, format_lines, load_text, pick_step, tail_start
+from .interface import diag
+
+_DELIMITER_NAMES = {";": "semicolon ';'", "\t": "tab"}
+_METRIC_WORDS = re.compile(r"(loss|learning[_-]?rate|grad[_-]?norm|accuracy|perplexity)")
+_METRIC_TOKENS = frozenset({"lr", "acc", "ppl", "epoch", "loss", "bleu", "f1", "wer"})
+_WEAK_STEP_KEYS = frozenset({"it", "batch", "update", "updates", "steps"})
+
+
+def read_csv(path: str) -> SourceRead:
+    """Read one CSV log; never raises (an unexpected failure becomes a WC001 finding)."""
+    try:
+        return _read(path)
+    except Exception as exc:  # noqa: BLE001 - the reader contract: damage is data, never a traceback
+        return SourceRead(SourceInfo(path, Format.CSV), findings=[diag(
+            "WC001", f"could not read CSV: {type(exc).__name__}: {exc}", path, error=type(exc).__name__)])
+
+
+def looks_like_training_csv(path: str) -> bool:
+    """Cheap header sniff for discovery: a step-like or metric-like column, or a ``metrics.csv``.
+
+    Reads at most the first MiB (gzip-aware); false for unreadable files and unrelated CSVs.
+    """
+    try:
+        name = os.path.basename(path).lower()
+        if name in ("metrics.csv", "metrics.csv.gz"):
+            return True
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if head[:2] == b"\x1f\x8b":
+            import gzip
+
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(1 << 20)
+        line = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip().splitlines()[:1]
+        if not line:
+            return False
+        names = next(csv.reader(line, delimiter=sniff_delimiter(line[0])), [])
+        return any(_looks_like_log_column(n) for n in names)
+    except Exception:  # noqa: BLE001 - a sniff must never break discovery
+        return False
+
+
+def _looks_like_log_column(name: str) -> bool:
+    low = name.strip().lower()
+    if low in STEP_KEYS and low not in _WEAK_STEP_KEYS:
+        return True
+    tokens = set(re.split(r"[^a-z0-9]+", low))
+    return bool(_METRIC_WORDS.search(low) or tokens & _METRIC_TOKENS)
+
+
+def _read(path: str) -> SourceRead:
+    decoded, findings = load_text(path)
+    if decoded is None:
+        return SourceRead(SourceInfo(path, Format.CSV), findings=findings)
+    if not decoded.data or decoded.data.isspace():  # isspace() stops at the first non-blank byte
+        what = "empty file (0 bytes)" if decoded.size == 0 else \
+            f"empty file: no text in its {decoded.size} bytes"
+        findings.append(diag("WC002", what, path, bytes=decoded.size))
+        return SourceRead(SourceInfo(path, Format.CSV), findings=findings)
+    data = decoded.data
+    header, start, header_lines = split_header(data)
+    end = max(start, tail_start(data))
+    tail = data[end:]
+    header_text = header.decode("utf-8")
+    delimiter = sniff_delimiter(header_text)
+    raw_names = next(csv.reader(io.StringIO(header_text, newline=""), delimiter=delimiter), [])
+    if delimiter != ",":
+        findings.append(diag("WC012", f"{_DELIMITER_NAMES[delimiter]}-delimited CSV: read with "
+                             f"delimiter {delimiter!r}", path, delimiter=delimiter))
+    direct = decoded.pristine and not tail and b'"' not in header
+    table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1,
+                       path if direct else None)
+    reader = _Columns(path, table, raw_names, findings)
+    if tail and not tail.isspace():
+        line = header_lines + count_lines(data, start, end) + 1
+        findings.append(diag("WC003", f"incomplete last line (no newline) at line {line}: file may "
+                             f"still be being written; {reader.n_data} complete rows kept", path,
+                             line=line, bytes=len(tail), rows_kept=reader.n_data))
+        reader.skipped += 1
+        reader.records += 1
+    meta = {"csv": {"delimiter": delimiter, "columns": len(reader.names), "rows": reader.n_data,
+                    "step_column": reader.step_name, "engine": table.engine,
+                    "text_columns": reader.text_columns[:50]}}
+    return SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
+                      fragments=reader.fragments, metadata=meta, findings=findings)
+
+
+class _Columns:
+    """Turns a :class:`Table` into fragments and findings (one pass, state kept for the caller)."""
+
+    def __init__(self, path: str, table: Table, raw_names: list[str], findings: list[Finding]) -> None:
+        self.path, self.table, self.findings = path, table, findings
+        self.fragments: list[Fragment] = []
+        self.text_columns: list[str] = []
+        self.skipped = 0
+        self.names = self._names(raw_names)
+        step_idx = pick_step(raw_names)
+        self.step_name = self.names[step_idx] if step_idx is not None else None
+        cols = {j: convert_column(c, True) for j, c in enumerate(table.columns) if j != step_idx}
+        row_present = np.zeros(table.n_rows, dtype=bool)
+        for col in cols.values():
+            row_present |= col.present
+        if step_idx is not None:
+            steps = convert_steps(table.columns[step_idx])
+            row_present |= steps.present
+            valid, step_arr = row_present & steps.ok, steps.steps
+            self._report_steps(row_present & ~steps.ok, steps.rounded & valid, table.columns[step_idx])
+        else:
+            valid, step_arr = row_present, np.cumsum(row_present, dtype=np.int64) - 1
+        self.n_data = int(np.count_nonzero(row_present))
+        self.records = self.n_data
+        wall = self._wall_times(cols, valid)
+        for j, col in cols.items():
+            self._column(self.names[j], col, valid, step_arr, wall, j)
+        self._summarise(cols, valid, step_arr, step_idx, raw_names)
+
+    def _names(self, raw: list[str]) -> list[str]:
+        names = [n.strip() for n in raw]
+        names += [f"col_{j + 1}" for j in range(len(names), len(self.table.columns))]
+        if self.table.ragged_rows:
+            rows, n = self.table.ragged_rows, len(raw)
+            lines = self.table.lines(rows)
+            width = len(self.table.columns)
+            extra = ", ".join(names[n:])
+            where = f"lines {lines[0]}-{lines[-1]}" if lines and lines[-1] - lines[0] == len(lines) - 1 \
+                else f"{len(rows)} rows (lines {format_lines(lines)})"
+            self.findings.append(diag(
+                "WC016", f"{where} have up to {width} fields, header has {n}; extra column kept as "
+                f"{extra}", self.path, line=lines[0] if lines else None, rows=len(rows),
+                lines=lines[:10], header_fields=n, max_fields=width, columns=names[n:]))
+        seen: dict[str, int] = {}
+        first_col: dict[str, int] = {}
+        for j, name in enumerate(names):
+            if not name:
+                continue
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] == 1:
+                first_col[name] = j
+                continue
+            new = f"{name}#{seen[name]}"
+            while new in names:
+                new += "'"
+            names[j] = new
+            self.findings.append(diag(
+                "WC015", f"duplicate column name {name} (columns {first_col[name] + 1} and {j + 1}); "
+                f"the later one is kept as {new}", self.path, line=self.table.first_line - 1,
+                tag=new, column=j + 1, first_column=first_col[name] + 1))
+        return names
+
+    def _report_steps(self, bad: np.ndarray, rounded: np.ndarray, cells: np.ndarray) -> None:
+        step_name = self.step_name or "step"
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            lines = self.table.lines(rows[:10])
+            self.skipped += len(rows)
+            shown = [str(cells[r])[:20] for r in rows[:5]]
+            self.findings.append(diag(
+                "WC014", f"{len(rows)} row(s) skipped: {step_name} is not a valid integer step at line(s) "
+                f"{format_lines(lines)}", self.path, line=lines[0] if lines else None, tag=step_name,
+                rows=len(rows), lines=lines, values=shown))
+        if rounded.any():
+            rows = np.flatnonzero(rounded)
+            lines = self.table.lines(rows[:10])
+            shown = [str(cells[r])[:20] for r in rows[:5]]
+            self.findings.append(diag(
+                "WC014", f"non-integer step {shown[0]} at line {lines[0]} rounded down"
+                + (f" ({len(rows)} rows, lines {format_lines(lines)})" if len(rows) > 1 else "")
+                + "; row kept", self.path, line=lines[0], tag=step_name, rows=len(rows),
+                lines=lines, values=shown))
+
+    def _wall_times(self, cols: dict[int, Column], valid: np.ndarray) -> np.ndarray:
+        for j, col in cols.items():
+            if self.names[j].lower() in WALL_TIME_KEYS and col.numeric[valid].any():
+                vals = col.values[valid & col.numeric]
+                if 1e8 < float(np.median(vals)) < 1e11:  # epoch seconds, not a duration
+                    return np.where(col.numeric, col.values, np.nan)
+        return np.full(self.table.n_rows, np.nan)
+
+    def _column(self, name: str, col: Column, valid: np.ndarray, steps: np.ndarray,
+                wall: np.ndarray, j: int) -> None:
+        if self.table.n_rows == 0:
+            self.fragments.append(empty_fragment(name))
+            return
+        if not col.numeric.any():
+            if col.present.any():
+                self.text_columns.append(name)
+            return
+        if not name:
+            name = self.names[j] = f"col_{j + 1}"
+            self.findings.append(diag("WC011", f"column {j + 1} has an empty name; kept as {name}",
+                                      self.path, line=self.table.first_line - 1, tag=name, column=j + 1))
+        mask = valid & col.numeric
+        self.fragments.append(Fragment(name, steps[mask], col.values[mask], wall[mask]))
+        if not col.parsed:  # pandas parsed every non-empty cell of this column as a number
+            return
+        bad = np.flatnonzero(col.bad & valid)
+        if len(bad):
+            lines = self.table.lines(bad[:10])
+            self.skipped += len(bad)
+            cells = self.table.columns[j]
+            shown = [str(cells[r])[:20] for r in bad[:5]]
+            self.findings.append(diag(
+                "WC014", f"column {name}: {len(bad)} cell(s) are not numbers and were skipped, at "
+                f"line(s) {format_lines(lines)} (first {shown[0]!r})", self.path, line=lines[0],
+                tag=name, step=int(steps[bad[0]]), cells=len(bad), lines=lines, values=shown))
+
+    def _summarise(self, cols: dict[int, Column], valid: np.ndarray, steps: np.ndarray,
+                   step_idx: int | None, raw_names: list[str]) -> None:
+        path, table = self.path, self.table
+        if table.error:
+            self.skipped += 1
+            self.findings.append(diag("WC014", f"CSV could not be tokenised further ({table.error}); "
+                                      "the rest of the file was skipped", path, error=table.error))
+        if table.c_error and "EOF inside string" in table.c_error and table.n_rows:
+            line = table.lines([table.n_rows - 1])[0]
+            self.findings.append(diag(
+                "WC014", f"unterminated quote in the row at line {line}: the rest of the file was read "
+                "as one cell", path, line=line, error=table.c_error.strip()))
+        if table.n_rows == 0 or self.n_data == 0:
+            self.findings.append(diag("WC002", "header only, 0 data rows", path,
+                                      columns=len(raw_names)))
+            return
+        if step_idx is None and any(f.steps.size for f in self.fragments):
+            self.findings.append(diag(
+                "WC017", "no step column (step, global_step, iteration, iter, ...): the 0-based row "
+                f"number is used as step for {self.n_data} rows", path, rows=self.n_data,
+                columns=[n for n in self.names if n][:20]))
+        if not any(f.steps.size for f in self.fragments):
+            why = "no numeric column" if not self.fragments else "no row with a valid step"
+            self.findings.append(diag("WC002", f"no data: {why} in {self.n_data} data rows", path,
+                                      rows=self.n_data))
+        decimal = {self.names[j]: c.decimal_comma for j, c in cols.items() if c.decimal_comma}
+        if decimal:
+            self.findings.append(diag(
+                "WC012", f"decimal comma read as decimal point in column(s) {', '.join(decimal)} "
+                f"({sum(decimal.values())} cells)", path, columns=decimal))
+        self._nonfinite(cols, valid, steps)
+
+    def _nonfinite(self, cols: dict[int, Column], valid: np.ndarray, steps: np.ndarray) -> None:
+        counts: dict[str, int] = {}
+        tokens: list[str] = []
+        first: tuple[int, str] | None = None
+        for j, col in cols.items():
+            # NaN in a column pandas parsed itself is an empty cell; only inf can be a value there.
+            if not (col.parsed or np.isinf(col.values).any()):
+                continue
+            hit = np.flatnonzero(valid & col.numeric & ~np.isfinite(col.values))
+            if len(hit):
+                counts[self.names[j]] = len(hit)
+                tokens += sorted(col.tokens - set(tokens))
+                if first is None or hit[0] < first[0]:
+                    first = (int(hit[0]), self.names[j])
+        if first is None:
+            return
+        line = self.table.lines([first[0]])[0]
+        parts = ", ".join(f"{name} {n}" for name, n in counts.items())
+        spelled = f" (tokens {', '.join(tokens[:8])})" if tokens else ""
+        self.findings.append(diag(
+            "WC012", f"non-finite values read as NaN/Inf in column(s) {parts}{spelled}; first at step "
+            f"{int(steps[first[0]])} (line {line})", self.path, line=line, tag=first[1],
+            step=int(steps[first[0]]), columns=counts, tokens=tokens[:8]))
