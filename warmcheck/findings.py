@@ -250,3 +250,11 @@ FAMILIES: Mapping[str, str] = {
     "WC3": "loss and grad-norm spikes",
     "WC4": "divergence and non-finite values",
 }
+
+
+def rules_markdown() -> str:
+    """The README's rule table, generated from :data:`RULES` (a test keeps the README in sync)."""
+    lines = ["| code | name | default severity | what it detects |", "|---|---|---|---|"]
+    for rule in RULES.values():
+        lines.append(f"| {rule.code} | `{rule.slug}` | {rule.severity.value} | {rule.summary} |")
+    return "\n".join(lines)
