@@ -64,6 +64,11 @@ def looks_like_training_csv(path: str) -> bool:
         return False
 
 
+def _cell_text(cell: object) -> str:
+    """A cell as written, for details (a float NaN from pandas is an empty cell)."""
+    return "" if isinstance(cell, float) and cell != cell else str(cell)[:20]
+
+
 def _looks_like_log_column(name: str) -> bool:
     low = name.strip().lower()
     if low in STEP_KEYS and low not in _WEAK_STEP_KEYS:
@@ -177,7 +182,7 @@ class _Columns:
             rows = np.flatnonzero(bad)
             lines = self.table.lines(rows[:10])
             self.skipped += len(rows)
-            shown = [str(cells[r])[:20] for r in rows[:5]]
+            shown = [_cell_text(cells[r]) for r in rows[:5]]
             self.findings.append(diag(
                 "WC014", f"{len(rows)} row(s) skipped: {step_name} is not a valid integer step at line(s) "
                 f"{format_lines(lines)}", self.path, line=lines[0] if lines else None, tag=step_name,
@@ -185,7 +190,7 @@ class _Columns:
         if rounded.any():
             rows = np.flatnonzero(rounded)
             lines = self.table.lines(rows[:10])
-            shown = [str(cells[r])[:20] for r in rows[:5]]
+            shown = [_cell_text(cells[r]) for r in rows[:5]]
             self.findings.append(diag(
                 "WC014", f"non-integer step {shown[0]} at line {lines[0]} rounded down"
                 + (f" ({len(rows)} rows, lines {format_lines(lines)})" if len(rows) > 1 else "")
@@ -222,7 +227,7 @@ class _Columns:
             lines = self.table.lines(bad[:10])
             self.skipped += len(bad)
             cells = self.table.columns[j]
-            shown = [str(cells[r])[:20] for r in bad[:5]]
+            shown = [_cell_text(cells[r]) for r in bad[:5]]
             self.findings.append(diag(
                 "WC014", f"column {name}: {len(bad)} cell(s) are not numbers and were skipped, at "
                 f"line(s) {format_lines(lines)} (first {shown[0]!r})", self.path, line=lines[0],
