@@ -142,8 +142,9 @@ def founding_book(out: Path) -> list[str]:
     assert warmup == 27
     what = ("the LLMs-from-scratch appendix D run: 9 batches x 15 epochs = 135 steps, warmup int(0.2 x 135) = 27, "
             "LR 1e-5 -> 1e-3 then cosine to 1e-5, logged at 0-based steps")
-    return [f"founding_book_tb | TensorBoard: {what} | clean (exit 0); the LR series has its peak 1e-3 first at step 27",
-            f"founding_book_csv | the same run as `step,lr,loss` CSV | clean (exit 0), 135 points per series"]
+    return [f"founding_book_tb | TensorBoard: {what} | clean (exit 0); the LR series has its peak 1e-3 "
+            "first at step 27",
+            "founding_book_csv | the same run as `step,lr,loss` CSV | clean (exit 0), 135 points per series"]
 
 
 def loss_spike(out: Path) -> str:

@@ -55,9 +55,10 @@ def exit_code(outcome: Outcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool 
     return 1 if any(f.severity.rank >= threshold for f in outcome.all_findings()) else 0
 
 
-def analyze(paths: Sequence[str], settings: Settings = Settings(),
+def analyze(paths: Sequence[str], settings: Settings | None = None,
             progress: Callable[[int, int, str], None] | None = None) -> Outcome:
     """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none."""
+    settings = settings or Settings()
     found = discover(paths, is_training_csv)
     if not found.runs:
         raise NoRunsError("no training logs found under " + ", ".join(paths))

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from factories import (record_bytes, run_events, scalar_event, tensor_event, text_event, version_event,
-                       write_events)
+from factories import record_bytes, run_events, scalar_event, tensor_event, text_event, version_event, write_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2

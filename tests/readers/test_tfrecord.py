@@ -166,7 +166,7 @@ def test_small_chunks_give_the_same_records(tmp_path, chunk: int) -> None:
     path.write_bytes(bytes(data) + b"\x00" * 5)
     whole = frame(bytes(data) + b"\x00" * 5)
     got_starts, got_damage = [], []
-    for buf, fr in TFRecordScanner(str(path), chunk_size=chunk).scan():
+    for _, fr in TFRecordScanner(str(path), chunk_size=chunk).scan():
         got_starts += (fr.base + fr.starts).tolist()
         got_damage += [(d.kind, d.offset) for d in fr.damage]
     assert got_starts == whole.starts.tolist()

@@ -71,9 +71,8 @@ def _merge(tag: str, parts: list[tuple[int, Fragment]]) -> Series:
 
 def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
     out: list[Finding] = []
-    for i, r in enumerate(reads):
-        frags = list(r.fragments)
-        out.extend(_within_source(r.info.path, frags, r.restart_steps))
+    for r in reads:
+        out.extend(_within_source(r.info.path, list(r.fragments), r.restart_steps))
     out.extend(_across_sources(reads, by_tag))
     all_steps = [f.steps for r in reads for f in r.fragments if len(f)]
     if all_steps:
@@ -165,10 +164,10 @@ def _across_sources(reads: Sequence[SourceRead],
                     acc[2], acc[3] = min(acc[2], int(common[0])), max(acc[3], int(common[-1]))
     out = []
     for (ia, ib), (points, tags, lo, hi) in sorted(pairs.items()):
-        a, b = reads[ia].info.path, reads[ib].info.path
-        out.append(diag("WC006", f"resume overlap: steps {lo}..{hi} in both {_base(a)} and {_base(b)} "
-                        f"({points} points in {tags} tags); the later file is analysed",
-                        b, step=lo, step_end=hi, superseded=points, tags=tags, earlier=a))
+        earlier, later = reads[ia].info.path, reads[ib].info.path
+        out.append(diag("WC006", f"resume overlap: steps {lo}..{hi} in both {_base(earlier)} and "
+                        f"{_base(later)} ({points} points in {tags} tags); the later file is analysed",
+                        later, step=lo, step_end=hi, superseded=points, tags=tags, earlier=earlier))
     return out
 
 

@@ -11,7 +11,7 @@ column, and gives exactly the values the C library gives (tests compare them).
 from __future__ import annotations
 
 import numpy as np
-from google_crc32c import value as _crc32c_c  # type: ignore[import-untyped]
+from google_crc32c import value as _crc32c_c
 from numpy.typing import NDArray
 
 _POLY = 0x82F63B78

@@ -35,8 +35,8 @@ _INT_DTYPES = {
 }
 _FLOAT_DTYPES = {types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64,
                  types_pb2.DT_HALF: np.float16}
-_SCALAR_PLUGINS = ("", "scalars")
-_PAD = 256  # zero bytes appended to a chunk: reads past a garbage position stay in the buffer  # tensors of other plugins (text, hparams, ...) are not scalars
+_SCALAR_PLUGINS = ("", "scalars")  # tensors of other plugins (text, hparams, ...) are not scalars
+_PAD = 256  # zero bytes appended to a chunk: reads past a garbage position stay in the buffer
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ in :mod:`warmcheck.readers.assemble`, the same way for every format.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from ..findings import Finding, make
@@ -23,7 +24,10 @@ class ReadFunction(Protocol):
 
 def diag(code: str, message: str, source: str, *, line: int | None = None,
          tag: str | None = None, step: int | None = None, step_end: int | None = None,
-         **details: object) -> Finding:
-    """A reader diagnostic for ``source`` (run left empty; the run assembly fills it in)."""
+         details: Mapping[str, object] | None = None, **more: object) -> Finding:
+    """A reader diagnostic for ``source`` (run left empty; the run assembly fills it in).
+
+    Measured values go in ``details`` or as extra keyword arguments.
+    """
     return make(code, message, source=source, line=line, tag=tag, step=step, step_end=step_end,
-                details=details)
+                details={**(details or {}), **more})

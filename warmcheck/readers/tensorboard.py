@@ -113,12 +113,12 @@ class EventFileReader:
     def _damage_finding(self, d: Damage) -> Finding:
         where = f"at offset {d.offset}"
         rec = f"record #{d.record_index} " if d.record_index is not None else ""
-        extra = {"offset": d.offset, "bytes_skipped": d.nbytes, "kind": d.kind.value}
+        extra: dict[str, object] = {"offset": d.offset, "bytes_skipped": d.nbytes, "kind": d.kind.value}
         if d.record_index is not None:
             extra["record"] = d.record_index
         if d.kind is DamageKind.TRUNCATED:
             return diag("WC003", f"truncated final record {where} ({d.nbytes} trailing bytes); file may still be "
-                        "being written or the writer crashed", self.display, **extra)
+                        "being written or the writer crashed", self.display, details=extra)
         if d.kind is DamageKind.DATA_CRC:
             msg = f"{rec}{where}: data CRC mismatch; record skipped ({d.nbytes} bytes)"
         elif d.kind is DamageKind.LENGTH_CRC:
@@ -130,8 +130,8 @@ class EventFileReader:
             msg = f"{d.nbytes} trailing zero bytes from offset {d.offset} (crash artefact?)"
         else:
             return diag("WC002", f"not a TFRecord/event file: length CRC mismatch at offset {d.offset} "
-                        f"({d.nbytes} bytes unreadable)", self.display, **extra)
-        return diag("WC004", msg, self.display, **extra)
+                        f"({d.nbytes} bytes unreadable)", self.display, details=extra)
+        return diag("WC004", msg, self.display, details=extra)
 
     def _emptiness(self, records: int, points: int, meta: dict[str, object], findings: list[Finding],
                    nonscalar: int) -> Iterator[Finding]:
