@@ -148,26 +148,37 @@ def _conflicting_repeats(f: Fragment) -> int:
 
 def _across_sources(reads: Sequence[SourceRead],
                     by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
-    """Resume overlaps: steps written by an earlier source and again by a later one."""
-    pairs: dict[tuple[int, int], list[int]] = {}  # (earlier, later) -> [points, tags, lo, hi]
+    """Resume overlaps: steps written by an earlier source and again by a later one.
+
+    A pair of files is reported when at least one repeated step carries a different value; files
+    that repeat a step with the same value (HF writes the last ``train/epoch`` into both) are not.
+    """
+    pairs: dict[tuple[int, int], list[int]] = {}  # (earlier, later) -> [points, tags, lo, hi, conflicts]
     for parts in by_tag.values():
         for a in range(len(parts)):
             for b in range(a + 1, len(parts)):
                 (ia, fa), (ib, fb) = parts[a], parts[b]
                 if ia == ib or not len(fa) or not len(fb):
                     continue
-                common = np.intersect1d(fa.steps, fb.steps)
-                if common.shape[0]:
-                    acc = pairs.setdefault((ia, ib), [0, 0, int(common[0]), int(common[-1])])
-                    acc[0] += int(common.shape[0])
-                    acc[1] += 1
-                    acc[2], acc[3] = min(acc[2], int(common[0])), max(acc[3], int(common[-1]))
+                common, ka, kb = np.intersect1d(fa.steps, fb.steps, return_indices=True)
+                if not common.shape[0]:
+                    continue
+                va, vb = fa.values[ka], fb.values[kb]
+                conflicts = int(np.count_nonzero((va != vb) & ~(np.isnan(va) & np.isnan(vb))))
+                acc = pairs.setdefault((ia, ib), [0, 0, int(common[0]), int(common[-1]), 0])
+                acc[0] += int(common.shape[0])
+                acc[1] += 1
+                acc[2], acc[3] = min(acc[2], int(common[0])), max(acc[3], int(common[-1]))
+                acc[4] += conflicts
     out = []
-    for (ia, ib), (points, tags, lo, hi) in sorted(pairs.items()):
+    for (ia, ib), (points, tags, lo, hi, conflicts) in sorted(pairs.items()):
+        if not conflicts:
+            continue
         earlier, later = reads[ia].info.path, reads[ib].info.path
         out.append(diag("WC006", f"resume overlap: steps {lo}..{hi} in both {_base(earlier)} and "
                         f"{_base(later)} ({points} points in {tags} tags); the later file is analysed",
-                        later, step=lo, step_end=hi, superseded=points, tags=tags, earlier=earlier))
+                        later, step=lo, step_end=hi, superseded=points, tags=tags, earlier=earlier,
+                        conflicting=conflicts))
     return out
 
 
