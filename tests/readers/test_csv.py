@@ -288,6 +288,24 @@ def test_unterminated_quote_is_reported(tmp_path: Path) -> None:
     assert _codes(read) == ["WC014", "WC014"]  # the quote, and the swallowed cell of column loss
 
 
+def test_a_log_growing_during_the_read_gives_the_snapshot(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from warmcheck.readers import csvlog
+
+    path = _write(tmp_path, "step,loss\n0,1\n1,2\n")
+    real = csvlog.load_text
+
+    def load_then_append(p: str):  # noqa: ANN202 - the writer appends right after our read
+        out = real(p)
+        with open(p, "a") as fh:
+            fh.write("2,3\n3,")
+        return out
+
+    monkeypatch.setattr(csvlog, "load_text", load_then_append)
+    read = read_csv(path)
+    assert _frags(read)["loss"].steps.tolist() == [0, 1] and read.findings == []
+
+
 def test_looks_like_training_csv(tmp_path: Path) -> None:
     assert looks_like_training_csv(_write(tmp_path, "id,text,label\n1,a,0\n", "metrics.csv"))
     assert looks_like_training_csv(_write(tmp_path, "iter,loss\n0,1\n", "log.csv"))

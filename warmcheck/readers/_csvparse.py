@@ -119,7 +119,8 @@ def _read_c(table: Table, n_fields: int, path: str | None) -> Table:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' DtypeWarning/ParserWarning: we report ourselves
         frame = pd.read_csv(
-            source, skiprows=table.first_line - 1 if path else 0, sep=table.delimiter, header=None,
+            source, skiprows=table.first_line - 1 if path else 0,
+            sep=table.delimiter, header=None,
             names=list(range(n_fields)),
             index_col=False,  # otherwise extra fields silently become an index instead of an error
             keep_default_na=False, na_values=[""], skip_blank_lines=False, engine="c", quotechar='"',

@@ -131,6 +131,8 @@ def format_lines(lines: Sequence[int], limit: int = 5) -> str:
 def count_lines(data: bytes, start: int = 0, end: int | None = None) -> int:
     """Number of line terminators (LF, CRLF or lone CR) in ``data[start:end]`` (without copying)."""
     end = len(data) if end is None else end
+    if data.find(b"\r", start, end) < 0:  # the usual LF-only file: one scan instead of three
+        return data.count(b"\n", start, end)
     return data.count(b"\n", start, end) + data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
 
 
@@ -149,6 +151,7 @@ class Decoded:
     size: int
     gzip: bool = False
     pristine: bool = False  # ``data`` is the file's bytes (a BOM aside): pandas may read the path
+    stamp: tuple[int, int, int] = (0, 0, 0)  # (size, mtime_ns, inode) when read: see file_stamp()
 
 
 def load_text(path: str) -> tuple[Decoded | None, list[Finding]]:
@@ -159,6 +162,7 @@ def load_text(path: str) -> tuple[Decoded | None, list[Finding]]:
     """
     try:
         with open(path, "rb") as fh:
+            stamp = _stamp(os.fstat(fh.fileno()))
             raw = fh.read()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -179,7 +183,19 @@ def load_text(path: str) -> tuple[Decoded | None, list[Finding]]:
     pristine = len(data) == len(raw) and not findings
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]  # Excel's BOM would otherwise glue itself to 'step'
-    return Decoded(data, len(raw), is_gz, pristine), findings
+    return Decoded(data, len(raw), is_gz, pristine and stamp[0] == len(raw), stamp), findings
+
+
+def file_stamp(path: str) -> tuple[int, int, int] | None:
+    """``(size, mtime_ns, inode)`` of ``path`` now, to tell whether a live log changed since read."""
+    try:
+        return _stamp(os.stat(path))
+    except OSError:
+        return None
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _gunzip(raw: bytes, path: str, findings: list[Finding]) -> bytes:
@@ -216,7 +232,7 @@ def _strip_nuls(data: bytes, path: str, findings: list[Finding]) -> bytes:
         findings.append(diag("WC018", f"{tail} NUL bytes at end of file from byte offset "
                              f"{len(stripped)} ignored (crash artefact?)", path,
                              nul_bytes=tail, offset=len(stripped)))
-    inner = stripped.count(b"\x00")
+    inner = stripped.count(b"\x00") if b"\x00" in stripped else 0  # 'in' is a memchr, count is not
     if inner:
         first = stripped.find(b"\x00")
         findings.append(diag("WC018", f"{inner} NUL bytes inside the file removed, first at byte "
