@@ -118,7 +118,7 @@ def test_entries_without_step_and_non_numeric_values(tmp_path: Path) -> None:
     assert set(frags) == {"loss", "nested/a"}
     assert frags["loss"].steps.tolist() == [5, 7] and math.isnan(frags["loss"].values[1])
     by_message = {f.message.split(":")[0]: f for f in read.findings}
-    assert by_message["1 entries skipped"].details["entries"] == [1]
+    assert by_message["1 entry skipped"].details["entries"] == [1]
     assert by_message["key loss"].details == {"cells": 1, "entries": [2]}
     assert _codes(read) == ["WC014", "WC014", "WC014"]  # no step, bad value, non-object entry
     assert (read.info.records, read.info.skipped) == (5, 3)

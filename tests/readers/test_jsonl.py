@@ -55,8 +55,8 @@ def test_bad_lines_are_counted_with_physical_line_numbers(tmp_path: Path) -> Non
     found = {f.message.split(" and ")[0].split(":")[0]: f for f in read.findings}
     assert found["1 line(s) are not valid JSON"].details["lines"] == [4]
     assert found["1 line(s) are JSON but not objects"].details["lines"] == [3]
-    assert found["1 lines skipped"].line == 5 and found["1 lines skipped"].tag == "step"
-    assert found["non-integer step 2.5 at line 6 rounded down (1 lines); kept"].line == 6
+    assert found["1 line skipped"].line == 5 and found["1 line skipped"].tag == "step"
+    assert found["non-integer step 2.5 at line 6 rounded down (1 line); kept"].line == 6
     assert found["key loss"].details == {"cells": 1, "lines": [6]}
     assert found["bare non-finite JSON tokens accepted as numbers (NaN x1); they are not standard JSON"]
     loss = _frags(read)["loss"]

@@ -110,6 +110,9 @@ class Collector:
             key.walls.append(wall)
             key.where.append(loc)
 
+    def _n(self, count: int) -> str:
+        return f"{count} {self.where if count == 1 else self.plural}"
+
     def _at(self, message: str, locs: list[int], tag: str | None, **details: object) -> Finding:
         """A WC014 naming ``locs`` (line numbers, or entry indices in details only)."""
         details[self.plural] = locs[:10]
@@ -123,12 +126,12 @@ class Collector:
         unit, units = self.where, self.plural
         if self.bad_steps:
             locs = self.bad_steps
-            findings.append(self._at(f"{len(locs)} {units} skipped: no valid integer {step_key!r} at "
+            findings.append(self._at(f"{self._n(len(locs))} skipped: no valid integer {step_key!r} at "
                                      f"{units} {format_lines(locs)}", locs, step_key, rows=len(locs)))
         if self.rounded:
             loc, raw = self.rounded[0]
             findings.append(self._at(f"non-integer step {raw!r} at {unit} {loc} rounded down "
-                                     f"({len(self.rounded)} {units}); kept",
+                                     f"({self._n(len(self.rounded))}); kept",
                                      [w for w, _ in self.rounded], step_key, rows=len(self.rounded)))
         fragments = []
         for name, key in self.keys.items():

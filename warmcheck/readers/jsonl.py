@@ -15,7 +15,7 @@ import json
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ._records import Collector, NonFiniteTokens, flatten, pick_key
-from ._text import STEP_KEYS, format_lines, load_text
+from ._text import format_lines, load_text
 from .interface import diag
 
 
@@ -76,7 +76,7 @@ def _read(path: str) -> SourceRead:
     has_points = any(len(f) for f in fragments)
     if step_key is None and has_points:
         findings.append(diag(
-            "WC017", f"no step key ({', '.join(STEP_KEYS[:5])}, ...) in any line: the 0-based index of "
+            "WC017", "no step key (step, global_step, iteration, iter, ...) in any line: the 0-based index of "
             f"the {len(parsed)} object lines is used as step", path, rows=len(parsed)))
     if not has_points:
         findings.append(diag("WC002", f"no data: no numeric value in {records} non-blank lines", path,
