@@ -254,8 +254,3 @@ def _check_utf8(data: bytes, path: str, findings: list[Finding]) -> bytes:
                          "bad byte sequence(s) replaced with U+FFFD", path, line=line,
                          offset=first, replaced=replaced))
     return text.encode("utf-8")
-
-
-def display_name(path: str) -> str:
-    """The file name used in messages."""
-    return os.path.basename(path) or path
