@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -349,23 +348,3 @@ def test_never_raises_on_arbitrary_text(tmp_path: Path, parts: list[str], compre
     assert not any(f.message.startswith("could not read CSV") for f in read.findings)
     for frag in read.fragments:
         assert frag.steps.dtype == np.int64 and len(frag.steps) == len(frag.values) == len(frag.wall_times)
-
-
-WILD = Path("/work/shared/data/wild")
-
-
-@pytest.mark.skipif(not WILD.is_dir(), reason="the shared wild-log collection is not on this machine")
-def test_wild_logs_read_without_internal_errors() -> None:
-    from warmcheck.readers.jsonl import read_jsonl
-
-    for root, _, files in os.walk(WILD):
-        for name in files:
-            path = os.path.join(root, name)
-            if name.endswith(".csv"):
-                reads = [read_csv(path)]
-            elif name.endswith((".json", ".jsonl")):
-                reads = [read_trainer_state(path), read_jsonl(path)]
-            else:
-                continue
-            for read in reads:
-                assert not any(f.message.startswith("could not read") for f in read.findings), path

@@ -118,10 +118,13 @@ def test_entries_without_step_and_non_numeric_values(tmp_path: Path) -> None:
     assert set(frags) == {"loss", "nested/a"}
     assert frags["loss"].steps.tolist() == [5, 7] and math.isnan(frags["loss"].values[1])
     by_message = {f.message.split(":")[0]: f for f in read.findings}
-    assert by_message["1 entry skipped"].details["entries"] == [1]
     assert by_message["key loss"].details == {"cells": 1, "entries": [2]}
-    assert _codes(read) == ["WC014", "WC014", "WC014"]  # no step, bad value, non-object entry
-    assert (read.info.records, read.info.skipped) == (5, 3)
+    assert _codes(read) == ["WC014", "WC014"]  # bad value, non-object entry
+    # An entry without a step (a predict() call) is neither a point nor damage: it is metadata.
+    assert read.metadata["entries_without_step"] == [{"epoch": 1.0, "predict_loss": 0.4}]
+    assert (read.info.records, read.info.skipped) == (5, 2)
+    bad_step = read_trainer_state(_state(tmp_path, json.dumps({"log_history": [{"step": "x", "loss": 1.0}]})))
+    assert _codes(bad_step) == ["WC002", "WC014"]
 
 
 def test_top_level_list_of_entries(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ def _entries(path: str, info: SourceInfo, top: dict[str, object], entries: list[
              tokens: NonFiniteTokens, findings: list[Finding]) -> SourceRead:
     collector = Collector(path, where="entry")
     summaries: list[object] = []
+    unstepped: list[object] = []
     not_objects: list[int] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -126,6 +127,11 @@ def _entries(path: str, info: SourceInfo, top: dict[str, object], entries: list[
         if any(k in entry for k in _SUMMARY_KEYS) or ("train_loss" in entry and "loss" not in entry
                                                       and "learning_rate" not in entry):
             summaries.append(json_safe(entry))
+            continue
+        if "step" not in entry:
+            # Trainer.predict()/evaluate() outside training log metrics without a step: not a
+            # training point, and not damage either.
+            unstepped.append(json_safe(entry))
             continue
         collector.add(flatten(entry), i, "step", i)
     fragments, more, skipped = collector.build("step")
@@ -144,5 +150,7 @@ def _entries(path: str, info: SourceInfo, top: dict[str, object], entries: list[
                                                  if not isinstance(v, list)}}
     if summaries:
         meta["train_summary"] = summaries[-1]
+    if unstepped:
+        meta["entries_without_step"] = unstepped
     return SourceRead(SourceInfo(path, info.format, len(entries), skipped), fragments=fragments,
                       metadata=meta, findings=findings)
