@@ -18,6 +18,7 @@ _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
 _MAX_VECTOR_LEN = 4096  # longer records are checked with one C call each
 _BLOCK_ROWS = 8192
+_MIN_VECTOR_ROWS = 256  # below this, numpy's per-call overhead costs more than one C call per record
 
 U32 = NDArray[np.uint32]
 
@@ -83,7 +84,7 @@ def crc32c_many(buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDAr
     for group in np.split(order, bounds):
         length = int(lengths[group[0]])
         group_starts = starts[group]
-        if length > _MAX_VECTOR_LEN or group.shape[0] < 4:
+        if length > _MAX_VECTOR_LEN or group.shape[0] < _MIN_VECTOR_ROWS:
             out[group] = [
                 _crc32c_c(buf[s : s + length].tobytes()) for s in group_starts.tolist()
             ]
@@ -96,8 +97,9 @@ def _crc_equal_length(buf: NDArray[np.uint8], starts: NDArray[np.int64], length:
     """CRCs of equal-length records: C for the first, XOR deltas for the others."""
     if length == 0:
         return np.full(starts.shape[0], _crc32c_c(b""), dtype=np.uint32)
-    # A sliding-window view gathers n x length bytes without an int64 index matrix.
-    windows = np.lib.stride_tricks.sliding_window_view(buf, length)
+    # A zero-copy (n, length) window view: fancy indexing its rows gathers n x length bytes
+    # without an int64 index matrix.
+    windows = np.ndarray((buf.shape[0] - length + 1, length), np.uint8, buffer=buf, strides=(1, 1))
     first = windows[starts[0]]
     base = np.uint32(_crc32c_c(first.tobytes()))
     tables = position_tables(length)

@@ -216,7 +216,7 @@ class TFRecordScanner:
     """
 
     def __init__(self, path: str, offset: int = 0, record_index: int = 0,
-                 chunk_size: int = 32 << 20) -> None:
+                 chunk_size: int = 8 << 20) -> None:
         self.path = path
         self.offset = offset
         self.record_index = record_index
