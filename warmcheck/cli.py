@@ -12,12 +12,13 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__
-from .config import FailOn, Settings
+from .config import FailOn, Settings, load_settings
 from .errors import WarmcheckError
 from .findings import Severity
 from .pipeline import Outcome, analyze, exit_code
@@ -39,6 +40,49 @@ def main() -> None:
     """warmcheck: where warmup really ended, and what the loss did, to the step."""
 
 
+def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by commands that analyse: configuration, tags and the warmup expectation."""
+    for decorator in reversed([
+        click.option("--config", "config", type=click.Path(dir_okay=False, path_type=str),
+                     help="Read [tool.warmcheck] from this file instead of searching for pyproject.toml."),
+        click.option("--isolated", is_flag=True, help="Ignore configuration files."),
+        _tags_option("--lr-tag", "learning rate"),
+        _tags_option("--loss-tag", "loss"),
+        _tags_option("--grad-norm-tag", "gradient norm"),
+        click.option("--warmup-steps", type=click.IntRange(min=0), help="Configured warmup, in optimizer updates."),
+        click.option("--warmup-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Configured warmup as a fraction of the total steps."),
+        click.option("--total-steps", type=click.IntRange(min=1),
+                     help="Configured total optimizer updates (default: the logged run length)."),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Configured epochs."),
+        click.option("--steps-per-epoch", type=click.IntRange(min=1),
+                     help="Batches per epoch (with --grad-accum: dataloader batches, before accumulation)."),
+        click.option("--grad-accum", type=click.IntRange(min=1), help="Gradient accumulation steps."),
+        click.option("--peak-lr", type=click.FloatRange(min=0, min_open=True), help="Configured peak learning rate."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+_SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", "lr_tag": "lr_tags",
+                  "loss_tag": "loss_tags", "grad_norm_tag": "grad_norm_tags", "warmup_steps": "warmup_steps",
+                  "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
+                  "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr"}
+
+
+def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
+    """Flags the user gave (not click defaults) on top of the configuration file."""
+    flags: dict[str, Any] = {}
+    for param, name in _SETTING_FLAGS.items():
+        if param not in params or ctx.get_parameter_source(param) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = params[param]
+        if isinstance(value, tuple):
+            value = tuple(value)
+        flags[name] = FailOn(value) if name == "fail_on" else value
+    return _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated"))), False)
+
+
 @main.command("analyze", epilog=_EXIT_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
@@ -50,17 +94,14 @@ def main() -> None:
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
 @click.option("--select", multiple=True, metavar="PREFIX", help="Only report codes with this prefix.")
 @click.option("--ignore", multiple=True, metavar="PREFIX", help="Do not report codes with this prefix.")
-@_tags_option("--lr-tag", "learning rate")
-@_tags_option("--loss-tag", "loss")
-@_tags_option("--grad-norm-tag", "gradient norm")
+@_config_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
-def analyze_cmd(paths: Sequence[str], fmt: str, output: str | None, fail_on: str, exit_zero: bool,
-                select: Sequence[str], ignore: Sequence[str], lr_tag: Sequence[str], loss_tag: Sequence[str],
-                grad_norm_tag: Sequence[str], quiet: bool, verbose: bool) -> None:
+@click.pass_context
+def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
+                quiet: bool, verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
-    settings = Settings(fail_on=FailOn(fail_on), select=tuple(select) or ("WC",), ignore=tuple(ignore),
-                        lr_tags=tuple(lr_tag), loss_tags=tuple(loss_tag), grad_norm_tags=tuple(grad_norm_tag))
+    settings = _settings(ctx, params)
     outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress()), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
     _emit(make_reporter(OutputFormat(fmt), colour=colour).render(outcome), output)
@@ -73,15 +114,12 @@ def analyze_cmd(paths: Sequence[str], fmt: str, output: str | None, fail_on: str
 @main.command("tags")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_tags_option("--lr-tag", "learning rate")
-@_tags_option("--loss-tag", "loss")
-@_tags_option("--grad-norm-tag", "gradient norm")
+@_config_options
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
-def tags_cmd(paths: Sequence[str], fmt: str, lr_tag: Sequence[str], loss_tag: Sequence[str],
-             grad_norm_tag: Sequence[str], verbose: bool) -> None:
+@click.pass_context
+def tags_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, verbose: bool, **params: Any) -> None:
     """List the series of each run: tag, role, points, step range."""
-    settings = Settings(lr_tags=tuple(lr_tag), loss_tags=tuple(loss_tag), grad_norm_tags=tuple(grad_norm_tag),
-                        select=("WC0",))
+    settings = replace(_settings(ctx, params), select=("WC0",))
     outcome = _run_guarded(lambda: analyze(paths, settings, _progress()), verbose)
     if fmt == "json":
         from .reporters.json import series_dict
@@ -100,7 +138,10 @@ def tags_cmd(paths: Sequence[str], fmt: str, lr_tag: Sequence[str], loss_tag: Se
     sys.exit(0 if outcome.analysable else 2)
 
 
-def _run_guarded(fn: Callable[[], Outcome], verbose: bool) -> Outcome:
+T = TypeVar("T")
+
+
+def _run_guarded(fn: Callable[[], T], verbose: bool) -> T:
     """Turn expected failures into a one-line error and exit 2; never show a traceback unasked."""
     try:
         return fn()

@@ -1,12 +1,30 @@
-"""Settings: the one frozen object the core sees (never click, environment or TOML)."""
+"""Settings: the one frozen object the core sees (never click, environment or TOML), and the
+``[tool.warmcheck]`` table that feeds it.
+
+Precedence, lowest first: built-in defaults, the nearest ``pyproject.toml`` that has a
+``[tool.warmcheck]`` table (or ``warmcheck.toml``), command-line flags. ``--config FILE`` replaces the
+search and ``--isolated`` skips it. Unknown keys and bad values are a :class:`ConfigError` naming the
+key, the file and what is allowed.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
+from .errors import ConfigError
 from .model import Role
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 class FailOn(str, enum.Enum):
@@ -20,7 +38,11 @@ class FailOn(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything an analysis run depends on, with the documented defaults."""
+    """Everything an analysis run depends on, with the documented defaults.
+
+    ``sources`` records, for settings that did not come from a flag, where they came from (the
+    config file), so findings can name it.
+    """
 
     fail_on: FailOn = FailOn.ERROR
     select: tuple[str, ...] = ("WC",)
@@ -28,6 +50,14 @@ class Settings:
     lr_tags: tuple[str, ...] = ()
     loss_tags: tuple[str, ...] = ()
     grad_norm_tags: tuple[str, ...] = ()
+    warmup_steps: int | None = None
+    warmup_ratio: float | None = None
+    total_steps: int | None = None
+    epochs: float | None = None
+    steps_per_epoch: int | None = None
+    grad_accum: int | None = None
+    peak_lr: float | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def role_overrides(self) -> Mapping[Role, tuple[str, ...]]:
         """Explicit tag choices per role (exact names or globs), empty roles left to the rules."""
@@ -39,3 +69,133 @@ class Settings:
         sel = max((len(p) for p in self.select if code.startswith(p)), default=-1)
         ign = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return sel >= 0 and sel > ign
+
+
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError("an integer >= 1")
+    return v
+
+
+def _non_negative_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError("an integer >= 0")
+    return v
+
+
+def _ratio(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < float(v) < 1:
+        raise ValueError("a number between 0 and 1 (exclusive)")
+    return float(v)
+
+
+def _positive(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) or float(v) <= 0:
+        raise ValueError("a number > 0")
+    return float(v)
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise ValueError("a string or a list of strings")
+
+
+def _fail_on(v: Any) -> FailOn:
+    try:
+        return FailOn(v)
+    except ValueError:
+        raise ValueError("one of " + ", ".join(f.value for f in FailOn)) from None
+
+
+# key in [tool.warmcheck] (kebab-case) -> (Settings field, validator)
+KEYS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
+    "fail-on": ("fail_on", _fail_on),
+    "select": ("select", _strings),
+    "ignore": ("ignore", _strings),
+    "lr-tags": ("lr_tags", _strings),
+    "loss-tags": ("loss_tags", _strings),
+    "grad-norm-tags": ("grad_norm_tags", _strings),
+    "warmup-steps": ("warmup_steps", _non_negative_int),
+    "warmup-ratio": ("warmup_ratio", _ratio),
+    "total-steps": ("total_steps", _positive_int),
+    "epochs": ("epochs", _positive),
+    "steps-per-epoch": ("steps_per_epoch", _positive_int),
+    "grad-accum": ("grad_accum", _positive_int),
+    "peak-lr": ("peak_lr", _positive),
+}
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.warmcheck]`` table, or ``warmcheck.toml``, upward."""
+    home = Path.home().resolve()
+    for directory in (start.resolve(), *start.resolve().parents):
+        candidate = directory / "warmcheck.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and "warmcheck" in _load(candidate).get("tool", {}):
+            return candidate
+        if (directory / ".git").exists() or directory == home:
+            break
+    return None
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+
+
+def read_table(path: Path) -> dict[str, Any]:
+    """The validated warmcheck table of ``path``, as Settings field names -> values."""
+    doc = _load(path)
+    table = doc if path.name == "warmcheck.toml" else doc.get("tool", {}).get("warmcheck", {})
+    where = path.name if path.name == "warmcheck.toml" else f"[tool.warmcheck] in {path}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in KEYS:
+            raise ConfigError(f"unknown key {key!r} in {where}; allowed: {', '.join(sorted(KEYS))}")
+        name, check = KEYS[key]
+        try:
+            out[name] = check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{key!r} in {where} must be {exc}; got {value!r}") from None
+    return out
+
+
+def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any], config_path: Path | None) -> Settings:
+    """Defaults < file < flags, in one place. ``flag_values`` holds only flags the user gave."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, value in file_values.items():
+        merged[name] = value
+        sources[name] = f"{config_path.name if config_path else 'config'} {name.replace('_', '-')}"
+    for name, value in flag_values.items():
+        merged[name] = value
+        sources.pop(name, None)
+    known = {f.name for f in fields(Settings)}
+    unknown = set(merged) - known
+    if unknown:  # pragma: no cover - guarded by KEYS
+        raise ConfigError(f"unknown settings {sorted(unknown)}")
+    return Settings(**merged, sources=sources)
+
+
+def load_settings(flag_values: Mapping[str, Any], config: str | None = None, isolated: bool = False,
+                  start: str | os.PathLike[str] = ".") -> Settings:
+    """Find and read the config file (unless ``isolated``), then apply flags on top."""
+    path: Path | None = None
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"{config}: configuration file not found")
+    elif not isolated:
+        path = find_config(Path(start))
+    file_values = read_table(path) if path is not None else {}
+    return settings_from(file_values, flag_values, path)

@@ -229,6 +229,128 @@ still analysed; the finding carries the exception so it can be reported.
 Why it matters: the run was not (fully) analysed.
 What to do: please report it with the file that triggered it; run with -v for the traceback.
 """),
+    # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
+    _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
+          """
+What it detects: the first logged update already runs at the highest LR of the run's first phase.
+Why it matters: fine for fine-tuning at a constant LR; for training from scratch with Adam, a missing
+warmup is a classic cause of early loss spikes and divergence.
+Example: a LambdaLR that was never stepped during the first epoch, or a warmup set to 0.
+What to do: add a warmup (a few hundred to a few thousand updates for transformers) if the run is unstable.
+"""),
+    _rule("WC102", "warmup-never-ends", _W, "The learning rate is still rising when the log ends.",
+          """
+What it detects: the LR increases (or climbs in a staircase) up to the last logged step.
+Why it matters: the run never trained at its peak LR; usually the warmup was computed from a different
+total (warmup >= run length), or the scheduler was stepped per epoch.
+What to do: check warmup_steps against the number of optimizer updates the run really makes.
+"""),
+    _rule("WC103", "peak-not-reached", _W, "The learning rate never reaches the peak it was heading for.",
+          """
+What it detects: the highest LR is below the configured peak (--peak-lr), or the linear ramp turns into
+the decay before reaching where it was heading (timm's warmup_prefix=False, OneCycleLR with a
+non-integer pct_start x total, a decay that starts on the same step the ramp ends).
+Why it matters: the run trained at a lower LR than configured; comparisons between runs are off.
+What to do: the finding gives the shortfall; fix the scheduler option named in the message.
+"""),
+    _rule("WC104", "lr-rises-after-peak", _W, "The learning rate rises again after it started to decay.",
+          """
+What it detects: after the warmup peak and some decay, the LR increases by more than 1% of the peak.
+Why it matters: a restart (warm restarts, a second warmup after a resume) or a bug such as
+CosineAnnealingLR run past T_max, which climbs back up.
+What to do: if it was not intended, check T_max / total steps and the resume logic.
+"""),
+    _rule("WC105", "lr-staircase", _W, "The warmup is a staircase of equal plateaus.",
+          """
+What it detects: the LR holds for the same number of steps, then jumps, repeatedly: a per-step
+schedule stepped once per epoch (Lightning's default interval='epoch', a loop calling
+scheduler.step() per epoch). The finding gives the plateau length in steps.
+Why it matters: warmup then lasts W epochs instead of W updates, and the LR may be 0 for the whole
+first epoch.
+What to do: step the scheduler every optimizer update (Lightning: "interval": "step").
+"""),
+    _rule("WC106", "lr-collapse", _W, "The learning rate fell to zero long before the end of the run.",
+          """
+What it detects: the LR reaches ~0 and stays there for the last part of the run.
+Why it matters: the updates after that point do nothing; the schedule was sized for fewer steps than the
+run made (total steps mismatch, a schedule stepped per micro-batch or per process).
+What to do: size the scheduler with the number of optimizer updates the run really makes.
+"""),
+    _rule("WC107", "resume-discontinuity", _W, "The learning rate jumps where a resumed run's log begins.",
+          """
+What it detects: at the first step of a later event file (a resume), the LR differs from the value just
+before by far more than the schedule's step-to-step change.
+Why it matters: the scheduler state was not restored, or was restored with a different total/warmup.
+What to do: restore the scheduler's state dict together with the optimizer's.
+"""),
+    _rule("WC108", "decay-unrecognised", _I, "The decay after the peak matches none of the known shapes.",
+          """
+What it detects: constant, linear, cosine, inverse-sqrt, exponential, step and WSD decays all fit badly.
+Why it matters: nothing by itself; warmup findings are unaffected.
+What to do: nothing, or check for a custom schedule or a plateau scheduler.
+"""),
+    _rule("WC109", "idle-first-updates", _I, "The first updates ran at LR 0 or held at the starting value.",
+          """
+What it detects: the LR is 0 for the first update(s) (HF, Megatron, fairseq: one update wasted) or
+holds its starting value for two updates (DeepSpeed WarmupLR).
+Why it matters: those updates do not train; step 1 may equal step 0.
+What to do: nothing, unless the count is larger than the framework's convention.
+"""),
+    _rule("WC110", "repeated-lr-in-warmup", _I, "The learning rate repeated during the warmup ramp.",
+          """
+What it detects: consecutive steps with the same LR in an otherwise rising ramp: optimizer steps skipped
+(fp16 loss-scale overflow) while the step counter advanced.
+Why it matters: warmup ends that many steps late.
+What to do: nothing if the loss scale recovered; the warmup audit accounts for the skipped steps.
+"""),
+    # ---- WC2xx: warmup against the configuration -----------------------------------------------
+    _rule("WC201", "warmup-mismatch", _E, "The observed warmup disagrees with the configured one.",
+          """
+What it detects: the number of updates that ran below the peak differs from the configured
+warmup_steps, or from warmup_ratio x total under the framework's rounding, beyond what any known
+convention explains. The message names the observed value, the configured value and the formula
+that produces the observation (another rounding, a ratio applied to micro-batches, a scheduler
+stepped per micro-batch or per process, a ratio of the logged run length).
+Why it matters: the run did not warm up the way its configuration, paper or README says.
+Example: warmup ends at step 27 (27 updates below peak = int(0.2 x 135)); configured warmup_steps=20 disagrees.
+What to do: fix whichever side is wrong: the configuration, the code that computes the warmup, or the text.
+"""),
+    _rule("WC202", "warmup-consistent", _I, "The observed warmup matches the configuration.",
+          """
+What it detects: the configured warmup explains the observed one; the finding names the rule and
+convention (int/ceil rounding, W or W-1 or W+1 first-peak conventions, logging offset).
+Why it matters: evidence for a CI log that the warmup was checked.
+What to do: nothing.
+"""),
+    _rule("WC203", "total-steps-mismatch", _E, "The run's length disagrees with the configured total steps.",
+          """
+What it detects: the number of optimizer updates logged differs from --total-steps (or
+--epochs x --steps-per-epoch) under every convention for updates per epoch.
+Why it matters: ratio-based warmups and decay horizons are computed from the total.
+What to do: check max_steps / epochs and gradient accumulation.
+"""),
+    _rule("WC204", "peak-lr-mismatch", _E, "The peak learning rate exceeds the configured one.",
+          """
+What it detects: the highest LR logged is above --peak-lr (or peak-lr in the configuration).
+Why it matters: the run trained hotter than configured (a scheduler max_lr overriding the optimizer LR,
+a param group scale).
+What to do: check the scheduler's max LR and the optimizer's LR.
+"""),
+    _rule("WC205", "total-steps-consistent", _I,
+          "The run's length matches the configured total under a named convention.",
+          """
+What it detects: the logged number of updates equals epochs x updates per epoch under one of the
+conventions (ceil or floor of batches / gradient accumulation, or batches without accumulation).
+Why it matters: it names which convention the framework used.
+What to do: nothing.
+"""),
+    _rule("WC206", "warmup-unverifiable", _I, "A warmup is configured but the LR log cannot show where it ended.",
+          """
+What it detects: the LR never reaches its peak (see WC102/WC105), is not logged, or already sits at
+its peak at the first logged step.
+Why it matters: the configured warmup could not be checked.
+What to do: log the LR every step (or every few steps) from step 0.
+"""),
     # ---- WC4xx: divergence and non-finite values ----------------------------------------------
     _rule("WC401", "non-finite", _E, "The loss, learning rate or gradient norm became NaN or infinite.",
           """

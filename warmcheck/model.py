@@ -8,6 +8,7 @@ after merging. No IO and no pandas here.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,95 @@ class Series:
 
 
 @dataclass(frozen=True, slots=True)
+class Convention:
+    """How logged steps relate to update indices: ``k = label + delta``; labels start at ``base``."""
+
+    base: int
+    delta: int
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"step_base": self.base, "delta": self.delta, "assumed": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Staircase:
+    """A piecewise-constant ramp: the LR held for ``length`` steps at a time."""
+
+    length: int
+    plateaus: int
+    first_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The schedule of one LR series (see the module docstring for the definitions)."""
+
+    tag: str
+    points: int
+    first_step: int
+    last_step: int
+    log_interval: int
+    initial_lr: float
+    peak_lr: float
+    final_lr: float
+    peak_step: int  # first logged step at the warmup's maximum
+    warmup_end_step: int | None
+    warmup_end_estimated: bool
+    warmup_end_bracket: tuple[int, int] | None
+    warmup_steps: int | None
+    convention: Convention
+    warmup_shape: str
+    decay_shape: str
+    warmup_residual: float | None
+    decay_residual: float | None
+    total_steps: int
+    no_warmup: bool = False
+    never_ends: bool = False
+    staircase: Staircase | None = None
+    rise_after_peak: tuple[int, float, float] | None = None  # (step, LR before, LR after)
+    collapse_step: int | None = None
+    shortfall: tuple[float, float] | None = None  # (ramp's target, observed peak) when it turned early
+    discontinuities: tuple[tuple[int, float, float], ...] = ()
+    leading_hold: int = 0  # updates at the starting LR before it first changes (0: not every step logged)
+    ramp_repeats: tuple[int, ...] = ()  # steps where the LR repeated inside a rising ramp
+    groups: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``runs[].schedule``)."""
+        return {
+            "tag": self.tag,
+            "warmup_end_step": self.warmup_end_step,
+            "warmup_end_estimated": self.warmup_end_estimated,
+            "warmup_end_bracket": list(self.warmup_end_bracket) if self.warmup_end_bracket else None,
+            "warmup_steps": self.warmup_steps,
+            "convention": self.convention.as_dict(),
+            "peak_lr": self.peak_lr,
+            "peak_step": self.peak_step,
+            "initial_lr": self.initial_lr,
+            "final_lr": self.final_lr,
+            "warmup_shape": self.warmup_shape,
+            "decay_shape": self.decay_shape,
+            "fit_residual": {"warmup": _round(self.warmup_residual), "decay": _round(self.decay_residual)},
+            "log_interval": self.log_interval,
+            "first_step": self.first_step,
+            "last_step": self.last_step,
+            "total_steps": self.total_steps,
+            "leading_hold": self.leading_hold,
+            "ramp_repeats": list(self.ramp_repeats),
+            "staircase": None if self.staircase is None else {
+                "length": self.staircase.length, "plateaus": self.staircase.plateaus,
+                "first_step": self.staircase.first_step},
+            "groups": list(self.groups),
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(f"{x:.3g}")
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One training run: the files read, the merged series, metadata and read diagnostics.
 
@@ -123,6 +213,7 @@ class Run:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     roles: Mapping[Role, tuple[str, ...]] = field(default_factory=dict)
+    schedules: tuple[Schedule, ...] = ()  # one per learning-rate series, the primary first
 
     def get(self, tag: str) -> Series | None:
         """The series named ``tag``, if any."""

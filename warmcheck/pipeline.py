@@ -13,6 +13,7 @@ from .findings import Finding, Severity, make
 from .model import Run
 from .readers import discover, is_training_csv, read_spec
 from .readers.discovery import RunSpec
+from .schedule import infer_schedules
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,12 @@ def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
 
 
 def analyze_run(run: Run, settings: Settings) -> Run:
-    """Run every analyzer on ``run``; keep enabled findings, sorted."""
+    """Infer the LR schedule, run every analyzer on ``run``; keep enabled findings, sorted."""
     findings = list(run.findings)
+    try:
+        run = replace(run, schedules=tuple(infer_schedules(run)))
+    except Exception as exc:  # noqa: BLE001
+        findings.append(_internal(run.name, "inferring the schedule", exc))
     for analyzer in ALL_ANALYZERS:
         if not any(settings.enabled(c) for c in analyzer.codes):
             continue

@@ -203,7 +203,7 @@ def test_huge_field_is_a_text_column(corpus: tuple[Path, dict[str, dict]]) -> No
 
 
 REAL = {
-    "lightning_csv_linear15/metrics.csv": {"epoch": 117, "lr-AdamW": 117, "train_loss": 117},
+    "lightning_csv_linear15/csv/version_0/metrics.csv": {"epoch": 117, "lr-AdamW": 117, "train_loss": 117},
     "nanogpt_warmup40_log8/log.csv": {"loss": 51, "lr": 51, "time_ms": 51},
     "llmfs_appendix_d_84/train_log.csv": {"epoch": 84, "grad_norm": 84, "lr": 84, "train_loss": 84},
 }
@@ -217,7 +217,7 @@ def test_real_logs(name: str) -> None:
 
 
 def test_real_lightning_values_and_steps() -> None:
-    frags = _frags(read_csv(str(DATA / "realruns" / "lightning_csv_linear15" / "metrics.csv")))
+    frags = _frags(read_csv(str(DATA / "realruns" / "lightning_csv_linear15" / "csv" / "version_0" / "metrics.csv")))
     lr = frags["lr-AdamW"]
     assert lr.steps[:3].tolist() == [0, 1, 2] and lr.values[0] == 0.00015000000000000001
     nano = _frags(read_csv(str(DATA / "realruns" / "nanogpt_warmup40_log8" / "log.csv")))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from .data import RolesAnalyzer
 from .divergence import NonFiniteAnalyzer
 from .interface import Analyzer
+from .schedule import ScheduleAnalyzer
+from .warmup_audit import WarmupAudit
 
-ALL_ANALYZERS: tuple[Analyzer, ...] = (RolesAnalyzer(), NonFiniteAnalyzer())
+ALL_ANALYZERS: tuple[Analyzer, ...] = (RolesAnalyzer(), ScheduleAnalyzer(), WarmupAudit(), NonFiniteAnalyzer())
 
 __all__ = ["ALL_ANALYZERS", "Analyzer"]

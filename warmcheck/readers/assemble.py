@@ -43,6 +43,10 @@ def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
                 metadata[k] = {**metadata[k], **v}  # type: ignore[dict-item]
             else:
                 metadata[k] = v
+    firsts = {r.info.path: int(min(int(f.steps.min()) for f in r.fragments if len(f)))
+              for r in reads[1:] if any(len(f) for f in r.fragments)}
+    if firsts:
+        metadata["source_first_steps"] = firsts  # where later files (resumes) take over
     restarts = sorted({s for r in reads for s in r.restart_steps})
     if restarts:
         metadata["restart_steps"] = restarts

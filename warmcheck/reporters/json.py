@@ -10,6 +10,7 @@ from .. import __version__
 from ..findings import RULES, Finding
 from ..model import Run, Series
 from ..pipeline import Outcome
+from ..schedule import schedule_summary
 
 SCHEMA_VERSION = 1
 
@@ -50,7 +51,7 @@ def run_dict(run: Run) -> dict[str, Any]:
         "sources": [{"path": src.path, "format": src.format.value, "records": src.records,
                      "skipped": src.skipped} for src in run.sources],
         "series": [series_dict(s) for s in run.series],
-        "schedule": None,
+        "schedule": schedule_summary(run.schedules),
         "findings": [finding_dict(f) for f in run.findings],
     }
 

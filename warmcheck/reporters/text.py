@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..analyzers.schedule import describe
 from ..findings import Finding, Severity
 from ..model import Run
 from ..pipeline import Outcome
@@ -36,6 +37,12 @@ class TextReporter:
         roles = ", ".join(f"{s.role.value}={s.tag}" for s in run.series if s.role and run.primary(s.role) is s)
         if roles:
             out.append(f"  roles: {roles}")
+        for sched in run.schedules[:1]:
+            out.append(f"  schedule {describe(sched)}")
+            out.append(f"    convention: {sched.convention.reason}")
+        audit = [f for f in run.findings if f.code in ("WC201", "WC202", "WC206")]
+        if run.schedules and not audit:
+            out.append("  warmup audit: no warmup configured (pass --warmup-steps or --warmup-ratio to check it)")
         out.extend("  " + self._finding(f) for f in run.findings)
         return out
 

@@ -1,0 +1,86 @@
+"""Real training logs (tests/data/realruns, copied from the shared corpus) against their truth.json.
+
+Every run was written by a real library (HF Trainer, Lightning, torch schedulers, timm, plain loops).
+``warmup_end_step`` must equal the truth's first logged peak step (or the true peak where logging is
+sparse), ``warmup_steps`` the number of updates below the peak as its ``step_indexing`` describes, and
+the configured warmup must give no WC2xx warning or error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from warmcheck.config import Settings
+from warmcheck.pipeline import analyze
+
+REAL = Path(__file__).parent / "data" / "realruns"
+CASES = sorted(p.name for p in REAL.iterdir() if (p / "truth.json").is_file())
+
+
+def _truth(name: str) -> dict:
+    return json.loads((REAL / name / "truth.json").read_text())
+
+
+def _expected(truth: dict) -> tuple[int | None, int | None]:
+    """(first step at the peak, updates below the peak), from the truth's own fields."""
+    obs = truth["observed_warmup"]
+    label = obs.get("lr_first_reaches_peak_at_logged_step")
+    if label is None:
+        label = obs.get("true_peak_update")  # sparse logging: the true peak, as a 1-based update number
+    if label is None:
+        return None, None  # the peak is never reached
+    one_based = truth["step_indexing"].startswith("1-based")
+    return label, label - 1 if one_based else label
+
+
+def _settings(truth: dict) -> Settings:
+    cfg = truth["configured_warmup"]
+    for key in ("warmup_steps", "warmup_t", "warmup_iters"):
+        if isinstance(cfg.get(key), int):
+            return Settings(warmup_steps=cfg[key])
+    return Settings(warmup_ratio=cfg["ratio"], total_steps=cfg.get("total_steps"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_warmup_matches_truth(name: str) -> None:
+    truth = _truth(name)
+    end, below = _expected(truth)
+    lr_tag = truth["tags"]["lr"]
+    outcome = analyze([str(REAL / name)], _settings(truth))
+    checked = 0
+    for run in outcome.runs:
+        if not run.schedules or run.schedules[0].tag not in (lr_tag, lr_tag.rsplit("/", 1)[-1], "learning_rate"):
+            continue
+        if run.name.endswith("eval.csv"):  # nanoGPT's eval log: the LR at eval points only, not the run's LR log
+            continue
+        s = run.schedules[0]
+        assert (s.warmup_end_step, s.warmup_steps) == (end, below), (run.name, s.as_dict())
+        loud = [f for f in run.findings if f.code.startswith("WC2") and f.severity.value != "info"]
+        assert not loud, [f.message for f in loud]
+        checked += 1
+    assert checked >= 1
+
+
+def test_per_epoch_stepping_is_reported_as_a_staircase() -> None:
+    outcome = analyze([str(REAL / "per_epoch_scheduler_step")], Settings(warmup_steps=40))
+    (run,) = outcome.runs
+    found = {f.code: f for f in run.findings}
+    assert found["WC105"].details["plateau_steps"] == 30 and "WC102" in found and "WC206" in found
+
+
+def test_sparse_hf_run_is_estimated_inside_its_bracket() -> None:
+    outcome = analyze([str(REAL / "hf_cosine_accum2_log5")], Settings())
+    for run in outcome.runs:
+        s = run.schedules[0]
+        assert s.warmup_end_estimated and s.warmup_end_bracket == (11, 15) and s.warmup_steps == 12
+
+
+def test_hf_run_reads_its_configuration_from_the_event_file() -> None:
+    # args/text_summary holds TrainingArguments: warmup_steps=0.06 (a ratio in transformers 5).
+    outcome = analyze([str(REAL / "hf_linear_warmup_ratio" / "runs")], Settings())
+    (run,) = outcome.runs
+    (f,) = [f for f in run.findings if f.code == "WC202"]
+    assert f.details["matched"] == "ceil(0.06 x 113)" and "args/text_summary" in f.message

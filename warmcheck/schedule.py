@@ -1,0 +1,376 @@
+"""Infer the learning-rate schedule of a run from its LR series alone.
+
+Definitions (``domain/schedule-conventions.md``, section 0): the update index ``k`` counts optimizer
+updates from 0; a logger writes pairs ``(label s, value v)`` with ``v = LR_used(s + delta)``;
+``k*``, the number of updates that ran below the peak, is "where warmup ended".
+
+* The warmup is the initial non-decreasing stretch of the series; ``warmup_end_step`` is the first
+  logged step at which it reaches its maximum. When the LR is logged every few steps and that step
+  follows a gap, the end lies in ``warmup_end_bracket`` and is estimated where the fitted ramp meets
+  the peak (or the start of the fitted decay).
+* ``delta`` and the step base are decided from the data: 0-based labels log the LR an update used
+  (delta 0); 1-based labels (HF Trainer, timm, loops that count completed updates) log the LR of the
+  update just taken (delta -1, the HF >= 4.51 convention) unless the ramp shows the other one: a ramp
+  from 0 that crosses zero at label 0 means the label already counts the update (delta 0, HF <= 4.50).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import brentq
+
+from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
+from .shapes import Fit, best_decay, best_ramp, extrapolating_decay, fit_linear, line_coefficients
+
+REL_TOL = 1e-6  # relative to the peak: float32 rounding (6e-8) passes, a 1-in-10^6 ramp step does not
+_RISE = 0.01  # a rise after the peak smaller than 1% of the peak is float jitter, not a restart
+_COLLAPSE = 1e-4  # an LR at or below this fraction of the peak is "zero"
+_WSD_PLATEAU = 0.1  # a plateau at the peak this long (fraction of the run) before decaying: WSD
+_UNRECOGNISED = 0.02  # relative RMS above which no decay shape is claimed
+
+Arr = NDArray[np.float64]
+
+
+def infer_schedules(run: Run) -> list[Schedule]:
+    """A schedule for every learning-rate series of ``run``, the primary one first."""
+    from .runconfig import hf_arguments
+
+    hf = _is_hf(run)
+    starts = [int(s) for s in run.metadata.get("source_first_steps", {}).values()]
+    kind = hf_arguments(run).get("lr_scheduler_type")
+    scheduler = str(kind) if kind else None
+    lrs = run.with_role(Role.LR)
+    out = [infer_schedule(s, hf=hf, source_starts=starts, scheduler=scheduler) for s in lrs if s.points]
+    return [s for s in out if s is not None]
+
+
+def _is_hf(run: Run) -> bool:
+    if any(src.format is Format.HF_TRAINER_STATE for src in run.sources):
+        return True
+    texts = run.metadata.get("text", {})
+    return "args/text_summary" in texts or (run.get("train/learning_rate") is not None
+                                            and run.get("train/epoch") is not None)
+
+
+def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int] = (),
+                   scheduler: str | None = None) -> Schedule | None:
+    """Infer the schedule of one LR series; ``None`` if it has no finite value.
+
+    ``hf``: the run was logged by the HF Trainer (1-based steps); ``scheduler``: its
+    ``lr_scheduler_type`` when known; ``source_starts``: first steps of later log files (resumes).
+    """
+    ok = np.isfinite(series.values)
+    s = series.steps[ok].astype(np.float64)
+    v = series.values[ok].astype(np.float64)
+    if s.shape[0] == 0:
+        return None
+    steps = series.steps[ok]
+    n = s.shape[0]
+    top = float(np.max(np.abs(v))) or 1.0
+    tol = REL_TOL * top
+    interval = int(np.median(np.diff(steps))) if n > 1 else 1
+
+    decreasing = np.flatnonzero(v[1:] < v[:-1] - tol)
+    seg_end = int(decreasing[0]) if decreasing.shape[0] else n - 1
+    seg_max = float(np.max(v[: seg_end + 1]))
+    end_idx = int(np.flatnonzero(v[: seg_end + 1] >= seg_max - tol)[0])
+
+    plateaus = _plateau_lengths(v[: end_idx + 1], tol)
+    stair = _staircase(steps, v, end_idx, tol)
+    never_ends = n >= 2 and decreasing.shape[0] == 0 and end_idx > 0 and (
+        end_idx == n - 1 or (n - end_idx) <= max(plateaus[:-1], default=1))
+    no_warmup = end_idx == 0 and n >= 2
+
+    gap_before_peak = end_idx >= 1 and int(steps[end_idx] - steps[end_idx - 1]) > 1
+    ramp_end = end_idx if gap_before_peak and end_idx >= 2 else end_idx + 1  # the logged max may be past the ramp
+    ramp = best_ramp(s[:ramp_end], v[:ramp_end], open_end=gap_before_peak) if end_idx >= 1 else None
+    convention = _convention(steps, v, end_idx, hf, interval, scheduler)
+
+    estimated, bracket, end_step = False, None, int(steps[end_idx])
+    if gap_before_peak and not never_ends:
+        end_step, bracket = _estimate_end(s, v, end_idx, seg_max)
+        estimated = True
+    elif no_warmup and int(steps[0]) > convention.base:
+        bracket = (convention.base, int(steps[0]))  # warmup, if any, ended before the first log
+
+    decay_fit, decay_shape, collapse = _decay(s, v, end_idx, top, never_ends, ramp)
+    shortfall = _shortfall(s, v, end_idx, seg_max) if end_idx >= 3 and not never_ends else None
+    warm_shape = "none" if no_warmup else (ramp.shape if ramp else "none")
+    if stair is not None and stair.length > 1 and warm_shape != "none":
+        warm_shape = "staircase"
+    if decay_shape == "cosine" and warm_shape == "cosine":
+        decay_shape = "one-cycle"
+    rise = _rise_after(steps, v, seg_end, seg_max)
+    last_label = int(steps[-1])
+    hold, repeats = _holds(steps, v, end_idx, tol, interval, stair)
+    return Schedule(
+        tag=series.tag, points=n, first_step=int(steps[0]), last_step=last_label, log_interval=max(interval, 1),
+        initial_lr=float(v[0]), peak_lr=seg_max, final_lr=float(v[-1]), peak_step=int(steps[end_idx]),
+        warmup_end_step=None if never_ends else end_step, warmup_end_estimated=estimated,
+        warmup_end_bracket=bracket,
+        warmup_steps=None if never_ends else end_step + convention.delta,
+        convention=convention, warmup_shape=warm_shape, decay_shape=decay_shape,
+        warmup_residual=ramp.residual if ramp else None, decay_residual=decay_fit.residual if decay_fit else None,
+        total_steps=last_label + (1 if convention.base == 0 else 0),
+        no_warmup=no_warmup, never_ends=never_ends, staircase=stair, rise_after_peak=rise,
+        collapse_step=collapse, shortfall=shortfall,
+        discontinuities=_discontinuities(steps, v, source_starts, top),
+        leading_hold=hold, ramp_repeats=repeats,
+    )
+
+
+def _holds(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float, interval: int,
+           stair: Staircase | None) -> tuple[int, tuple[int, ...]]:
+    """Updates at the starting LR before it first changes, and repeats inside an otherwise rising ramp.
+
+    Only when every step is logged: with sparse logging neither can be seen.
+    """
+    if interval != 1 or end_idx < 2 or stair is not None:
+        return 0, ()
+    same = np.abs(np.diff(v[: end_idx + 1])) <= tol
+    lead = int(np.argmin(same)) if not same.all() else int(same.shape[0])
+    repeats = tuple(int(steps[i + 1]) for i in np.flatnonzero(same[lead:]) + lead)
+    if len(repeats) > max(3, 0.1 * end_idx):  # not isolated repeats: some other shape
+        repeats = ()
+    return lead + 1, repeats
+
+
+def _plateau_lengths(v: Arr, tol: float) -> list[int]:
+    """Lengths (in points) of runs of equal values."""
+    if v.shape[0] == 0:
+        return []
+    change = np.flatnonzero(np.abs(np.diff(v)) > tol) + 1
+    bounds = np.concatenate([[0], change, [v.shape[0]]])
+    return np.diff(bounds).astype(int).tolist()
+
+
+def _staircase(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float) -> Staircase | None:
+    """Equal plateaus of at least two steps during the rise (a per-step schedule stepped per epoch)."""
+    top = end_idx if end_idx < v.shape[0] - 1 else v.shape[0] - 1
+    ramp_v, ramp_s = v[: top + 1], steps[: top + 1]
+    change = np.flatnonzero(np.abs(np.diff(ramp_v)) > tol) + 1
+    if change.shape[0] < 2:
+        return None
+    starts = np.concatenate([[0], change])
+    held = np.diff(starts)  # completed plateaus, in logged points: sparse logging alone gives 1 each
+    lengths = np.diff(ramp_s[starts]).astype(int)  # the same plateaus, in steps
+    if lengths.shape[0] < 2 or held[1:].min(initial=held[0]) < 2:
+        return None
+    inner = lengths[1:] if lengths.shape[0] > 2 else lengths  # the first plateau may be cut by logging
+    if inner.max() - inner.min() > max(1, int(0.05 * inner.max())):
+        return None
+    return Staircase(length=int(np.median(inner)), plateaus=int(starts.shape[0]), first_step=int(ramp_s[change[0]]))
+
+
+def _convention(steps: NDArray[np.int64], v: Arr, end_idx: int, hf: bool, interval: int,
+                scheduler: str | None) -> Convention:
+    first = int(steps[0])
+    x0 = _zero_crossing(steps, v, end_idx)
+    if first == 0:
+        return Convention(0, 0, "0-based steps: the LR logged at step s is the one update s used")
+    if hf:
+        who = "HF Trainer steps (1-based)"
+    elif first == 1:
+        who = "1-based steps"
+    elif first == interval:
+        who = f"steps are multiples of the logging interval {interval} counted from 1"
+    elif x0 is not None and abs(x0 - 1.0) < 0.25:
+        who = "1-based steps (the ramp from 0 crosses zero at step 1)"
+    else:
+        return Convention(0, 0, f"0-based steps (the first logged step is {first}): the LR logged at step s is "
+                                "the one update s used")
+    top = max(float(np.max(np.abs(v))), 1e-300)
+    if (first == 1 and abs(v[0]) <= REL_TOL * top) or (x0 is not None and abs(x0 - 1.0) < 0.25):
+        return Convention(1, -1, f"{who}; the LR logged at step s is the one update s used: the first update's "
+                                 "LR (0) sits at step 1 (HF >= 4.51)")
+    if x0 is not None and abs(x0) < 0.25 and scheduler == "cosine_warmup_with_min_lr":
+        return Convention(1, -1, f"{who}; cosine_warmup_with_min_lr starts at peak/W, so the ramp's zero at "
+                                 "step 0 still means the LR logged at step s is the one update s used")
+    if x0 is not None and abs(x0) < 0.25:
+        return Convention(1, 0, f"{who}; the ramp from 0 crosses zero at step 0, so the LR logged at step s is "
+                                "the next update's (HF <= 4.50, torchtune, Megatron)")
+    return Convention(1, -1, f"{who}; the LR logged at step s is taken to be the one update s used "
+                             "(HF >= 4.51, timm)")
+
+
+def _zero_crossing(steps: NDArray[np.int64], v: Arr, end_idx: int) -> float | None:
+    """Where a linear ramp through the points below the peak crosses LR = 0 (if it is linear)."""
+    if end_idx < 2:
+        return None
+    x, y = steps[:end_idx].astype(np.float64), v[:end_idx]
+    fit = fit_linear(x, y)
+    a, b = line_coefficients(x, y)
+    if fit.residual > 1e-3 or b <= 0:
+        return None
+    return -a / b
+
+
+def _estimate_end(s: Arr, v: Arr, end_idx: int, peak: float) -> tuple[int, tuple[int, int]]:
+    """First step at the peak when it was not logged: an estimate and the bracket it lies in.
+
+    The ramp is fitted on the points below the logged maximum. If that maximum still lies on the
+    ramp, the peak came after it, before the next point; otherwise it came in the gap before it.
+    A cosine rise tops out where its fitted half period ends. Otherwise the ramp is run forward to
+    where it meets the level after the peak: the logged maximum when the LR holds there (constant,
+    WSD), or the decay curve extrapolated back (a decay logged only after the peak had passed).
+    """
+    n = v.shape[0]
+    lo, hi = int(s[end_idx - 1]), int(s[end_idx])
+    if end_idx < 2:
+        return hi, (lo + 1, hi)
+    ramp = best_ramp(s[:end_idx], v[:end_idx], open_end=True)
+    on_ramp = float(ramp.model(np.array([s[end_idx]]))[0]) <= v[end_idx] * (1 + 1e-6) and end_idx + 1 < n
+    first_decay = end_idx + 1 if on_ramp else end_idx
+    if on_ramp:
+        lo, hi = int(s[end_idx]) - 1, int(s[end_idx + 1])
+    bracket = (lo + 1, hi)
+    if ramp.shape == "cosine" and ramp.end is not None:
+        return int(min(max(math.ceil(ramp.end - 0.05), lo + 1), hi)), bracket
+    xs, ys = s[first_decay : first_decay + 12], v[first_decay : first_decay + 12]
+    decay: Fit | None = None
+    if xs.shape[0] >= 2 and (ys[0] < peak * (1 - REL_TOL) or ys[1] < ys[0] * (1 - REL_TOL)):
+        decay = extrapolating_decay(xs, ys) if xs.shape[0] >= 3 else fit_linear(xs, ys)
+        crest = _switched_early(ramp, decay, peak, lo, hi)
+        if crest is not None:
+            return crest, bracket
+    level = (lambda t: float(decay.model(np.array([t]))[0])) if decay is not None else (lambda t: peak)
+
+    def gap(t: float) -> float:
+        return float(ramp.model(np.array([t]))[0]) - level(t)
+
+    try:
+        if gap(hi) <= 0:
+            x = float(hi)
+        elif gap(lo) >= 0:
+            x = lo + 1.0
+        else:
+            x = float(brentq(gap, lo, hi, xtol=1e-6))
+    except (ValueError, RuntimeError):
+        x = float(hi)
+    est = math.ceil(x - 0.05)  # a ramp that reaches the peak at an integer step lands on it
+    return int(min(max(est, lo + 1), hi)), bracket
+
+
+def _switched_early(ramp: Fit, decay: Fit, peak: float, lo: int, hi: int) -> int | None:
+    """A decay already under way when warmup stopped (timm ``warmup_prefix=False``).
+
+    The fitted cosine's crest lies before the gap and above anything logged: the ramp was heading
+    for that crest and the schedule switched to the decay where the ramp reached it; the maximum is
+    the last ramp step or the first decay step, whichever is higher.
+    """
+    if decay.shape != "cosine" or decay.end is None or decay.end >= lo:
+        return None
+    crest = float(decay.model(np.array([decay.end]))[0])
+    if crest <= peak * 1.005:
+        return None
+    f = lambda t: float(ramp.model(np.array([t]))[0]) - crest  # noqa: E731
+    far = hi + 2 * (hi - lo)
+    try:
+        if not f(lo) < 0 < f(far):
+            return None
+        switch = math.ceil(float(brentq(f, lo, far, xtol=1e-6)) - 0.05)
+    except (ValueError, RuntimeError):
+        return None
+    last_ramp = float(ramp.model(np.array([switch - 1.0]))[0])
+    first_decay = float(decay.model(np.array([float(switch)]))[0])
+    est = switch - 1 if last_ramp > first_decay else switch
+    return int(min(max(est, lo + 1), hi))
+
+
+def _decay(s: Arr, v: Arr, end_idx: int, top: float, never_ends: bool,
+           ramp: Fit | None) -> tuple[Fit | None, str, int | None]:
+    """Shape of the part after the peak, and where it collapsed to ~0 long before the end."""
+    if never_ends or end_idx >= v.shape[0] - 1:
+        return None, "none", None
+    x, y = s[end_idx:], v[end_idx:]
+    collapse = None
+    zero = y <= _COLLAPSE * top
+    if zero.any():
+        first_zero = int(np.flatnonzero(zero)[0])
+        tail_ok = bool(zero[first_zero:].all())
+        span = float(x[-1] - x[0]) or 1.0
+        if tail_ok and y.shape[0] - first_zero >= 2 and (x[-1] - x[first_zero]) >= 0.05 * span:
+            collapse = int(x[first_zero])
+            x, y = x[: first_zero + 1], y[: first_zero + 1]
+    plateau = np.flatnonzero(np.abs(y - y[0]) > REL_TOL * top)
+    if plateau.shape[0] == 0:
+        return Fit("constant", 0.0, lambda t: np.full_like(t, y[0])), "constant", collapse
+    held = _plateau_lengths(y, REL_TOL * top)
+    if len(held) >= 3 and min(held[:-1]) >= 2 and np.all(np.diff(y[np.cumsum([0, *held[:-1]])]) < 0):
+        return Fit("step", 0.0, lambda t: t), "step", collapse  # piecewise constant, dropping
+    hold = int(plateau[0])  # points still at the peak
+    total = float(s[-1] - s[0]) or 1.0
+    if hold >= 2 and (x[hold - 1] - x[0]) >= _WSD_PLATEAU * total:
+        fit = best_decay(x[hold - 1 :], y[hold - 1 :])
+        return fit, "wsd", collapse
+    fit = best_decay(x, y)
+    shape = fit.shape if fit.residual <= _UNRECOGNISED else "unknown"
+    return fit, shape, collapse
+
+
+def _shortfall(s: Arr, v: Arr, end_idx: int, peak: float) -> tuple[float, float] | None:
+    """A linear ramp that turns before reaching where it was heading (timm ``warmup_prefix=False``).
+
+    Either the maximum itself is already below the ramp's line (the decay took over mid-ramp), or the
+    LR drops after the maximum by more than two ramp steps, below where the ramp would have gone.
+    """
+    x, y = s[:end_idx], v[:end_idx]
+    fit = fit_linear(x, y)
+    if fit.residual > 1e-3:
+        return None
+    heading = float(fit.model(np.array([s[end_idx]]))[0])
+    if heading > peak * (1 + 0.01):
+        return heading, peak
+    if end_idx + 1 < v.shape[0]:
+        _, slope = line_coefficients(x, y)
+        step = s[end_idx + 1] - s[end_idx]
+        drop = v[end_idx] - v[end_idx + 1]
+        heading = float(fit.model(np.array([s[end_idx + 1]]))[0])
+        if slope > 0 and drop > 2 * slope * step and heading > peak * (1 + 0.01):
+            return heading, peak
+    return None
+
+
+def _rise_after(steps: NDArray[np.int64], v: Arr, seg_end: int, peak: float) -> tuple[int, float, float] | None:
+    """The first clear rise once the LR has started to decrease (a restart, a reset or a bug)."""
+    if seg_end >= v.shape[0] - 1:
+        return None
+    tail = v[seg_end:]
+    low = np.minimum.accumulate(tail)
+    up = np.flatnonzero(tail - low > _RISE * peak)
+    if up.shape[0] == 0:
+        return None
+    i = seg_end + int(up[0])
+    return int(steps[i]), float(v[i - 1]), float(v[i])
+
+
+def _discontinuities(steps: NDArray[np.int64], v: Arr, starts: Sequence[int],
+                     top: float) -> tuple[tuple[int, float, float], ...]:
+    """LR jumps where a later log file (a resume) takes over."""
+    out = []
+    diffs = np.abs(np.diff(v))
+    for start in sorted(set(starts)):
+        i = int(np.searchsorted(steps, start))
+        if i <= 0 or i >= steps.shape[0] or int(steps[i]) != start:
+            continue
+        jump = abs(float(v[i] - v[i - 1]))
+        window = np.concatenate([diffs[max(0, i - 6) : i - 1], diffs[i : i + 5]])
+        typical = float(np.median(window)) if window.shape[0] else 0.0
+        if jump > _RISE * top and jump > 10 * typical:
+            out.append((start, float(v[i - 1]), float(v[i])))
+    return tuple(out)
+
+
+def schedule_summary(schedules: Sequence[Schedule]) -> dict[str, Any] | None:
+    """The JSON ``schedule`` of a run: the primary series' schedule, other groups' tags listed."""
+    if not schedules:
+        return None
+    first = schedules[0]
+    d = first.as_dict()
+    d["groups"] = [s.tag for s in schedules[1:]]
+    return d
