@@ -142,9 +142,13 @@ def founding_book(out: Path) -> list[str]:
     assert warmup == 27
     what = ("the LLMs-from-scratch appendix D run: 9 batches x 15 epochs = 135 steps, warmup int(0.2 x 135) = 27, "
             "LR 1e-5 -> 1e-3 then cosine to 1e-5, logged at 0-based steps")
-    return [f"founding_book_tb | TensorBoard: {what} | clean (exit 0); the LR series has its peak 1e-3 "
-            "first at step 27",
-            "founding_book_csv | the same run as `step,lr,loss` CSV | clean (exit 0), 135 points per series"]
+    verdict = ("schedule: linear warmup 1e-5 -> 1e-3, peak first at step 27 (27 updates below peak), cosine to "
+               "1.02e-5; exit 0. With `--warmup-steps 20` (what the book's text says): WC201 error, warmup ends "
+               "at step "
+               "27 (27 updates below peak = int(0.2 x 135)); configured warmup_steps=20 disagrees (exit 1). With "
+               "`--warmup-ratio 0.2`: WC202 info (exit 0)")
+    return [f"founding_book_tb | TensorBoard: {what} | {verdict}",
+            "founding_book_csv | the same run as `step,lr,loss` CSV | the same as founding_book_tb"]
 
 
 def loss_spike(out: Path) -> str:
@@ -239,8 +243,9 @@ def hf_trainer_state(out: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2) + "\n")
     return ("hf_trainer_state | HF Trainer `trainer_state.json`: max_steps 500, logging every 10 steps, linear warmup "
-            "of 50 steps to 5e-5 then linear decay, eval every 100, summary row at the end | clean (exit 0): 50 "
-            "points each of loss, learning_rate, grad_norm; the summary row is not a training step")
+            "of 50 steps to 5e-5 then linear decay, eval every 100, summary row at the end | exit 0: 50 points each of "
+            "loss, learning_rate, grad_norm (the summary row is not a training step); the peak (update 50, step 51) is "
+            "never logged: warmup end estimated at ~step 51, between steps 50 and 60")
 
 
 def lightning_csv(out: Path) -> str:
@@ -267,8 +272,57 @@ def lightning_csv(out: Path) -> str:
         w.writerows(rows)
     (path.parent / "hparams.yaml").write_text("lr: 0.001\nwarmup_steps: 20\nmax_steps: 200\n")
     return ("lightning_csv | PyTorch Lightning `metrics.csv` (sparse rows: lr-AdamW every step, train_loss_step every "
-            "5th, val_loss/val_acc per epoch) + hparams.yaml | clean (exit 0): lr-AdamW 200 points, train_loss_step "
-            "40, val_loss 5")
+            "5th, val_loss/val_acc per epoch) + hparams.yaml (warmup_steps 20) | WC202 info: warmup ends at step 20 as "
+            "hparams.yaml configures; lr-AdamW 200 points, train_loss_step 40, val_loss 5; exit 0")
+
+
+def staircase(out: Path) -> str:
+    rng = np.random.default_rng(9)
+    per_epoch, epochs = 50, 12
+    n = per_epoch * epochs
+    intended = warmup_cosine(epochs, 5, 1e-3, 1e-5)  # a per-step schedule (W=5)...
+    lr = intended[np.arange(n) // per_epoch]  # ...stepped once per 50-step epoch
+    loss = noisy_loss(n, rng, start=6.0, end=2.5, tau=0.3)
+    write_events(out / "staircase_per_epoch" / "events.out.tfevents.1700000000.node1.107.0",
+                 scalars({"train/lr": lr, "train/loss": loss}, np.arange(n)))
+    return ("staircase_per_epoch | TensorBoard, 600 steps: a warmup of 5 (meant as steps) stepped once per 50-step "
+            "epoch, so the LR holds for 50 steps at a time and peaks at step 250 | WC105 warning: staircase with "
+            "50-step plateaus (scheduler stepped per epoch); exit 0")
+
+
+def never_ends(out: Path) -> str:
+    rng = np.random.default_rng(10)
+    n = 1000
+    lr = warmup_cosine(4000, 2000, 6e-4, 6e-5)[:n]  # warmup sized for a 4000-step run; the run made 1000
+    loss = noisy_loss(n, rng, start=9.0, end=3.5)
+    write_events(out / "warmup_never_ends" / "events.out.tfevents.1700000000.node1.108.0",
+                 scalars({"train/lr": lr, "train/loss": loss}, np.arange(n)))
+    return ("warmup_never_ends | TensorBoard, 1000 steps: a 2000-step warmup computed for a 4000-step run | "
+            "WC102 warning: warmup never ends, the LR is still rising at step 999 (3e-4 of 6e-4); exit 0")
+
+
+def hf_tensorboard(out: Path) -> str:
+    rng = np.random.default_rng(11)
+    max_steps, ratio, peak = 300, 0.1, 2e-5
+    warmup = math.ceil(max_steps * ratio)
+    args = {"output_dir": "out", "learning_rate": peak, "lr_scheduler_type": "cosine", "warmup_ratio": ratio,
+            "warmup_steps": 0, "max_steps": max_steps, "num_train_epochs": 3, "logging_steps": 1,
+            "gradient_accumulation_steps": 1, "per_device_train_batch_size": 8}
+    events = [_text("args/text_summary", json.dumps(args, indent=2))]
+    loss = noisy_loss(max_steps + 1, rng, start=2.8, end=1.2, tau=0.3, noise=0.02)
+    for step in range(1, max_steps + 1):
+        k = step - 1  # HF Trainer >= 4.51: the LR logged at step s is the one update s used
+        lam = k / warmup if k < warmup else 0.5 * (1 + math.cos(math.pi * (k - warmup) / (max_steps - warmup)))
+        wall = WALL0 + step
+        events += [_scalar("train/loss", step, float(loss[step]), wall),
+                   _scalar("train/learning_rate", step, peak * lam, wall),
+                   _scalar("train/grad_norm", step, 1.0 + 0.1 * math.sin(step), wall),
+                   _scalar("train/epoch", step, step / 100, wall)]
+    write_events(out / "hf_tensorboard" / "runs" / "Nov29_10-00-00_node1" /
+                 "events.out.tfevents.1700000000.node1.109.0", events)
+    return ("hf_tensorboard | HF Trainer TensorBoard run (1-based steps, train/* tags) with its TrainingArguments "
+            "in args/text_summary: warmup_ratio 0.1 of max_steps 300, cosine | WC202 info: warmup ends at step 31 "
+            "(30 updates below peak = ceil(0.1 x 300)), as configured in args/text_summary; exit 0")
 
 
 def main(argv: list[str]) -> int:
@@ -278,7 +332,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(child)
     out.mkdir(parents=True, exist_ok=True)
     lines = [healthy_cosine(out), *founding_book(out), loss_spike(out), diverged(out), resumed_run(out),
-             truncated_run(out), hf_trainer_state(out), lightning_csv(out)]
+             truncated_run(out), hf_trainer_state(out), lightning_csv(out), staircase(out), never_ends(out),
+             hf_tensorboard(out)]
     rows = []
     for line in sorted(lines):
         folder, what, expect = (p.strip() for p in line.split(" | "))

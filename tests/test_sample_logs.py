@@ -40,12 +40,12 @@ def _points(doc: dict) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("folder", ["healthy_cosine", "founding_book_tb", "founding_book_csv",
-                                    "hf_trainer_state", "lightning_csv", "loss_spike"])
+                                    "hf_trainer_state", "lightning_csv", "loss_spike", "hf_tensorboard"])
 def test_clean_scenarios(folder: str) -> None:
     code, doc = _analyse(str(SAMPLES / folder))
     assert code == 0
-    assert [c for c in _codes(doc) if not c[0].startswith("WC0")] == []
     assert not [f for r in doc["runs"] for f in r["findings"] if f["severity"] != "info"]
+    assert all(r["schedule"]["warmup_steps"] for r in doc["runs"])
 
 
 def test_founding_run_reads_every_step() -> None:
@@ -91,8 +91,37 @@ def test_truncated_run() -> None:
     assert _points(doc) == {"train/loss": 299, "train/lr": 300}
 
 
+@pytest.mark.parametrize("folder", ["founding_book_tb", "founding_book_csv"])
+def test_founding_run_against_the_book(folder: str) -> None:
+    code, doc = _analyse(str(SAMPLES / folder), "--warmup-steps", "20")
+    assert code == 1
+    (f,) = [f for r in doc["runs"] for f in r["findings"] if f["code"].startswith("WC2")]
+    assert (f["code"], f["severity"], f["step"]) == ("WC201", "error", 27)
+    assert "27" in f["message"] and "warmup_steps=20" in f["message"] and "int(0.2 x 135)" in f["message"]
+    code, doc = _analyse(str(SAMPLES / folder), "--warmup-ratio", "0.2")
+    assert code == 0
+    wc2 = [f for r in doc["runs"] for f in r["findings"] if f["code"].startswith("WC2")]
+    assert [(f["code"], f["severity"]) for f in wc2] == [("WC202", "info")]
+    sched = doc["runs"][0]["schedule"]
+    assert (sched["warmup_end_step"], sched["warmup_steps"], sched["warmup_shape"], sched["decay_shape"]) == (
+        27, 27, "linear", "cosine")
+
+
+def test_anomaly_scenarios() -> None:
+    code, doc = _analyse(str(SAMPLES / "staircase_per_epoch"))
+    assert code == 0 and ("WC105", "train/lr", 50) in _codes(doc)
+    assert doc["runs"][0]["schedule"]["staircase"]["length"] == 50
+    code, doc = _analyse(str(SAMPLES / "warmup_never_ends"))
+    assert code == 0 and ("WC102", "train/lr", 999) in _codes(doc)
+    assert doc["runs"][0]["schedule"]["warmup_end_step"] is None
+    code, doc = _analyse(str(SAMPLES / "hf_tensorboard"))
+    (f,) = [f for r in doc["runs"] for f in r["findings"] if f["code"] == "WC202"]
+    assert f["step"] == 31 and f["details"]["matched"] == "ceil(0.1 x 300)"
+    assert doc["runs"][0]["schedule"]["convention"]["delta"] == -1
+
+
 def test_whole_tree() -> None:
     code, doc = _analyse(str(SAMPLES))
     assert code == 1  # the diverged run
-    assert doc["summary"]["runs"] == 9
+    assert doc["summary"]["runs"] == 12
     assert [r["run"] for r in doc["runs"]] == sorted(r["run"] for r in doc["runs"])

@@ -229,6 +229,13 @@ still analysed; the finding carries the exception so it can be reported.
 Why it matters: the run was not (fully) analysed.
 What to do: please report it with the file that triggered it; run with -v for the traceback.
 """),
+    _rule("WC022", "config-unreadable", _I, "A configuration file beside the run could not be parsed.",
+          """
+What it detects: an hparams.yaml / config.yaml / config.json / args.json next to the run that is not
+valid YAML or JSON (or uses YAML tags that name Python objects).
+Why it matters: its warmup settings were not used for the warmup audit.
+What to do: pass --warmup-steps / --warmup-ratio, or fix the file.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """

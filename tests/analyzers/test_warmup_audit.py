@@ -107,7 +107,8 @@ def test_m8_warmup_longer_than_the_run() -> None:
 def test_m9_coarse_logging_brackets_the_end() -> None:
     run = run_of(sch.hf_linear(P, 173, 2000), delta=-1, interval=50, fmt=Format.HF_TRAINER_STATE)
     found = codes(run, Settings(warmup_steps=173))
-    assert found["WC202"]["estimated"] is True and "estimated: between steps 151 and 200" in found["WC202"]["message"]
+    assert found["WC202"]["estimated"] is True
+    assert "estimated: between steps 151 and 200" in found["WC202"]["message"]
     assert "WC201" in codes(run, Settings(warmup_steps=120))
 
 
@@ -169,7 +170,8 @@ def test_m19_resume_discontinuity() -> None:
 
 # ---- consistent configurations under each framework's convention: no WC2xx warning or error -------------------------
 CONSISTENT = [
-    ("hf_linear_ratio", lambda: sch.hf_linear(P, 7, 113), -1, Format.HF_TRAINER_STATE, {}, Settings(warmup_ratio=0.06)),
+    ("hf_linear_ratio", lambda: sch.hf_linear(P, 7, 113), -1, Format.HF_TRAINER_STATE, {},
+     Settings(warmup_ratio=0.06)),
     ("hf_cosine_steps", lambda: sch.hf_cosine(P, 50, 500), -1, Format.HF_TRAINER_STATE, {}, Settings(warmup_steps=50)),
     ("hf_cosine_warmup_with_min_lr", lambda: sch.hf_cosine_warmup_with_min_lr(P, 50, 500), -1, Format.TFEVENTS,
      {"text": {"args/text_summary": json.dumps({"lr_scheduler_type": "cosine_warmup_with_min_lr",

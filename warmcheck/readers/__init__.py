@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from ..model import Format, Role, Run, SourceRead
 from .assemble import assemble_run
 from .discovery import Discovery, RunSpec, classify, discover
 from .interface import ReadFunction
+from .runconfig_files import read_config_files
 
 
 def reader_for(fmt: Format) -> ReadFunction:
@@ -33,9 +35,18 @@ def read_spec(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = No
         # Readers name files by the path they were given; reports use the path as the user gave it.
         reads.append(_renamed(read, path, shown))
     run = assemble_run(spec.name, spec.path, reads, overrides)
-    if spec.findings:
-        from dataclasses import replace
-        run = replace(run, findings=tuple(replace(f, run=spec.name) for f in spec.findings) + run.findings)
+    from dataclasses import replace
+
+    extra = list(spec.findings)
+    if spec.files:
+        directory = os.path.dirname(spec.files[0][0])
+        shown = os.path.dirname(spec.files[0][1])
+        configs, problems = read_config_files(directory, shown)
+        extra.extend(problems)
+        if configs:
+            run = replace(run, metadata={**run.metadata, "config_files": configs})
+    if extra:
+        run = replace(run, findings=tuple(replace(f, run=spec.name) for f in extra) + run.findings)
     return run
 
 
