@@ -39,7 +39,7 @@ def assert_no_wc2_alarm(found: dict[str, dict]) -> None:
     assert not loud, {c: found[c]["message"] for c in loud}
 
 
-# ---- M1: the documented warmup differs from the computed one (the founding case) ------------------
+# ---- M1: the documented warmup differs from the computed one (the founding case)
 def test_m1_book_says_20_code_computes_27() -> None:
     run = run_of(sch.book_appendix_d())
     found = codes(run, Settings(warmup_steps=20))
@@ -64,13 +64,13 @@ def test_m3_scheduler_stepped_per_micro_batch() -> None:
     assert "stepped per micro-batch" in found["WC201"]["explanation"]
 
 
-# ---- M4: the scheduler stepped once per process --------------------------------------------------------
+# ---- M4: the scheduler stepped once per process
 def test_m4_multi_process_stepping() -> None:
     found = codes(run_of(sch.hf_linear(P, 50, 600)), Settings(warmup_steps=100))
     assert "2 times per update" in found["WC201"]["explanation"]
 
 
-# ---- M5: ceil vs int vs round ------------------------------------------------------------------------------
+# ---- M5: ceil vs int vs round
 def test_m5_hf_rounds_up() -> None:
     hf = {"fmt": Format.HF_TRAINER_STATE, "delta": -1}
     good = codes(run_of(sch.hf_linear(P, 7, 113), **hf), Settings(warmup_ratio=0.06))
@@ -79,7 +79,7 @@ def test_m5_hf_rounds_up() -> None:
     assert bad["WC201"]["explanation"] == "int(0.06 x 113)"
 
 
-# ---- M6: floor vs ceil updates per epoch -------------------------------------------------------------------
+# ---- M6: floor vs ceil updates per epoch
 def test_m6_updates_per_epoch_floor_vs_ceil() -> None:
     cfg = Settings(epochs=4, steps_per_epoch=25, grad_accum=2)
     floor = codes(run_of(sch.hf_cosine(P, 5, 48)), cfg)  # 4 x floor(25/2)
@@ -97,13 +97,13 @@ def test_m7_staircase() -> None:
     assert "WC206" in found and "WC201" not in found
 
 
-# ---- M8: warmup at least as long as the run ----------------------------------------------------------------
+# ---- M8: warmup at least as long as the run
 def test_m8_warmup_longer_than_the_run() -> None:
     found = codes(run_of(sch.hf_linear(P, 800, 1000)[:500]), Settings(warmup_steps=800))
     assert found["WC102"]["last_step"] == 499 and "WC206" in found
 
 
-# ---- M9: coarse logging hides the end ----------------------------------------------------------------------------
+# ---- M9: coarse logging hides the end
 def test_m9_coarse_logging_brackets_the_end() -> None:
     run = run_of(sch.hf_linear(P, 173, 2000), delta=-1, interval=50, fmt=Format.HF_TRAINER_STATE)
     found = codes(run, Settings(warmup_steps=173))
@@ -112,7 +112,7 @@ def test_m9_coarse_logging_brackets_the_end() -> None:
     assert "WC201" in codes(run, Settings(warmup_steps=120))
 
 
-# ---- M10: the logging offset (HF <= 4.50 logs the next update's LR, >= 4.51 the current one) ----------------------
+# ---- M10: the logging offset (HF <= 4.50 logs the next update's LR, >= 4.51 the current one)
 @pytest.mark.parametrize("delta", [0, -1])
 def test_m10_logging_offset(delta: int) -> None:
     run = run_of(sch.hf_linear(P, 30, 200), delta=delta, fmt=Format.HF_TRAINER_STATE)
@@ -120,14 +120,14 @@ def test_m10_logging_offset(delta: int) -> None:
     assert found["WC202"]["observed_warmup_steps"] == 30 and found["WC202"]["observed_end_step"] == 30 - delta
 
 
-# ---- M11: zero or minimum LR at the start --------------------------------------------------------------------------
+# ---- M11: zero or minimum LR at the start
 def test_m11_idle_first_updates() -> None:
     ds = codes(run_of(sch.deepspeed_warmup(P, 20, 200, "log")), Settings())
     assert ds["WC109"]["updates"] == 2
     assert "WC109" not in codes(run_of(sch.hf_linear(P, 20, 200)), Settings())  # one zero update is the norm
 
 
-# ---- M12: the peak is never reached ----------------------------------------------------------------------------------
+# ---- M12: the peak is never reached
 def test_m12_peak_never_reached() -> None:
     found = codes(run_of(sch.timm_cosine(1.0, 3, 10, 40, prefix=False, warmup_lr_init=0.1, lr_min=0.0)), Settings())
     assert found["WC103"]["ratio"] == pytest.approx(0.79389, rel=1e-4)
@@ -137,7 +137,7 @@ def test_m12_peak_never_reached() -> None:
     assert high["WC204"]["observed_peak"] == pytest.approx(P, rel=1e-6)
 
 
-# ---- M13: peak one step early or late ---------------------------------------------------------------------------------
+# ---- M13: peak one step early or late
 def test_m13_peak_one_step_early_or_late() -> None:
     late = codes(run_of(sch.deepspeed_warmup(P, 20, 200, "linear")), Settings(warmup_steps=20))  # k* = 21
     assert "one update late" in late["WC202"]["message"] and "WC201" not in late
@@ -147,7 +147,7 @@ def test_m13_peak_one_step_early_or_late() -> None:
     assert "WC201" in hf  # HF runs its peak at exactly W: W+1 is not a convention there
 
 
-# ---- M18: skipped optimizer steps during warmup (fp16 overflow) -----------------------------------------------------
+# ---- M18: skipped optimizer steps during warmup (fp16 overflow)
 def test_m18_skipped_steps() -> None:
     lr = sch.hf_linear(P, 50, 300)
     skipped = np.insert(lr, [10, 20], [lr[9], lr[19]])[:300]
@@ -155,7 +155,7 @@ def test_m18_skipped_steps() -> None:
     assert found["WC110"]["count"] == 2 and found["WC202"]["matched"] == "50 + 2 skipped optimizer steps"
 
 
-# ---- M19: a resume that did not restore the scheduler -------------------------------------------------------------------
+# ---- M19: a resume that did not restore the scheduler
 def test_m19_resume_discontinuity() -> None:
     lr = sch.hf_cosine(P, 50, 1000)
     log = sch.logged(lr, 0).series
@@ -168,7 +168,7 @@ def test_m19_resume_discontinuity() -> None:
     assert found["WC107"]["step"] == 500 and found["WC104"]["step"] == 501
 
 
-# ---- consistent configurations under each framework's convention: no WC2xx warning or error -------------------------
+# ---- consistent configurations under each framework's convention: no WC2xx warning or error
 CONSISTENT = [
     ("hf_linear_ratio", lambda: sch.hf_linear(P, 7, 113), -1, Format.HF_TRAINER_STATE, {},
      Settings(warmup_ratio=0.06)),
