@@ -17,12 +17,11 @@ updates from 0; a logger writes pairs ``(label s, value v)`` with ``v = LR_used(
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
 
 from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
 from .shapes import Fit, best_decay, best_ramp, extrapolating_decay, fit_linear, line_coefficients
@@ -47,6 +46,13 @@ def infer_schedules(run: Run) -> list[Schedule]:
     lrs = run.with_role(Role.LR)
     out = [infer_schedule(s, hf=hf, source_starts=starts, scheduler=scheduler) for s in lrs if s.points]
     return [s for s in out if s is not None]
+
+
+def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 1e-6) -> float:
+    """``scipy.optimize.brentq``, imported on first use (see :func:`warmcheck.shapes.minimize_scalar`)."""
+    from scipy.optimize import brentq as scipy_brentq
+
+    return float(scipy_brentq(f, a, b, xtol=xtol))
 
 
 def _is_hf(run: Run) -> bool:

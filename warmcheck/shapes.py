@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize_scalar
 
 Arr = NDArray[np.float64]
 TIE = 1e-4
+ARC_TRIGGER = 2e-3  # a cosine pinned at the peak fits worse than this: try the free-phase arc (costlier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +31,36 @@ class Fit:
     end: float | None = None  # where a ramp tops out, when the shape says
 
 
+def minimize_scalar(fun: Callable[[float], float], bounds: tuple[float, float], **kw: Any) -> Any:
+    """``scipy.optimize.minimize_scalar(method="bounded")``, imported on first use: importing
+    scipy.optimize costs half a second of start-up that runs without a cosine fit never need."""
+    from scipy.optimize import minimize_scalar as scipy_minimize_scalar
+
+    return scipy_minimize_scalar(fun, bounds=bounds, **kw)
+
+
 def _residual(y: Arr, pred: Arr) -> float:
     span = float(np.ptp(y)) or float(np.max(np.abs(y))) or 1.0
     return float(np.sqrt(np.mean((y - pred) ** 2)) / span)
 
 
 def _lstsq(basis: list[Arr], y: Arr) -> Arr:
-    coef, *_ = np.linalg.lstsq(np.column_stack(basis), y, rcond=None)
-    return np.asarray(coef, dtype=np.float64)
+    """Least squares for a handful of columns. Shape fits call this thousands of times on small
+    arrays, where ``np.linalg.lstsq``'s overhead dominates: two columns are solved in closed form,
+    more through the normal equations (well conditioned here: the columns are O(1))."""
+    if len(basis) == 2:
+        c = basis[1]
+        cm, ym = float(c.mean()), float(y.mean())
+        dc = c - cm
+        var = float(dc @ dc)
+        b = float(dc @ (y - ym)) / var if var > 0 else 0.0
+        return np.array([ym - b * cm, b])
+    a = np.column_stack(basis)
+    try:
+        return np.linalg.solve(a.T @ a, a.T @ y)
+    except np.linalg.LinAlgError:
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        return np.asarray(coef, dtype=np.float64)
 
 
 def fit_linear(x: Arr, y: Arr) -> Fit:
@@ -106,41 +129,46 @@ def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     return _pick(fits)
 
 
-def _regress(c: Arr, y: Arr) -> tuple[float, float, float]:
-    """Least squares ``y = m + A c``: (m, A, sum of squared errors), in closed form."""
-    cm, ym = float(c.mean()), float(y.mean())
-    dc = c - cm
-    var = float(dc @ dc)
-    amp = float(dc @ (y - ym)) / var if var > 0 else 0.0
-    m = ym - amp * cm
-    r = y - m - amp * c
-    return m, amp, float(r @ r)
-
-
 def fit_cosine_arc(x: Arr, y: Arr) -> Fit:
-    """A cosine decay whose start ``t0`` and horizon ``L`` are both free: ``m + A (1 + cos(pi (t - t0) / L)) / 2``.
+    """A cosine decay whose start and horizon are both free: ``m + A cos(w (t - t0))``, ``w = pi / L``.
 
-    Unclipped, so it can be extrapolated back before the first point (a decay seen only after a gap).
+    For a fixed frequency the model is linear (``a + b cos(w t) + c sin(w t)``), so only ``w`` is
+    searched: a coarse log-spaced grid, then a bounded refinement around the best. Unclipped, so it
+    can be extrapolated back before the first point (a decay seen only after a gap); ``Fit.end`` is
+    the crest that precedes the data.
     """
-    from scipy.optimize import minimize
-
     span = float(x[-1] - x[0]) or 1.0
-    scale = float(np.var(y)) * y.shape[0] or 1.0
+    xc = x - x[0]
 
-    def sse(p: Arr) -> float:
-        length = max(float(p[1]), 1e-9)
-        return _regress(0.5 * (1.0 + np.cos(np.pi * (x - p[0]) / length)), y)[2] / scale
+    n = float(xc.shape[0])
+    sy = float(y.sum())
 
-    best = None
-    for t0 in (x[0] - 0.3 * span, float(x[0])):
-        r = minimize(sse, np.array([t0, span * 1.5]), method="Nelder-Mead",
-                     options={"xatol": 1e-6 * span, "fatol": 1e-15, "maxiter": 600})
-        if best is None or r.fun < best.fun:
-            best = r
-    assert best is not None
-    t0, length = float(best.x[0]), max(float(best.x[1]), 1e-9)
-    m, amp, _ = _regress(0.5 * (1.0 + np.cos(np.pi * (x - t0) / length)), y)
-    model = lambda t: m + amp * 0.5 * (1.0 + np.cos(np.pi * (t - t0) / length))  # noqa: E731
+    def solve(w: float) -> tuple[float, Arr]:
+        # Normal equations of y = a + b cos(w x) + c sin(w x), written out: this runs ~30 times per fit.
+        cos, sin = np.cos(w * xc), np.sin(w * xc)
+        sc, ss = float(cos.sum()), float(sin.sum())
+        m = np.array([[n, sc, ss], [sc, float(cos @ cos), float(cos @ sin)], [ss, float(cos @ sin), float(sin @ sin)]])
+        rhs = np.array([sy, float(cos @ y), float(sin @ y)])
+        try:
+            coef = np.linalg.solve(m, rhs)
+        except np.linalg.LinAlgError:
+            return float("inf"), np.zeros(3)
+        r = y - coef[0] - coef[1] * cos - coef[2] * sin
+        return float(r @ r), coef
+
+    grid = np.pi / (span * np.geomspace(0.3, 12.0, 12))
+    errors = [solve(float(w))[0] for w in grid]
+    i = int(np.argmin(errors))
+    lo, hi = grid[min(i + 1, grid.shape[0] - 1)], grid[max(i - 1, 0)]
+    res = minimize_scalar(lambda w: solve(w)[0], bounds=(float(lo), float(hi)), method="bounded",
+                          options={"xatol": 1e-7 * float(hi)})
+    w = float(res.x) if res.fun <= errors[i] else float(grid[i])
+    _, (a, b, c) = solve(w)
+    amp, phase = float(np.hypot(b, c)), float(np.arctan2(c, b))
+    crest = phase / w  # cos(w (t - crest)) peaks here, in the shifted coordinates
+    crest -= (2 * np.pi / w) * np.ceil((crest - 0.0) / (2 * np.pi / w))  # the crest at or before the data
+    t0 = float(x[0]) + crest
+    model = lambda t: a + amp * np.cos(w * (t - t0))  # noqa: E731
     return Fit("cosine", _residual(y, model(x)), model, end=t0)
 
 
@@ -190,9 +218,12 @@ def best_decay(x: Arr, y: Arr) -> Fit:
     if x.shape[0] < 3:
         return fit_linear(x, y)
     x, y = thin(x, y)
-    fits = [fit_linear(x, y), fit_cosine_decay(x, y), fit_inverse_sqrt(x, y), fit_exponential(x, y)]
+    linear = fit_linear(x, y)
+    if linear.residual <= TIE:  # nothing can beat an exact line by more than TIE: skip the costly fits
+        return linear
+    fits = [linear, fit_cosine_decay(x, y), fit_inverse_sqrt(x, y), fit_exponential(x, y)]
     best = _pick(fits)
-    if best.shape == "cosine" and best.residual > TIE:  # a cosine already under way at the peak
+    if best.shape == "cosine" and best.residual > ARC_TRIGGER:  # a cosine already under way at the peak
         arc = fit_cosine_arc(x, y)
         return arc if arc.residual < best.residual else best
     return best
