@@ -156,12 +156,13 @@ class Logged:
 
 
 def logged(lr_used: np.ndarray, k_star: int, *, delta: int = 0, interval: int = 1, float32: bool = True,
-           tag: str = "lr") -> Logged:
+           tag: str = "lr", one_based: bool | None = None) -> Logged:
     """What a logger writes: label ``s = k - delta``; labels kept when ``s % interval == 0`` (and s >= 1
-    for 1-based labels)."""
+    for 1-based labels: delta -1, or ``one_based`` for loggers that count completed updates)."""
     k = np.arange(lr_used.shape[0])
     labels = k - delta
-    keep = (labels % interval == 0) & (labels >= (1 if delta == -1 else 0))
+    first = 1 if (delta == -1 if one_based is None else one_based) else 0
+    keep = (labels % interval == 0) & (labels >= first)
     values = lr_used[keep].astype(np.float32).astype(np.float64) if float32 else lr_used[keep]
     s = labels[keep].astype(np.int64)
     series = Series(tag, s, values, np.zeros(s.shape[0]))

@@ -105,7 +105,10 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
         bracket = (convention.base, int(steps[0]))  # warmup, if any, ended before the first log
 
     decay_fit, decay_shape, collapse = _decay(s, v, end_idx, top, never_ends, ramp)
-    shortfall = _shortfall(s, v, end_idx, seg_max) if end_idx >= 3 and not never_ends else None
+    # Only where every step around the peak is logged: with gaps, a logged maximum below the ramp's line
+    # is just the decay side of a peak that fell between two logs.
+    consecutive = end_idx + 1 < n and int(steps[end_idx + 1] - steps[end_idx]) == 1 and not gap_before_peak
+    shortfall = _shortfall(s, v, end_idx, seg_max) if end_idx >= 3 and not never_ends and consecutive else None
     warm_shape = "none" if no_warmup else (ramp.shape if ramp else "none")
     if stair is not None and stair.length > 1 and warm_shape != "none":
         warm_shape = "staircase"

@@ -18,8 +18,11 @@ P = 1e-3
 
 def run_of(lr_used: np.ndarray, *, delta: int = 0, interval: int = 1, fmt: Format = Format.TFEVENTS,
            metadata: dict | None = None, tag: str = "lr") -> Run:
-    """A run whose LR series is ``lr_used`` as a logger with ``delta`` writes it, plus a flat loss."""
-    log = sch.logged(lr_used, 0, delta=delta, interval=interval, tag=tag).series
+    """A run whose LR series is ``lr_used`` as a logger with ``delta`` writes it, plus a flat loss.
+
+    HF-format runs count completed updates from 1, whatever their logging offset."""
+    one_based = True if fmt is Format.HF_TRAINER_STATE else None
+    log = sch.logged(lr_used, 0, delta=delta, interval=interval, tag=tag, one_based=one_based).series
     frags = [Fragment(tag, log.steps, log.values, log.wall_times),
              Fragment("loss", log.steps, np.full(log.points, 2.0), log.wall_times)]
     read = SourceRead(SourceInfo("x", fmt), frags, metadata or {})
@@ -199,3 +202,21 @@ def test_consistent_configurations(name, make, delta, fmt, meta, settings) -> No
     found = codes(run_of(make(), delta=delta, fmt=fmt, metadata=meta), settings)
     assert_no_wc2_alarm(found)
     assert "WC202" in found, found
+
+
+def test_sparse_log_tolerates_a_few_skipped_fp16_steps() -> None:
+    lr = sch.hf_linear(1e-5, 500, 5000)
+    skipped = np.insert(lr, [30, 60, 90], [lr[29], lr[59], lr[89]])[:5000]  # three loss-scale overflows
+    run = run_of(skipped, delta=-1, interval=25, fmt=Format.HF_TRAINER_STATE)
+    found = codes(run, Settings(warmup_steps=500))
+    assert "WC201" not in found and "fp16" in found["WC202"]["message"]
+    far = run_of(sch.hf_linear(1e-5, 530, 5000), delta=-1, interval=25, fmt=Format.HF_TRAINER_STATE)
+    assert "WC201" in codes(far, Settings(warmup_steps=500))
+
+
+def test_warmup_hidden_before_the_first_log() -> None:
+    # HF <= 4.50 logging every 50 steps with a 50-step warmup: the first log is already the peak.
+    run = run_of(sch.hf_cosine(1e-6, 50, 1000), delta=0, interval=50, fmt=Format.HF_TRAINER_STATE)
+    found = codes(run, Settings(warmup_steps=50))
+    assert "WC206" in found and "WC201" not in found
+    assert "WC201" in codes(run, Settings(warmup_steps=80))
