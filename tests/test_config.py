@@ -1,0 +1,74 @@
+"""[tool.warmcheck]: discovery, precedence (defaults < file < flags), unknown keys and bad values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from warmcheck.cli import main
+from warmcheck.config import Settings, find_config, load_settings
+
+FOUNDING = str(Path(__file__).resolve().parent.parent / "sample_logs" / "founding_book_tb")
+
+
+def _wc2(*args: str) -> tuple[int, list[tuple[str, str]], str]:
+    result = CliRunner().invoke(main, ["analyze", FOUNDING, "--format", "json", *args], catch_exceptions=False)
+    if result.exit_code == 2:
+        return 2, [], result.stderr
+    doc = json.loads(result.stdout)
+    return result.exit_code, [(f["code"], f["message"]) for f in doc["runs"][0]["findings"]
+                              if f["code"].startswith("WC2")], result.stderr
+
+
+def test_pyproject_table_is_found_and_flags_win(tmp_path, monkeypatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.warmcheck]\nwarmup-steps = 20\n')
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    code, wc2, _ = _wc2()
+    assert code == 1 and wc2[0][0] == "WC201" and "pyproject.toml warmup-steps" in wc2[0][1]
+    code, wc2, _ = _wc2("--warmup-ratio", "0.2")
+    assert code == 0 and [c for c, _ in wc2] == ["WC202"]
+    code, wc2, _ = _wc2("--isolated")
+    assert code == 0 and wc2 == []
+
+
+def test_pyproject_without_the_table_is_skipped(tmp_path, monkeypatch) -> None:
+    (tmp_path / "warmcheck.toml").write_text("warmup-ratio = 0.2\n")
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert find_config(tmp_path / "inner") == tmp_path / "warmcheck.toml"
+    settings = load_settings({}, start=tmp_path / "inner")
+    assert settings.warmup_ratio == 0.2 and settings.sources["warmup_ratio"] == "warmcheck.toml warmup-ratio"
+
+
+def test_explicit_config_file(tmp_path) -> None:
+    cfg = tmp_path / "ci.toml"
+    cfg.write_text("[tool.warmcheck]\nwarmup-ratio = 0.2\nfail-on = 'warning'\n")
+    code, wc2, _ = _wc2("--config", str(cfg))
+    assert code == 0 and [c for c, _ in wc2] == ["WC202"]
+    code, _, err = _wc2("--config", str(tmp_path / "missing.toml"))
+    assert code == 2 and "not found" in err
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("warmup-stepz = 20", "unknown key 'warmup-stepz'"),
+    ("warmup-ratio = 1.5", "'warmup-ratio' in [tool.warmcheck]"),
+    ("fail-on = 'sometimes'", "one of error, warning, info, never"),
+    ("lr-tags = 3", "a string or a list of strings"),
+])
+def test_bad_configuration_exits_2_naming_key_and_file(tmp_path, monkeypatch, body: str, needle: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.warmcheck]\n{body}\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _wc2()
+    assert code == 2 and needle in err and "pyproject.toml" in err
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert s.enabled("WC201") and not Settings(ignore=("WC2",)).enabled("WC201")
+    assert Settings(select=("WC2",), ignore=("WC20",)).enabled("WC205") is False
+    assert Settings(select=("WC2",), ignore=("WC20",)).enabled("WC210")
+    assert Settings(select=("WC201",), ignore=("WC2",)).enabled("WC201")  # the longer prefix wins
