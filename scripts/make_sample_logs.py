@@ -163,8 +163,9 @@ def loss_spike(out: Path) -> str:
     write_events(out / "loss_spike" / "events.out.tfevents.1700000000.node1.103.0",
                  scalars({"train/lr": lr, "train/loss": loss, "train/grad_norm": gn}, np.arange(n)))
     return ("loss_spike | TensorBoard, 600 steps, warmup 50 to 1e-3: the loss jumps 3x at step 54 (just after warmup "
-            "ends), grad norm 6x at step 53, recovered by step 59 | all 600 points per series read; spike findings "
-            "(WC3xx) come with spike detection")
+            "ends), grad norm 6x at step 53, recovered by step 59 | WC301 warning: loss spike at step 53 (peak 2.9x at "
+            "54, recovered at 59, just after warmup, the grad norm spiked 1 step earlier); WC302 info for the grad "
+            "norm; exit 0")
 
 
 def diverged(out: Path) -> str:
@@ -186,7 +187,8 @@ def diverged(out: Path) -> str:
         for s in range(n):
             w.writerow([s, repr(float(lr[s])), repr(float(loss[s])), repr(float(gn[s]))])
     return ("diverged | CSV `step,lr,loss,grad_norm`, 400 steps: the loss climbs from step 300 and is NaN from step "
-            "340 | WC401 errors: loss and grad_norm non-finite from step 340, last good step 339 (exit 1)")
+            "340 | WC403 error: divergence from ~step 300, before the NaN; WC401 errors: loss and grad_norm non-finite "
+            "from step 340, last good step 339 (exit 1)")
 
 
 def resumed_run(out: Path) -> str:

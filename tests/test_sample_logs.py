@@ -40,7 +40,7 @@ def _points(doc: dict) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("folder", ["healthy_cosine", "founding_book_tb", "founding_book_csv",
-                                    "hf_trainer_state", "lightning_csv", "loss_spike", "hf_tensorboard"])
+                                    "hf_trainer_state", "lightning_csv", "hf_tensorboard"])
 def test_clean_scenarios(folder: str) -> None:
     code, doc = _analyse(str(SAMPLES / folder))
     assert code == 0
@@ -69,9 +69,23 @@ def test_hf_and_lightning_points() -> None:
 def test_diverged() -> None:
     code, doc = _analyse(str(SAMPLES / "diverged"))
     assert code == 1
-    errors = [f for r in doc["runs"] for f in r["findings"] if f["severity"] == "error"]
-    assert sorted((f["code"], f["tag"], f["step"], f["details"]["last_good_step"]) for f in errors) == [
-        ("WC401", "grad_norm", 340, 339), ("WC401", "loss", 340, 339)]
+    errors = {(f["code"], f["tag"]): f for r in doc["runs"] for f in r["findings"] if f["severity"] == "error"}
+    assert sorted(errors) == [("WC401", "grad_norm"), ("WC401", "loss"), ("WC403", "loss")]
+    assert errors[("WC401", "loss")]["step"] == 340 and errors[("WC401", "loss")]["details"]["last_good_step"] == 339
+    div = errors[("WC403", "loss")]
+    assert abs(div["step"] - 300) <= 3 and div["details"]["first_nonfinite_step"] == 340  # planted onset 300
+    assert div["details"]["last_good_step"] == div["step"] - 1
+
+
+def test_loss_spike() -> None:
+    code, doc = _analyse(str(SAMPLES / "loss_spike"))
+    assert code == 0
+    spikes = [f for r in doc["runs"] for f in r["findings"] if f["code"] == "WC301"]
+    (f,) = spikes
+    d = f["details"]
+    assert (f["step"], d["peak_step"], d["recovered_step"], d["phase"]) == (53, 54, 59, "just after warmup")
+    assert 2.5 < d["ratio"] < 3.5 and d["grad_norm_lead_steps"] == 1
+    assert doc["runs"][0]["spikes"]["loss"]["episodes"] == 1
 
 
 def test_resumed_run() -> None:

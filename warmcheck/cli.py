@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .config import FailOn, Settings, load_settings
+from .detectors import DETECTORS
 from .errors import WarmcheckError
 from .findings import Severity
 from .pipeline import Outcome, analyze, exit_code
@@ -59,6 +60,8 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Batches per epoch (with --grad-accum: dataloader batches, before accumulation)."),
         click.option("--grad-accum", type=click.IntRange(min=1), help="Gradient accumulation steps."),
         click.option("--peak-lr", type=click.FloatRange(min=0, min_open=True), help="Configured peak learning rate."),
+        click.option("--spike-detector", type=click.Choice(list(DETECTORS)),
+                     help="Loss-spike rule: warmcheck (default, robust) or a published one."),
     ]):
         f = decorator(f)
     return f
@@ -67,7 +70,8 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
 _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", "lr_tag": "lr_tags",
                   "loss_tag": "loss_tags", "grad_norm_tag": "grad_norm_tags", "warmup_steps": "warmup_steps",
                   "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
-                  "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr"}
+                  "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr",
+                  "spike_detector": "spike_detector"}
 
 
 def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:

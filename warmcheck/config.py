@@ -57,6 +57,13 @@ class Settings:
     steps_per_epoch: int | None = None
     grad_accum: int | None = None
     peak_lr: float | None = None
+    spike_detector: str = "warmcheck"
+    spike_z: float = 6.0
+    spike_min_ratio: float = 1.4
+    spike_window: int = 20
+    grad_spike_min_ratio: float = 2.0
+    after_warmup_steps: int | None = None
+    divergence_ratio: float = 3.0
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def role_overrides(self) -> Mapping[Role, tuple[str, ...]]:
@@ -103,6 +110,26 @@ def _strings(v: Any) -> tuple[str, ...]:
     raise ValueError("a string or a list of strings")
 
 
+def _detector(v: Any) -> str:
+    from .detectors import DETECTORS
+
+    if v not in DETECTORS:
+        raise ValueError("one of " + ", ".join(DETECTORS))
+    return str(v)
+
+
+def _ratio_above_one(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v) > 1:
+        raise ValueError("a number > 1")
+    return float(v)
+
+
+def _window(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 8:
+        raise ValueError("an integer >= 8")
+    return v
+
+
 def _fail_on(v: Any) -> FailOn:
     try:
         return FailOn(v)
@@ -125,6 +152,22 @@ KEYS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "steps-per-epoch": ("steps_per_epoch", _positive_int),
     "grad-accum": ("grad_accum", _positive_int),
     "peak-lr": ("peak_lr", _positive),
+    "spike-detector": ("spike_detector", _detector),
+}
+
+# [tool.warmcheck.spikes] and [tool.warmcheck.divergence]: analyzer thresholds without flags.
+TABLES: Mapping[str, Mapping[str, tuple[str, Callable[[Any], Any]]]] = {
+    "spikes": {
+        "detector": ("spike_detector", _detector),
+        "z": ("spike_z", _positive),
+        "min-ratio": ("spike_min_ratio", _ratio_above_one),
+        "window": ("spike_window", _window),
+        "grad-norm-min-ratio": ("grad_spike_min_ratio", _ratio_above_one),
+        "after-warmup-steps": ("after_warmup_steps", _non_negative_int),
+    },
+    "divergence": {
+        "ratio": ("divergence_ratio", _ratio_above_one),
+    },
 }
 
 
@@ -160,14 +203,27 @@ def read_table(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{where} must be a table")
     out: dict[str, Any] = {}
     for key, value in table.items():
+        if key in TABLES and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                if sub not in TABLES[key]:
+                    raise ConfigError(f"unknown key {key}.{sub!r} in {where}; allowed: "
+                                      f"{', '.join(sorted(TABLES[key]))}")
+                name, check = TABLES[key][sub]
+                out[name] = _checked(check, sub_value, f"{key}.{sub}", where)
+            continue
         if key not in KEYS:
-            raise ConfigError(f"unknown key {key!r} in {where}; allowed: {', '.join(sorted(KEYS))}")
+            allowed = sorted([*KEYS, *(f"[{t}]" for t in TABLES)])
+            raise ConfigError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
         name, check = KEYS[key]
-        try:
-            out[name] = check(value)
-        except ValueError as exc:
-            raise ConfigError(f"{key!r} in {where} must be {exc}; got {value!r}") from None
+        out[name] = _checked(check, value, key, where)
     return out
+
+
+def _checked(check: Callable[[Any], Any], value: Any, key: str, where: str) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key!r} in {where} must be {exc}; got {value!r}") from None
 
 
 def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any], config_path: Path | None) -> Settings:

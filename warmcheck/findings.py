@@ -358,6 +358,36 @@ its peak at the first logged step.
 Why it matters: the configured warmup could not be checked.
 What to do: log the LR every step (or every few steps) from step 0.
 """),
+    # ---- WC3xx: loss and gradient-norm spikes ----------------------------------------------------
+    _rule("WC301", "loss-spike", _W, "The loss spiked, placed in its learning-rate phase.",
+          """
+What it detects: a loss episode well above what the trailing window predicts: at least `min-ratio`
+(default 1.4) times and `z` (default 6) robust noise scales above the expectation, on log(loss),
+with a baseline that follows the normal early descent. The finding gives the onset, the peak and its
+ratio, the recovery step (or that it did not recover), the LR phase (warmup, end of warmup, just after
+warmup, at peak, decay) and, if the gradient norm spiked first, the lead time. With --spike-detector
+it uses a published rule instead (olmo-core, olmo2, llm-foundry, megatron, mad).
+Why it matters: early spikes at the end of warmup usually mean the warmup is too short, the peak LR
+too high or gradients are not clipped; repeated spikes precede divergence.
+Example: loss spike at step 31: 3.568 at step 31 is 1.70x the expected 2.099; recovered at step 61; LR
+phase: just after warmup.
+What to do: lengthen warmup, lower the peak LR, clip gradients; restart from before the onset if it
+did not recover.
+"""),
+    _rule("WC302", "grad-norm-spike", _I, "The gradient norm spiked.",
+          """
+What it detects: the same test on the gradient norm with a higher ratio (default 2x), since gradient
+norms are burstier than losses.
+Why it matters: grad-norm spikes often precede loss spikes (the loss finding gives the lead time).
+What to do: nothing by itself; look at the loss around the step.
+"""),
+    _rule("WC303", "clipping-saturated", _I, "The logged gradient norm is pinned at one value.",
+          """
+What it detects: at least 20% of the logged gradient norms equal their maximum: the logged norm is
+the clipped one, or clipping fires on most steps.
+Why it matters: a clipped norm hides grad-norm spikes; clipping on most steps means the LR is high.
+What to do: log the pre-clip norm (HF logs it); consider a lower LR.
+"""),
     # ---- WC4xx: divergence and non-finite values ----------------------------------------------
     _rule("WC401", "non-finite", _E, "The loss, learning rate or gradient norm became NaN or infinite.",
           """
@@ -366,6 +396,24 @@ norm; the finding gives the first step and the count, and every value is kept.
 Why it matters: from that step on the run is not training; optimizer state is usually poisoned.
 What to do: restart from the last good checkpoint before the step named, with a lower peak LR,
 longer warmup or gradient clipping.
+"""),
+    _rule("WC402", "nan-disguised", _E, "A NaN loss was hidden by the logger.",
+          """
+What it detects: the gradient norm is NaN/Inf at a step where the logged loss is finite (0.0 or an
+average). HF Trainer's default logging_nan_inf_filter=True replaces NaN/Inf losses in the log by the
+average of the earlier ones, so the NaN never reaches the loss column; the NaN gradient norm is the
+trace it leaves.
+Why it matters: the run is broken from that step although its loss curve looks fine.
+What to do: as for WC401; set logging_nan_inf_filter=False to see the NaN.
+"""),
+    _rule("WC403", "divergence", _E, "The loss blew up and never came back.",
+          """
+What it detects: a loss episode that never recovers and climbs far above its expectation (default
+3x) or ends in NaN/Inf. The onset is where the loss started to climb away (walked back from the
+first step that passed the spike test), reported before the first NaN; details carry the last good
+step and a restart point about 100 steps earlier (PaLM's recipe), the LR at onset and its phase.
+Why it matters: every step after the onset is wasted compute.
+What to do: restart from before the onset with a lower LR, a longer warmup or clipping.
 """),
 )
 

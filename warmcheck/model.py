@@ -214,6 +214,7 @@ class Run:
     findings: tuple[Finding, ...] = ()
     roles: Mapping[Role, tuple[str, ...]] = field(default_factory=dict)
     schedules: tuple[Schedule, ...] = ()  # one per learning-rate series, the primary first
+    detections: Mapping[str, Any] = field(default_factory=dict)  # spike detections by series key
 
     def get(self, tag: str) -> Series | None:
         """The series named ``tag``, if any."""

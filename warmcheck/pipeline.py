@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .analyzers import ALL_ANALYZERS
+from .analyzers.spikes import detections
 from .config import FailOn, Settings
 from .errors import NoRunsError
 from .findings import Finding, Severity, make
@@ -90,6 +91,10 @@ def analyze_run(run: Run, settings: Settings) -> Run:
         run = replace(run, schedules=tuple(infer_schedules(run)))
     except Exception as exc:  # noqa: BLE001
         findings.append(_internal(run.name, "inferring the schedule", exc))
+    try:
+        run = replace(run, detections=detections(run, settings))
+    except Exception as exc:  # noqa: BLE001
+        findings.append(_internal(run.name, "detecting spikes", exc))
     for analyzer in ALL_ANALYZERS:
         if not any(settings.enabled(c) for c in analyzer.codes):
             continue

@@ -6,8 +6,10 @@ from .data import RolesAnalyzer
 from .divergence import NonFiniteAnalyzer
 from .interface import Analyzer
 from .schedule import ScheduleAnalyzer
+from .spikes import SpikeAnalyzer
 from .warmup_audit import WarmupAudit
 
-ALL_ANALYZERS: tuple[Analyzer, ...] = (RolesAnalyzer(), ScheduleAnalyzer(), WarmupAudit(), NonFiniteAnalyzer())
+ALL_ANALYZERS: tuple[Analyzer, ...] = (RolesAnalyzer(), ScheduleAnalyzer(), WarmupAudit(), SpikeAnalyzer(),
+                                       NonFiniteAnalyzer())
 
 __all__ = ["ALL_ANALYZERS", "Analyzer"]

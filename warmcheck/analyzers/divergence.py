@@ -1,14 +1,17 @@
-"""WC4xx: divergence and non-finite values."""
+"""WC4xx: divergence and non-finite values, including NaN that the logger disguised."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 
 from ..config import Settings
+from ..detectors import Episode, SpikeParams, detect, trailing_expectation
 from ..findings import Finding, make
-from ..model import Role, Run
+from ..model import Role, Run, Series
+from .spikes import after_warmup_window, loss_params, lr_phase
 
 
 def _describe(steps: np.ndarray, values: np.ndarray, limit: int = 4) -> str:
@@ -18,13 +21,43 @@ def _describe(steps: np.ndarray, values: np.ndarray, limit: int = 4) -> str:
     return ", ".join(parts) + (", ..." if steps.shape[0] > limit else "")
 
 
-class NonFiniteAnalyzer:
-    """WC401: the first NaN/Inf of the loss, learning rate or gradient norm."""
+def first_nonfinite(s: Series) -> int | None:
+    """Step of the first NaN/Inf value, if any."""
+    bad = np.flatnonzero(~np.isfinite(s.values))
+    return int(s.steps[bad[0]]) if bad.shape[0] else None
 
-    codes = frozenset({"WC401"})
+
+def disguised_nan(loss: Series | None, gn: Series | None) -> tuple[int, str] | None:
+    """(step, how) where the logger hid a NaN loss: grad_norm NaN/Inf beside a finite loss."""
+    if loss is None or gn is None:
+        return None
+    bad = gn.steps[~np.isfinite(gn.values)]
+    if bad.shape[0] == 0:
+        return None
+    finite_loss = dict(zip(loss.steps.tolist(), loss.values.tolist(), strict=True))
+    for step in bad.tolist():
+        value = finite_loss.get(step)
+        if value is not None and math.isfinite(value):
+            how = "0.0" if value == 0.0 else f"{value:.4g} (an average of earlier losses?)"
+            return int(step), how
+    return None
+
+
+class NonFiniteAnalyzer:
+    """WC401 first NaN/Inf; WC402 NaN disguised by the logger; WC403 divergence before the NaN."""
+
+    codes = frozenset({"WC401", "WC402", "WC403"})
 
     def check(self, run: Run, settings: Settings) -> Iterator[Finding]:
         """See :class:`~warmcheck.analyzers.interface.Analyzer`."""
+        loss, gn = run.primary(Role.LOSS), run.primary(Role.GRAD_NORM)
+        hidden = disguised_nan(loss, gn)
+        if hidden is not None and loss is not None and gn is not None:
+            step, how = hidden
+            yield make("WC402", f"NaN hidden by the logger: {gn.tag} is non-finite at step {step} while {loss.tag} "
+                       f"reads {how}; HF Trainer's logging_nan_inf_filter replaces a NaN loss this way",
+                       run=run.name, tag=loss.tag, step=step,
+                       details={"grad_norm_tag": gn.tag, "loss_value": how, "last_good_step": _last_good(gn, step)})
         for role in (Role.LOSS, Role.LR, Role.GRAD_NORM):
             s = run.primary(role)
             if s is None:
@@ -34,10 +67,78 @@ class NonFiniteAnalyzer:
                 continue
             steps, values = s.steps[bad], s.values[bad]
             first = int(steps[0])
-            good_before = s.steps[(s.steps < first) & np.isfinite(s.values)]
-            last_good = int(good_before[-1]) if good_before.shape[0] else None
+            if role is Role.GRAD_NORM and hidden is not None and hidden[0] == first:
+                continue  # WC402 already reports this step, with what it means
             yield make("WC401", f"{s.tag} non-finite from step {first} ({_describe(steps, values)}; "
                        f"{int(bad.sum())} of {s.points} points)", run=run.name, tag=s.tag, step=first,
                        details={"role": role.value, "first_step": first, "count": int(bad.sum()),
                                 "nan": int(np.isnan(values).sum()), "posinf": int((values == np.inf).sum()),
-                                "neginf": int((values == -np.inf).sum()), "last_good_step": last_good})
+                                "neginf": int((values == -np.inf).sum()), "last_good_step": _last_good(s, first)})
+        if loss is not None and loss.points:
+            yield from self._divergence(run, loss, settings, hidden)
+
+    def _divergence(self, run: Run, loss: Series, settings: Settings,
+                    hidden: tuple[int, str] | None) -> Iterator[Finding]:
+        nan_at = first_nonfinite(loss)
+        if hidden is not None:
+            nan_at = hidden[0] if nan_at is None else min(nan_at, hidden[0])
+        params = loss_params(settings)
+        det = (run.detections or {}).get("loss:robust") or detect(loss.steps, loss.values, "warmcheck", params)
+        diverged = _diverging_episode(det.episodes, nan_at, settings.divergence_ratio)
+        if diverged is None:
+            return
+        onset = _departure(loss, diverged, params)
+        sched = run.schedules[0] if run.schedules else None
+        phase = lr_phase(onset, sched, after_warmup_window(sched, settings))
+        lr = run.primary(Role.LR)
+        lr_at = None
+        if lr is not None and lr.points:
+            i = int(np.searchsorted(lr.steps, onset, side="right")) - 1
+            lr_at = float(lr.values[max(i, 0)])
+        last_good = _previous_step(loss, onset)
+        nan_txt = f"; first non-finite loss at step {nan_at}" if nan_at is not None else ""
+        restart = max(int(loss.steps[0]), onset - 100)
+        yield make("WC403", f"loss diverges from step {onset} ({phase}): it reaches {diverged.peak_value:.4g} at step "
+                   f"{diverged.peak}, {diverged.ratio:.3g}x the expected {diverged.expected:.4g}, and never comes "
+                   f"back{nan_txt}; last good step {last_good} (a restart point ~100 steps before: {restart})",
+                   run=run.name, tag=loss.tag, step=onset, step_end=nan_at,
+                   details={"onset_step": onset, "detected_step": diverged.onset, "peak_step": diverged.peak,
+                            "peak_value": diverged.peak_value, "expected": diverged.expected,
+                            "ratio": diverged.ratio, "first_nonfinite_step": nan_at, "last_good_step": last_good,
+                            "restart_step": restart, "lr_at_onset": lr_at, "phase": phase,
+                            "threshold_ratio": settings.divergence_ratio, "threshold_z": params.z,
+                            "threshold_min_ratio": params.min_ratio})
+
+
+def _diverging_episode(episodes: tuple[Episode, ...], nan_at: int | None, ratio: float) -> Episode | None:
+    """The episode the run never recovered from: unrecovered and far up, or followed by a NaN."""
+    for e in episodes:
+        if e.recovered is None and e.ratio >= ratio:
+            return e
+        if nan_at is not None and e.onset <= nan_at and (e.recovered is None or e.recovered >= nan_at):
+            return e
+    return None
+
+
+def _departure(loss: Series, e: Episode, p: SpikeParams) -> int:
+    """Walk back from the detected onset over the points already climbing away from the expectation."""
+    ok = np.isfinite(loss.values) & (loss.values > 0)
+    st, y = loss.steps[ok], np.log(loss.values[ok])
+    expected, noise = trailing_expectation(y, p)
+    i = e.index
+    base, sigma = math.log(e.expected), float(noise[i]) if i < noise.shape[0] else p.noise_floor
+    floor = max(sigma, math.log(1.05))
+    while i > 0 and y[i - 1] - base > floor and y[i - 1] < y[i]:
+        i -= 1
+    del expected
+    return int(st[i])
+
+
+def _previous_step(s: Series, step: int) -> int | None:
+    i = int(np.searchsorted(s.steps, step)) - 1
+    return int(s.steps[i]) if i >= 0 else None
+
+
+def _last_good(s: Series, step: int) -> int | None:
+    before = s.steps[(s.steps < step) & np.isfinite(s.values)]
+    return int(before[-1]) if before.shape[0] else None

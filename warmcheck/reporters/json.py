@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .. import __version__
+from ..analyzers.spikes import spikes_summary
 from ..findings import RULES, Finding
 from ..model import Run, Series
 from ..pipeline import Outcome
@@ -53,6 +54,7 @@ def run_dict(run: Run) -> dict[str, Any]:
         "series": [series_dict(s) for s in run.series],
         "schedule": schedule_summary(run.schedules),
         "findings": [finding_dict(f) for f in run.findings],
+        "spikes": spikes_summary(run),
     }
 
 

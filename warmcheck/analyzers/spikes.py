@@ -1,0 +1,162 @@
+"""WC3xx: loss and gradient-norm spikes, each placed in its learning-rate phase."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from ..config import Settings
+from ..detectors import Detection, Episode, SpikeParams, detect
+from ..findings import Finding, make
+from ..model import Role, Run, Schedule, Series
+
+
+def loss_params(s: Settings) -> SpikeParams:
+    """The default detector's thresholds for the loss, from settings."""
+    return SpikeParams(z=s.spike_z, min_ratio=s.spike_min_ratio, window=s.spike_window)
+
+
+def grad_params(s: Settings) -> SpikeParams:
+    """Gradient norms are burstier than losses: the same rule with a higher ratio."""
+    return replace(loss_params(s), min_ratio=s.grad_spike_min_ratio)
+
+
+def lr_phase(step: int, sched: Schedule | None, after: int) -> str:
+    """Where ``step`` sits in the LR schedule: warmup, end of warmup, after warmup, at peak, decay."""
+    if sched is None:
+        return "unknown"
+    end = sched.warmup_end_step
+    if end is None:
+        return "warmup"
+    if step < end:
+        tenth = max(2, (end - sched.first_step) // 10)
+        return "end of warmup" if step >= end - tenth else "warmup"
+    if step <= end + after:
+        return "just after warmup"
+    return "at peak" if sched.decay_shape in ("constant", "wsd", "none") else "decay"
+
+
+def after_warmup_window(sched: Schedule | None, settings: Settings) -> int:
+    """How many steps after the warmup end still count as "just after warmup"."""
+    if settings.after_warmup_steps is not None:
+        return settings.after_warmup_steps
+    warm = sched.warmup_steps if sched is not None and sched.warmup_steps else 0
+    return max(20, warm // 2)
+
+
+_CAUSES = "the usual causes: warmup too short, peak LR too high, no gradient clipping"
+
+
+class SpikeAnalyzer:
+    """WC301 loss spikes, WC302 gradient-norm spikes, WC303 clipping saturation."""
+
+    codes = frozenset({"WC301", "WC302", "WC303"})
+
+    def check(self, run: Run, settings: Settings) -> Iterator[Finding]:
+        """See :class:`~warmcheck.analyzers.interface.Analyzer`."""
+        sched = run.schedules[0] if run.schedules else None
+        after = after_warmup_window(sched, settings)
+        loss, gn = run.primary(Role.LOSS), run.primary(Role.GRAD_NORM)
+        found = run.detections or detections(run, settings)
+        grad_eps: tuple[Episode, ...] = ()
+        if gn is not None and gn.points:
+            grad = found["grad_norm"]
+            grad_eps = grad.episodes
+            for e in grad.episodes:
+                if not _is_divergence(e, settings.divergence_ratio):
+                    yield self._grad(run, gn, e, sched, after, grad)
+            yield from _clipping(run, gn)
+        if loss is not None and loss.points:
+            det = found["loss"]
+            for e in det.episodes:
+                if det.detector == "warmcheck" and _is_divergence(e, settings.divergence_ratio):
+                    continue  # a spike that never comes down is a divergence (WC403)
+                yield self._loss(run, loss, e, sched, after, det, grad_eps)
+
+    def _loss(self, run: Run, s: Series, e: Episode, sched: Schedule | None, after: int, det: Detection,
+              grad_eps: tuple[Episode, ...]) -> Finding:
+        phase = lr_phase(e.onset, sched, after)
+        lead = _lead(e, grad_eps)
+        back = f"recovered at step {e.recovered}" if e.recovered is not None else "not recovered by the end"
+        msg = (f"loss spike at step {e.onset}: {e.peak_value:.4g} at step {e.peak} is {e.ratio:.2f}x the expected "
+               f"{e.expected:.4g}; {back}; LR phase: {phase}")
+        if lead is not None:
+            msg += f"; the gradient norm spiked {lead} step{'s' if lead != 1 else ''} earlier"
+        if phase in ("end of warmup", "just after warmup"):
+            msg += f" ({_CAUSES})"
+        details: dict[str, object] = {
+            "detector": det.detector, "onset_step": e.onset, "peak_step": e.peak, "peak_value": e.peak_value,
+            "expected": e.expected, "ratio": e.ratio, "recovered_step": e.recovered, "end_step": e.end,
+            "phase": phase, "grad_norm_lead_steps": lead, **{f"threshold_{k}": v for k, v in det.params.items()},
+        }
+        if e.z == e.z:  # not NaN
+            details["z"] = e.z
+        return make("WC301", msg, run=run.name, tag=s.tag, step=e.onset, step_end=e.end, details=details)
+
+    def _grad(self, run: Run, s: Series, e: Episode, sched: Schedule | None, after: int, det: Detection) -> Finding:
+        phase = lr_phase(e.onset, sched, after)
+        back = f"back by step {e.recovered}" if e.recovered is not None else "not back by the end"
+        return make("WC302", f"gradient-norm spike at step {e.onset}: {e.peak_value:.4g} is {e.ratio:.2f}x the "
+                    f"expected {e.expected:.4g}; {back}; LR phase: {phase}", run=run.name, tag=s.tag,
+                    step=e.onset, step_end=e.end,
+                    details={"onset_step": e.onset, "peak_step": e.peak, "peak_value": e.peak_value,
+                             "expected": e.expected, "ratio": e.ratio, "z": e.z, "phase": phase,
+                             **{f"threshold_{k}": v for k, v in det.params.items()}})
+
+
+def detections(run: Run, settings: Settings) -> dict[str, Detection]:
+    """Spike detections of a run, computed once: ``loss`` (the configured detector), ``loss:robust``
+    (the default detector, which divergence always uses) and ``grad_norm``."""
+    out: dict[str, Detection] = {}
+    loss, gn = run.primary(Role.LOSS), run.primary(Role.GRAD_NORM)
+    if loss is not None and loss.points:
+        robust = detect(loss.steps, loss.values, "warmcheck", loss_params(settings))
+        out["loss:robust"] = robust
+        out["loss"] = robust if settings.spike_detector == "warmcheck" else detect(
+            loss.steps, loss.values, settings.spike_detector, loss_params(settings))
+    if gn is not None and gn.points:
+        out["grad_norm"] = detect(gn.steps, gn.values, "warmcheck", grad_params(settings))
+    return out
+
+
+def spikes_summary(run: Run) -> dict[str, object] | None:
+    """The JSON ``spikes`` object of a run: detector, spike score and episode counts."""
+    if not run.detections:
+        return None
+    out: dict[str, object] = {}
+    for key in ("loss", "grad_norm"):
+        d = run.detections.get(key)
+        if d is None:
+            continue
+        out[key] = {"detector": d.detector, "score": round(d.score, 6), "episodes": len(d.episodes),
+                    "flagged": d.flagged, "evaluated": d.evaluated, "applicable": d.applicable,
+                    **({"note": d.note} if d.note else {})}
+    return out
+
+
+def _is_divergence(e: Episode, ratio: float) -> bool:
+    """An episode that never comes back down and ends far above where it started (WC403's business)."""
+    return e.recovered is None and e.ratio >= ratio
+
+
+def _lead(e: Episode, grad_eps: tuple[Episode, ...], horizon: int = 20) -> int | None:
+    """Steps by which a gradient-norm spike preceded (or coincided with) a loss spike."""
+    leads = [e.onset - g.onset for g in grad_eps if 0 <= e.onset - g.onset <= horizon]
+    return min(leads) if leads else None
+
+
+def _clipping(run: Run, s: Series) -> Iterator[Finding]:
+    """A logged gradient norm pinned at one value: the post-clip norm, or clipping that always fires."""
+    import numpy as np
+
+    v = s.values[np.isfinite(s.values)]
+    if v.shape[0] < 20:
+        return
+    top = float(v.max())
+    pinned = int(np.count_nonzero(np.abs(v - top) <= 1e-6 * max(abs(top), 1e-12)))
+    share = pinned / v.shape[0]
+    if pinned >= 5 and share >= 0.2:
+        yield make("WC303", f"gradient norm pinned at {top:.4g} for {share:.0%} of the logged steps: clipping "
+                   "saturates (or the logged norm is the clipped one, which hides spikes)", run=run.name, tag=s.tag,
+                   step=int(s.steps[np.isfinite(s.values)][np.abs(v - top) <= 1e-6 * max(abs(top), 1e-12)][0]),
+                   details={"clip_value": top, "share": share, "points": pinned, "threshold_share": 0.2})

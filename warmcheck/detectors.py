@@ -1,0 +1,212 @@
+"""Spike detectors over a metric series (loss, gradient norm): pure numpy, no IO.
+
+The default, ``warmcheck``, compares each point with a trailing window that excludes it, on
+``log(value)`` so that a spike is a ratio: the expected value follows the window's trend (two
+half-window medians; only a falling trend is extrapolated, so the fast early descent never looks
+like a spike and a rising stretch is not excused), and the noise scale is the window's median
+absolute deviation around that trend (robust to the spikes it is looking for). A point is a spike
+when it is both ``z`` noise scales and ``min_ratio`` times above the expectation; an episode runs
+until the series is back within ``recover_ratio`` of the level at its onset.
+
+The named detectors reproduce published rules with their published parameters (see
+``domain/prior-art.md``): OLMo-core (6 sigma over the previous 128 values), the OLMo 2 spike score
+(values 7 sigma from the rolling mean of the previous 1000), llm-foundry (2x the mean of the last 100,
+patience 4), Megatron (10x the largest value seen) and a robust MAD z-score (|z| > 6 over the
+trailing 100).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+Arr = NDArray[np.float64]
+
+DETECTORS = ("warmcheck", "olmo-core", "olmo2", "llm-foundry", "megatron", "mad")
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeParams:
+    """Thresholds of the default detector (``[tool.warmcheck.spikes]``)."""
+
+    z: float = 6.0
+    min_ratio: float = 1.4
+    window: int = 20
+    min_history: int = 8
+    recover_ratio: float = 1.1
+    noise_floor: float = 1e-3  # in log units: a perfectly flat window still has 0.1% noise
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """One spike: consecutive elevated points, from onset to the last one before recovery."""
+
+    onset: int  # step
+    peak: int  # step of the highest value
+    peak_value: float
+    expected: float  # the value expected at onset from the trailing window
+    ratio: float  # peak_value / expected
+    z: float  # noise scales above the expectation at the peak
+    end: int  # last step of the episode
+    recovered: int | None  # first step back within recover_ratio of the onset level (None: not by the end)
+    points: int
+    index: int  # position of the onset among the detector's valid points
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What one detector found in one series."""
+
+    detector: str
+    params: Mapping[str, float]
+    episodes: tuple[Episode, ...]
+    flagged: int  # spike points
+    evaluated: int  # points the detector could judge (enough history)
+    applicable: bool = True
+    note: str = ""
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        """Spike points per evaluated point (the OLMo-style spike score)."""
+        return self.flagged / self.evaluated if self.evaluated else 0.0
+
+
+def detect(steps: NDArray[np.int64], values: Arr, detector: str = "warmcheck",
+           params: SpikeParams | None = None) -> Detection:
+    """Run ``detector`` over the finite points of a series."""
+    params = params or SpikeParams()
+    ok = np.isfinite(values)
+    st, v = steps[ok], values[ok].astype(np.float64)
+    if detector == "warmcheck":
+        return _robust(st, v, params)
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown spike detector {detector!r}; choose from {', '.join(DETECTORS)}")
+    flags, evaluated, p = _named(detector, v)
+    episodes = _episodes_from_flags(st, v, flags, detector)
+    extra: dict[str, object] = {}
+    if detector == "llm-foundry":  # more than `patience` consecutive outliers is what kills the run
+        extra["kill_episodes"] = [e.onset for e in episodes if e.points > 4]
+    return Detection(detector, p, tuple(episodes), int(flags.sum()), evaluated, extra=extra)
+
+
+def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
+    params = {"z": p.z, "min_ratio": p.min_ratio, "window": p.window, "recover_ratio": p.recover_ratio}
+    if v.shape[0] and float(v.min()) <= 0:
+        return Detection("warmcheck", params, (), 0, 0, applicable=False,
+                         note="values <= 0 (a loss that is not a positive quantity): ratios are undefined")
+    y = np.log(v)
+    expected, noise = trailing_expectation(y, p)
+    z = (y - expected) / noise
+    flags = (z >= p.z) & (y - expected >= math.log(p.min_ratio))
+    flags[np.isnan(expected)] = False
+    evaluated = int(np.count_nonzero(~np.isnan(expected)))
+    episodes: list[Episode] = []
+    i, n = 0, y.shape[0]
+    up = math.log(p.recover_ratio)
+    while i < n:
+        if not flags[i]:
+            i += 1
+            continue
+        base = float(expected[i])
+        j = i + 1
+        while j < n and y[j] - base > up:  # elevated relative to the level at onset
+            j += 1
+        k = i + int(np.argmax(y[i:j]))
+        episodes.append(Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(v[k]),
+                                expected=float(math.exp(base)), ratio=float(math.exp(y[k] - base)),
+                                z=float((y[k] - base) / noise[i]), end=int(st[j - 1]),
+                                recovered=int(st[j]) if j < n else None, points=j - i, index=i))
+        i = j
+    return Detection("warmcheck", params, tuple(episodes), int(flags.sum()), evaluated)
+
+
+def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:
+    """For every point, the value expected from the ``window`` points before it, and the noise scale.
+
+    NaN where fewer than ``min_history`` points precede it.
+    """
+    n = y.shape[0]
+    expected = np.full(n, np.nan)
+    noise = np.full(n, np.nan)
+    for start in range(p.min_history, min(p.window, n)):  # short windows at the start, one by one
+        e, s = _window_stats(y[None, :start])
+        expected[start], noise[start] = e[0], s[0]
+    if n > p.window:
+        windows = np.lib.stride_tricks.sliding_window_view(y[:-1], p.window)
+        # Chunks bound the temporaries (a million points x window) to a few megabytes.
+        for a in range(0, windows.shape[0], 65536):
+            e, s = _window_stats(windows[a : a + 65536])
+            expected[p.window + a : p.window + a + e.shape[0]] = e
+            noise[p.window + a : p.window + a + e.shape[0]] = s
+    return expected, np.maximum(noise, p.noise_floor)
+
+
+def _window_stats(w: Arr) -> tuple[Arr, Arr]:
+    """Trend-following expectation at the position right after each window row, and the MAD scale."""
+    width = w.shape[1]
+    half = width // 2
+    m_old, m_new = np.median(w[:, :half], axis=1), np.median(w[:, half:], axis=1)
+    c_old, c_new = (half - 1) / 2.0, half + (width - half - 1) / 2.0
+    slope = np.minimum((m_new - m_old) / (c_new - c_old), 0.0)  # only a falling trend is followed
+    pos = np.arange(width, dtype=np.float64)
+    trend = m_new[:, None] + slope[:, None] * (pos[None, :] - c_new)
+    resid = w - trend
+    mad = np.median(np.abs(resid - np.median(resid, axis=1)[:, None]), axis=1)
+    return m_new + slope * (width - c_new), 1.4826 * mad
+
+
+def _named(detector: str, v: Arr) -> tuple[NDArray[np.bool_], int, dict[str, float]]:
+    """Spike flags of the published rules, each test against a window that excludes the point."""
+    n = v.shape[0]
+    flags = np.zeros(n, dtype=bool)
+    if detector == "megatron":
+        threshold = 10.0
+        running = np.maximum.accumulate(np.abs(v))
+        flags[1:] = np.abs(v[1:]) > threshold * running[:-1]
+        return flags, max(n - 1, 0), {"threshold": threshold}
+    window = {"olmo-core": 128, "olmo2": 1000, "llm-foundry": 100, "mad": 100}[detector]
+    if n <= window:
+        return flags, 0, {"window": window}
+    w = np.lib.stride_tricks.sliding_window_view(v[:-1], window)
+    x = v[window:]
+    if detector == "olmo-core":
+        mean, std = w.mean(axis=1), w.std(axis=1)
+        flags[window:] = (std >= 1e-10) & (x > mean + 6.0 * std)
+        return flags, n - window, {"window": window, "sigma": 6.0}
+    if detector == "olmo2":
+        mean, std = w.mean(axis=1), w.std(axis=1)
+        flags[window:] = (std >= 1e-10) & (np.abs(x - mean) >= 7.0 * std)
+        return flags, n - window, {"window": window, "sigma": 7.0}
+    if detector == "llm-foundry":
+        flags[window:] = x >= 2.0 * w.mean(axis=1)
+        return flags, n - window, {"window": window, "ratio": 2.0, "patience": 4}
+    med = np.median(w, axis=1)
+    mad = np.median(np.abs(w - med[:, None]), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = 0.6745 * (x - med) / mad
+    flags[window:] = (mad > 0) & (z > 6.0)
+    return flags, n - window, {"window": window, "z": 6.0}
+
+
+def _episodes_from_flags(st: NDArray[np.int64], v: Arr, flags: NDArray[np.bool_], name: str) -> list[Episode]:
+    """Runs of consecutive flagged points, measured against the last unflagged value before them."""
+    out: list[Episode] = []
+    idx = np.flatnonzero(flags)
+    if idx.shape[0] == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(idx) > 1) + 1
+    for run in np.split(idx, breaks):
+        i, j = int(run[0]), int(run[-1])
+        before = float(np.median(v[max(0, i - 20) : i])) if i > 0 else float(v[i])
+        k = i + int(np.argmax(v[i : j + 1]))
+        ratio = float(v[k] / before) if before > 0 else float("inf")
+        out.append(Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(v[k]), expected=before, ratio=ratio,
+                           z=float("nan"), end=int(st[j]), recovered=int(st[j + 1]) if j + 1 < st.shape[0] else None,
+                           points=j - i + 1, index=i))
+    del name
+    return out
