@@ -5,8 +5,10 @@ The default, ``warmcheck``, compares each point with a trailing window that excl
 half-window medians; only a falling trend is extrapolated, so the fast early descent never looks
 like a spike and a rising stretch is not excused), and the noise scale is the window's median
 absolute deviation around that trend (robust to the spikes it is looking for). A point is a spike
-when it is both ``z`` noise scales and ``min_ratio`` times above the expectation; an episode runs
-until the series is back within ``recover_ratio`` of the level at its onset.
+when it is ``z`` noise scales and ``min_ratio`` times above the expectation, and also clears the
+window's highest value by ``above_max`` (per-batch losses have heavy tails that a MAD understates);
+an episode runs until the series is back within ``recover_ratio`` of the level at its onset.
+Defaults were set with ``bench/calibrate.py`` (synthetic runs) and checked on real logs.
 
 The named detectors reproduce published rules with their published parameters (see
 ``domain/prior-art.md``): OLMo-core (6 sigma over the previous 128 values), the OLMo 2 spike score
@@ -33,8 +35,9 @@ DETECTORS = ("warmcheck", "olmo-core", "olmo2", "llm-foundry", "megatron", "mad"
 class SpikeParams:
     """Thresholds of the default detector (``[tool.warmcheck.spikes]``)."""
 
-    z: float = 6.0
-    min_ratio: float = 1.4
+    z: float = 5.0
+    min_ratio: float = 1.3
+    above_max: float = 1.05  # and must clear the window's highest value by 5%: heavy-tailed noise
     window: int = 20
     min_history: int = 8
     recover_ratio: float = 1.1
@@ -95,14 +98,15 @@ def detect(steps: NDArray[np.int64], values: Arr, detector: str = "warmcheck",
 
 
 def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
-    params = {"z": p.z, "min_ratio": p.min_ratio, "window": p.window, "recover_ratio": p.recover_ratio}
+    params = {"z": p.z, "min_ratio": p.min_ratio, "above_max": p.above_max, "window": p.window,
+              "recover_ratio": p.recover_ratio}
     if v.shape[0] and float(v.min()) <= 0:
         return Detection("warmcheck", params, (), 0, 0, applicable=False,
                          note="values <= 0 (a loss that is not a positive quantity): ratios are undefined")
     y = np.log(v)
     expected, noise = trailing_expectation(y, p)
     z = (y - expected) / noise
-    flags = (z >= p.z) & (y - expected >= math.log(p.min_ratio))
+    flags = (z >= p.z) & (y - expected >= math.log(p.min_ratio)) & (y - trailing_max(y, p) >= math.log(p.above_max))
     flags[np.isnan(expected)] = False
     evaluated = int(np.count_nonzero(~np.isnan(expected)))
     episodes: list[Episode] = []
@@ -144,6 +148,20 @@ def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:
             expected[p.window + a : p.window + a + e.shape[0]] = e
             noise[p.window + a : p.window + a + e.shape[0]] = s
     return expected, np.maximum(noise, p.noise_floor)
+
+
+def trailing_max(y: Arr, p: SpikeParams) -> Arr:
+    """The highest of the ``window`` points before each point (-inf where there are none)."""
+    n = y.shape[0]
+    out = np.full(n, -np.inf)
+    for start in range(1, min(p.window, n)):
+        out[start] = y[:start].max()
+    if n > p.window:
+        windows = np.lib.stride_tricks.sliding_window_view(y[:-1], p.window)
+        for a in range(0, windows.shape[0], 65536):
+            chunk = windows[a : a + 65536].max(axis=1)
+            out[p.window + a : p.window + a + chunk.shape[0]] = chunk
+    return out
 
 
 def _window_stats(w: Arr) -> tuple[Arr, Arr]:

@@ -85,9 +85,13 @@ class NonFiniteAnalyzer:
         params = loss_params(settings)
         det = (run.detections or {}).get("loss:robust") or detect(loss.steps, loss.values, "warmcheck", params)
         diverged = _diverging_episode(det.episodes, nan_at, settings.divergence_ratio)
-        if diverged is None:
-            return
-        onset = _departure(loss, diverged, params)
+        if diverged is not None:
+            onset = _departure(loss, diverged, params)
+        else:  # no spike: a slow climb that the trailing window follows (it is not a spike)
+            slow = _slow_climb(loss, nan_at, settings.divergence_ratio)
+            if slow is None:
+                return
+            onset, diverged = slow
         sched = run.schedules[0] if run.schedules else None
         phase = lr_phase(onset, sched, after_warmup_window(sched, settings))
         lr = run.primary(Role.LR)
@@ -118,6 +122,42 @@ def _diverging_episode(episodes: tuple[Episode, ...], nan_at: int | None, ratio:
         if nan_at is not None and e.onset <= nan_at and (e.recovered is None or e.recovered >= nan_at):
             return e
     return None
+
+
+_NEAR_MIN = math.log(1.1)  # within 10% of the running minimum still counts as "at the minimum"
+
+
+def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Episode] | None:
+    """A loss that left its running minimum for good and ends ``ratio`` x above it (or turns NaN 1.5x up).
+
+    The onset is the first step after the last one within 10% of the running minimum.
+    """
+    finite = np.isfinite(loss.values)
+    if np.any(loss.values[finite] <= 0):
+        return None  # not a positive quantity (RL objectives, log-likelihood ratios): ratios mean nothing
+    ok = finite
+    if np.count_nonzero(ok) < 10:
+        return None
+    st, raw = loss.steps[ok], np.log(loss.values[ok])
+    # A centred median of 5 keeps one odd low value from becoming "the minimum" the run never regains.
+    padded = np.concatenate([np.full(2, raw[0]), raw, np.full(2, raw[-1])])
+    y = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    low = np.minimum.accumulate(y)
+    up = float(y[-1] - low[-1])
+    needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
+    if up < needed:
+        return None
+    near = np.flatnonzero(y - low <= _NEAR_MIN)
+    i = int(near[-1]) + 1
+    if i >= y.shape[0] or np.any(np.diff(y[i:]) < -math.log(1.5)):  # a climb, not a saw-tooth
+        return None
+    k = i + int(np.argmax(y[i:]))
+    base = float(math.exp(low[i - 1]))
+    k = i + int(np.argmax(raw[i:]))
+    e = Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(loss.values[ok][k]), expected=base,
+                ratio=float(math.exp(raw[k] - low[i - 1])), z=float("nan"), end=int(st[-1]), recovered=None,
+                points=y.shape[0] - i, index=i)
+    return int(st[i]), e
 
 
 def _departure(loss: Series, e: Episode, p: SpikeParams) -> int:
