@@ -4,8 +4,8 @@ Shared by the unit tests and the calibration benchmark (``bench/calibrate.py``).
 falls fast then flattens (``end + (start - end) exp(-t / tau)``) with multiplicative noise that is
 larger early in training, correlated from step to step (AR(1)), plus small harmless wobbles
 (1.03-1.10x for a few steps) like real data loaders produce; real healthy runs in the corpus show
-single-step outliers up to 1.22x, and its truths call a loss "elevated" above 1.25x. The gradient norm decays with heavier
-noise. Everything is seeded.
+single-step outliers up to 1.22x, and its truths call a loss "elevated" above 1.25x. The gradient
+norm decays with heavier noise. Everything is seeded.
 """
 
 from __future__ import annotations

@@ -84,3 +84,35 @@ def test_hf_run_reads_its_configuration_from_the_event_file() -> None:
     (run,) = outcome.runs
     (f,) = [f for f in run.findings if f.code == "WC202"]
     assert f.details["matched"] == "ceil(0.06 x 113)" and "args/text_summary" in f.message
+
+
+def test_diverging_run_is_flagged_inside_its_truth() -> None:
+    truth = _truth("diverge_sgd_in_warmup")["expected_findings"]["divergence"]
+    (run,) = analyze([str(REAL / "diverge_sgd_in_warmup")], Settings()).runs
+    found = {f.code: f for f in run.findings if f.tag == "train/loss"}
+    around = sorted(int(k) for k in truth["loss_values_around_onset"])
+    div = found["WC403"]
+    assert around[0] <= div.step <= truth["first_step_loss_gt_3x_initial"], div.step
+    assert div.details["first_nonfinite_step"] == truth["first_nonfinite_loss_step"] == found["WC401"].step
+    assert div.details["phase"] == "warmup"
+    assert not [f for f in run.findings if f.code == "WC301"]  # the blow-up is one divergence, not spikes
+
+
+def test_spiking_run_is_flagged_inside_its_truth() -> None:
+    spike = _truth("early_spike_w25")["expected_findings"]["spike"]
+    (run,) = analyze([str(REAL / "early_spike_w25")], Settings()).runs
+    (f,) = [f for f in run.findings if f.code == "WC301"]
+    lo, hi = spike["elevated_region"]
+    assert lo <= f.step <= hi and f.details["peak_step"] == spike["max_loss_step"]
+    assert f.details["ratio"] == pytest.approx(spike["max_ratio_to_baseline"], rel=0.1)
+    assert (f.details["recovered_step"] is not None) == spike["recovered_to_baseline"]
+    assert f.details["phase"] == "just after warmup"
+    assert not [f for f in run.findings if f.code.startswith("WC4")]
+
+
+@pytest.mark.parametrize("name", [c for c in CASES if c not in ("diverge_sgd_in_warmup", "early_spike_w25")])
+def test_healthy_runs_get_nothing_at_warning_or_error(name: str) -> None:
+    outcome = analyze([str(REAL / name)], Settings())
+    for run in outcome.runs:
+        loud = [f for f in run.findings if f.severity.value != "info" and f.code.startswith(("WC3", "WC4"))]
+        assert not loud, [f.message for f in loud]

@@ -153,11 +153,32 @@ def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Ep
         return None
     k = i + int(np.argmax(y[i:]))
     base = float(math.exp(low[i - 1]))
+    i = _hinge(raw, i)
     k = i + int(np.argmax(raw[i:]))
     e = Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(loss.values[ok][k]), expected=base,
                 ratio=float(math.exp(raw[k] - low[i - 1])), z=float("nan"), end=int(st[-1]), recovered=None,
                 points=y.shape[0] - i, index=i)
     return int(st[i]), e
+
+
+def _hinge(y: np.ndarray, i: int, before: int = 40, after: int = 20) -> int:
+    """Refine a climb's start: the knot of the best ``a + r * max(0, t - t0)`` fit around ``i``.
+
+    Exponential growth is a straight line in log space, so the knot is where growth began; the
+    "left the minimum by 10%" index lags it by ln(1.1)/rate steps, a lot for a slow climb.
+    """
+    lo, hi = max(0, i - before), min(y.shape[0], i + after)
+    t = np.arange(lo, hi, dtype=np.float64)
+    seg = y[lo:hi]
+    best, best_sse = i, np.inf
+    for t0 in range(max(lo + 2, i - 25), min(i + 1, hi - 2)):
+        x = np.maximum(0.0, t - t0)
+        a = np.column_stack([np.ones_like(t), x])
+        coef, *_ = np.linalg.lstsq(a, seg, rcond=None)
+        sse = float(np.sum((seg - a @ coef) ** 2))
+        if coef[1] > 0 and sse < best_sse:
+            best, best_sse = t0, sse
+    return best
 
 
 def _departure(loss: Series, e: Episode, p: SpikeParams) -> int:

@@ -1,0 +1,95 @@
+"""Spike detectors: planted spikes found at the right step, healthy noisy runs left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import synthetic as syn
+
+from warmcheck.config import Settings
+from warmcheck.detectors import DETECTORS, detect
+from warmcheck.pipeline import analyze_run
+
+
+def _wc(run, settings: Settings = Settings()) -> list:
+    return list(analyze_run(run, settings).findings)
+
+
+@pytest.mark.parametrize("factor", [1.5, 2.0, 3.0, 5.0])
+@pytest.mark.parametrize("where", ["warmup", "end of warmup", "just after warmup", "decay"])
+def test_default_detector_finds_planted_spikes(factor: float, where: str) -> None:
+    base = syn.healthy(seed=7, n=600, warmup=80)
+    at = {"warmup": 40, "end of warmup": 77, "just after warmup": 85, "decay": 400}[where]
+    run = syn.with_spike(base, at, factor).run()
+    (f,) = [f for f in _wc(run) if f.code == "WC301"]
+    assert f.step == at and f.details["peak_step"] == at
+    assert f.details["ratio"] == pytest.approx(factor, rel=0.2)
+    assert f.details["phase"] == where
+    assert f.details["threshold_min_ratio"] == 1.3 and f.details["z"] >= 5
+    if where in ("end of warmup", "just after warmup"):
+        assert "warmup too short" in f.message
+
+
+def test_spike_episode_recovery_and_grad_norm_lead() -> None:
+    run = syn.with_spike(syn.healthy(seed=3, warmup=50), 300, 2.5, width=6, grad_lead=2).run()
+    found = {f.code: f for f in _wc(run)}
+    loss = found["WC301"]
+    assert loss.step == 300 and loss.details["recovered_step"] is not None
+    assert 300 < loss.details["recovered_step"] <= 310 and loss.details["grad_norm_lead_steps"] == 2
+    assert found["WC302"].step == 298
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_healthy_noisy_runs_raise_nothing(seed: int) -> None:
+    run = syn.healthy(seed=seed, n=800).run()
+    loud = [f for f in _wc(run) if f.severity.value != "info" and f.code.startswith(("WC3", "WC4"))]
+    assert not loud, [f.message for f in loud]
+
+
+def test_fast_early_descent_is_not_a_spike() -> None:
+    t = np.arange(300, dtype=float)
+    steep = 2.0 + 9.0 * np.exp(-t / 15.0)  # a loss that falls from 11 to 2 in ~60 steps
+    run = syn.Synthetic(steep * np.exp(np.random.default_rng(0).normal(0, 0.02, 300)), np.full(300, 1e-3),
+                        np.ones(300), warmup=0).run()
+    assert not [f for f in _wc(run) if f.code in ("WC301", "WC403")]
+
+
+@pytest.mark.parametrize("detector,factor", [
+    ("olmo-core", 1.5), ("olmo2", 1.5), ("mad", 1.5), ("llm-foundry", 2.5), ("megatron", 30.0),
+])
+def test_named_detectors_find_what_their_rules_cover(detector: str, factor: float) -> None:
+    # Published rules on a long, quiet run (their windows reach 100-1000 points back).
+    rng = np.random.default_rng(1)
+    n = 2000
+    loss = 2.0 * np.exp(rng.normal(0, 0.01, n))
+    loss[1500] *= factor
+    d = detect(np.arange(n), loss, detector)
+    assert [e.onset for e in d.episodes] == [1500], d.episodes
+    assert d.score == pytest.approx(1 / d.evaluated)
+    quiet = detect(np.arange(n), 2.0 * np.exp(rng.normal(0, 0.01, n)), detector)
+    assert quiet.episodes == () or detector == "olmo2"  # 7 sigma two-sided: very rarely a tail point
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_every_named_detector_is_selectable_from_settings(name: str) -> None:
+    factor = 200.0 if name == "megatron" else 4.0  # Megatron: 10x the largest value seen, early loss included
+    run = syn.with_spike(syn.healthy(seed=11, n=1500), 1200, factor).run()
+    found = [f for f in _wc(run, Settings(spike_detector=name)) if f.code == "WC301"]
+    assert [f.step for f in found] == [1200] and found[0].details["detector"] == name
+
+
+def test_loss_that_is_not_positive_is_not_judged_by_ratios() -> None:
+    rng = np.random.default_rng(2)
+    rl = rng.normal(0, 0.001, 500)
+    rl[300] = 0.05
+    run = syn.Synthetic(rl, np.full(500, 1e-5), np.ones(500), warmup=0).run()
+    assert not [f for f in _wc(run) if f.code in ("WC301", "WC403")]
+    assert analyze_run(run, Settings()).detections["loss"].applicable is False
+
+
+def test_clipping_saturation() -> None:
+    base = syn.healthy(seed=5)
+    base.grad_norm = np.minimum(base.grad_norm, 0.5)  # the post-clip norm of clip_grad_norm_(max_norm=0.5)
+    found = {f.code: f for f in _wc(base.run())}
+    assert found["WC303"].details["clip_value"] == 0.5 and found["WC303"].details["share"] >= 0.2
+    assert "WC303" not in {f.code for f in _wc(syn.healthy(seed=5).run())}
