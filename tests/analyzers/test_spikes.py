@@ -11,8 +11,8 @@ from warmcheck.detectors import DETECTORS, detect
 from warmcheck.pipeline import analyze_run
 
 
-def _wc(run, settings: Settings = Settings()) -> list:
-    return list(analyze_run(run, settings).findings)
+def _wc(run, settings: Settings | None = None) -> list:
+    return list(analyze_run(run, settings or Settings()).findings)
 
 
 @pytest.mark.parametrize("factor", [1.5, 2.0, 3.0, 5.0])
