@@ -58,7 +58,7 @@ class Settings:
     grad_accum: int | None = None
     peak_lr: float | None = None
     spike_detector: str = "warmcheck"
-    spike_z: float = 5.0
+    spike_z: float = 4.0
     spike_min_ratio: float = 1.3
     spike_window: int = 20
     grad_spike_min_ratio: float = 2.0

@@ -35,7 +35,7 @@ DETECTORS = ("warmcheck", "olmo-core", "olmo2", "llm-foundry", "megatron", "mad"
 class SpikeParams:
     """Thresholds of the default detector (``[tool.warmcheck.spikes]``)."""
 
-    z: float = 5.0
+    z: float = 4.0
     min_ratio: float = 1.3
     above_max: float = 1.05  # and must clear the window's highest value by 5%: heavy-tailed noise
     window: int = 20
@@ -174,8 +174,12 @@ def _window_stats(w: Arr) -> tuple[Arr, Arr]:
     pos = np.arange(width, dtype=np.float64)
     trend = m_new[:, None] + slope[:, None] * (pos[None, :] - c_new)
     resid = w - trend
-    mad = np.median(np.abs(resid - np.median(resid, axis=1)[:, None]), axis=1)
-    return m_new + slope * (width - c_new), 1.4826 * mad
+    mad = 1.4826 * np.median(np.abs(resid - np.median(resid, axis=1)[:, None]), axis=1)
+    # A fall between the half-window medians smaller than twice its standard error is noise, not a
+    # trend: extrapolating it would expect too little and turn ordinary points into "spikes".
+    se = 1.2533 * mad * np.sqrt(1.0 / half + 1.0 / (width - half))
+    slope = np.where(m_old - m_new >= 2.0 * se, slope, 0.0)
+    return m_new + slope * (width - c_new), mad
 
 
 def _named(detector: str, v: Arr) -> tuple[NDArray[np.bool_], int, dict[str, float]]:

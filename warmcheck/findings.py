@@ -362,9 +362,10 @@ What to do: log the LR every step (or every few steps) from step 0.
     _rule("WC301", "loss-spike", _W, "The loss spiked, placed in its learning-rate phase.",
           """
 What it detects: a loss episode well above what the trailing window predicts: at least `min-ratio`
-(default 1.4) times and `z` (default 6) robust noise scales above the expectation, on log(loss),
-with a baseline that follows the normal early descent. The finding gives the onset, the peak and its
-ratio, the recovery step (or that it did not recover), the LR phase (warmup, end of warmup, just after
+(default 1.3) times and `z` (default 4) robust noise scales above the expectation, on log(loss),
+with a baseline that follows the normal early descent, clearing the window's maximum by 5%; and
+big enough to matter: 2x, or 1.5x held for three logged points (smaller ones are WC304, info).
+The finding gives the onset, the peak and its ratio, the recovery step (or that it did not recover), the LR phase (warmup, end of warmup, just after
 warmup, at peak, decay) and, if the gradient norm spiked first, the lead time. With --spike-detector
 it uses a published rule instead (olmo-core, olmo2, llm-foundry, megatron, mad).
 Why it matters: early spikes at the end of warmup usually mean the warmup is too short, the peak LR
@@ -387,6 +388,13 @@ What it detects: at least 20% of the logged gradient norms equal their maximum: 
 the clipped one, or clipping fires on most steps.
 Why it matters: a clipped norm hides grad-norm spikes; clipping on most steps means the LR is high.
 What to do: log the pre-clip norm (HF logs it); consider a lower LR.
+"""),
+    _rule("WC304", "minor-loss-spike", _I, "A small, brief loss spike.",
+          """
+What it detects: the same test as WC301, passed by an episode that stays below 2x its expectation and
+does not hold 1.5x for three logged points: one bad batch, or the heavy tail of a noisy per-batch loss.
+Why it matters: worth a look when they cluster or precede a larger spike.
+What to do: nothing by itself.
 """),
     # ---- WC4xx: divergence and non-finite values ----------------------------------------------
     _rule("WC401", "non-finite", _E, "The loss, learning rate or gradient norm became NaN or infinite.",

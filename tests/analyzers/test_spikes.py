@@ -21,13 +21,20 @@ def test_default_detector_finds_planted_spikes(factor: float, where: str) -> Non
     base = syn.healthy(seed=7, n=600, warmup=80)
     at = {"warmup": 40, "end of warmup": 77, "just after warmup": 85, "decay": 400}[where]
     run = syn.with_spike(base, at, factor).run()
-    (f,) = [f for f in _wc(run) if f.code == "WC301"]
+    (f,) = [f for f in _wc(run) if f.code in ("WC301", "WC304")]
+    assert f.code == ("WC304" if f.details["ratio"] < 2 else "WC301")  # one point: a warning from 2x on
     assert f.step == at and f.details["peak_step"] == at
     assert f.details["ratio"] == pytest.approx(factor, rel=0.2)
     assert f.details["phase"] == where
-    assert f.details["threshold_min_ratio"] == 1.3 and f.details["z"] >= 5
+    assert f.details["threshold_min_ratio"] == 1.3 and f.details["z"] >= 4
     if where in ("end of warmup", "just after warmup"):
         assert "warmup too short" in f.message
+
+
+def test_sustained_spike_is_a_warning_from_1_5x() -> None:
+    run = syn.with_spike(syn.healthy(seed=4, warmup=50), 300, 1.7, width=8).run()
+    (f,) = [f for f in _wc(run) if f.code in ("WC301", "WC304")]
+    assert f.code == "WC301" and f.step == 300 and f.step_end is not None and f.step_end >= 302
 
 
 def test_spike_episode_recovery_and_grad_norm_lead() -> None:

@@ -192,7 +192,7 @@ def _departure(loss: Series, e: Episode, p: SpikeParams) -> int:
     while i > 0 and y[i - 1] - base > floor and y[i - 1] < y[i]:
         i -= 1
     del expected
-    return int(st[i])
+    return int(st[_hinge(y, i)])
 
 
 def _previous_step(s: Series, step: int) -> int | None:
