@@ -365,8 +365,9 @@ What it detects: a loss episode well above what the trailing window predicts: at
 (default 1.3) times and `z` (default 4) robust noise scales above the expectation, on log(loss),
 with a baseline that follows the normal early descent, clearing the window's maximum by 5%; and
 big enough to matter: 2x, or 1.5x held for three logged points (smaller ones are WC304, info).
-The finding gives the onset, the peak and its ratio, the recovery step (or that it did not recover), the LR phase (warmup, end of warmup, just after
-warmup, at peak, decay) and, if the gradient norm spiked first, the lead time. With --spike-detector
+The finding gives the onset, the peak and its ratio, the recovery step (or that it did not
+recover), the LR phase (warmup, end of warmup, just after warmup, at peak, decay) and, if the
+gradient norm spiked first, the lead time. With --spike-detector
 it uses a published rule instead (olmo-core, olmo2, llm-foundry, megatron, mad).
 Why it matters: early spikes at the end of warmup usually mean the warmup is too short, the peak LR
 too high or gradients are not clipped; repeated spikes precede divergence.
