@@ -345,6 +345,6 @@ def test_speed_within_2x_of_plain_pandas(tmp_path: Path) -> None:
 def test_never_raises_on_arbitrary_text(tmp_path: Path, parts: list[str], compress: bool) -> None:
     data = "".join(parts).encode("utf-8", "surrogateescape")
     read = read_csv(_write(tmp_path, gzip.compress(data) if compress else data, "fuzz.csv"))
-    assert not any(f.message.startswith("could not read CSV") for f in read.findings)
+    assert all(f.code != "WC021" for f in read.findings)  # the reader returned (an exception fails the test)
     for frag in read.fragments:
         assert frag.steps.dtype == np.int64 and len(frag.steps) == len(frag.values) == len(frag.wall_times)

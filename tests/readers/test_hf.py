@@ -148,5 +148,5 @@ def test_never_raises_on_any_prefix(tmp_path: Path, cut: int, junk: bytes) -> No
     path = tmp_path / "trainer_state.json"
     path.write_bytes(NONFINITE.encode()[:cut] + junk)
     read = read_trainer_state(str(path))
-    assert not any(f.message.startswith("could not read") for f in read.findings)
+    assert all(f.code != "WC021" for f in read.findings)  # the reader returned (an exception fails the test)
     assert all(np.all(np.diff(f.steps) >= 0) for f in read.fragments)

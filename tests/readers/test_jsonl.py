@@ -123,5 +123,5 @@ def test_invalid_utf8_and_nul_tail(tmp_path: Path) -> None:
                 max_size=30))
 def test_never_raises(tmp_path: Path, parts: list[str]) -> None:
     read = read_jsonl(_write(tmp_path, "".join(parts).encode("utf-8", "surrogateescape"), "fuzz.jsonl"))
-    assert not any(f.message.startswith("could not read") for f in read.findings)
+    assert all(f.code != "WC021" for f in read.findings)  # the reader returned (an exception fails the test)
     assert all(f.steps.dtype == np.int64 for f in read.fragments)

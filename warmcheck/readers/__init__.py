@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ..model import Format, Role, Run, SourceRead
+from ..model import Format, Role, Run, SourceInfo, SourceRead
 from .assemble import assemble_run
 from .discovery import Discovery, RunSpec, classify, discover
-from .interface import ReadFunction
+from .interface import ReadFunction, diag
 from .runconfig_files import read_config_files
 
 
@@ -31,7 +31,12 @@ def read_spec(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = No
     """Read every file of a discovered run and assemble it."""
     reads: list[SourceRead] = []
     for path, shown, fmt in spec.files:
-        read = reader_for(fmt)(path)
+        try:
+            read = reader_for(fmt)(path)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the run or the invocation
+            read = SourceRead(SourceInfo(path, fmt), findings=[diag(
+                "WC021", f"internal error while reading {shown}: {type(exc).__name__}: {exc}", path,
+                exception=type(exc).__name__)])
         # Readers name files by the path they were given; reports use the path as the user gave it.
         reads.append(_renamed(read, path, shown))
     run = assemble_run(spec.name, spec.path, reads, overrides)

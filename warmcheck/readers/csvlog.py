@@ -30,15 +30,6 @@ _METRIC_TOKENS = frozenset({"lr", "acc", "ppl", "epoch", "loss", "bleu", "f1", "
 _WEAK_STEP_KEYS = frozenset({"it", "batch", "update", "updates", "steps"})
 
 
-def read_csv(path: str) -> SourceRead:
-    """Read one CSV log; never raises (an unexpected failure becomes a WC001 finding)."""
-    try:
-        return _read(path)
-    except Exception as exc:  # noqa: BLE001 - the reader contract: damage is data, never a traceback
-        return SourceRead(SourceInfo(path, Format.CSV), findings=[diag(
-            "WC001", f"could not read CSV: {type(exc).__name__}: {exc}", path, error=type(exc).__name__)])
-
-
 def looks_like_training_csv(path: str) -> bool:
     """Cheap header sniff for discovery: a step-like or metric-like column, or a ``metrics.csv``.
 
@@ -77,7 +68,8 @@ def _looks_like_log_column(name: str) -> bool:
     return bool(_METRIC_WORDS.search(low) or tokens & _METRIC_TOKENS)
 
 
-def _read(path: str) -> SourceRead:
+def read_csv(path: str) -> SourceRead:
+    """Read one CSV log (the reader contract: damage is data; see ``readers/interface.py``)."""
     decoded, findings = load_text(path)
     if decoded is None:
         return SourceRead(SourceInfo(path, Format.CSV), findings=findings)

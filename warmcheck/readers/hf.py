@@ -25,16 +25,7 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def read_trainer_state(path: str) -> SourceRead:
-    """Read one ``trainer_state.json``; never raises (an unexpected failure becomes WC001)."""
-    try:
-        return _read(path)
-    except Exception as exc:  # noqa: BLE001 - the reader contract: damage is data, never a traceback
-        return SourceRead(SourceInfo(path, Format.HF_TRAINER_STATE), findings=[diag(
-            "WC001", f"could not read trainer_state.json: {type(exc).__name__}: {exc}", path,
-            error=type(exc).__name__)])
-
-
-def _read(path: str) -> SourceRead:
+    """Read one ``trainer_state.json`` (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.HF_TRAINER_STATE)
     decoded, findings = load_text(path)
     if decoded is None:

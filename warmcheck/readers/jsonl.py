@@ -20,15 +20,7 @@ from .interface import diag
 
 
 def read_jsonl(path: str) -> SourceRead:
-    """Read one JSONL log; never raises (an unexpected failure becomes a WC001 finding)."""
-    try:
-        return _read(path)
-    except Exception as exc:  # noqa: BLE001 - the reader contract: damage is data, never a traceback
-        return SourceRead(SourceInfo(path, Format.JSONL), findings=[diag(
-            "WC001", f"could not read JSONL: {type(exc).__name__}: {exc}", path, error=type(exc).__name__)])
-
-
-def _read(path: str) -> SourceRead:
+    """Read one JSONL log (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.JSONL)
     decoded, findings = load_text(path)
     if decoded is None:
