@@ -125,3 +125,13 @@ def test_python_m_warmcheck_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "warmcheck", "--version"], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("warmcheck, version ")
+
+
+def test_jobs_do_not_change_the_output() -> None:
+    from pathlib import Path
+
+    samples = str(Path(__file__).resolve().parent.parent / "sample_logs")
+    one = CliRunner().invoke(main, ["analyze", samples, "--format", "json", "--jobs", "1"], catch_exceptions=False)
+    two = CliRunner().invoke(main, ["analyze", samples, "--format", "json", "--jobs", "2"], catch_exceptions=False)
+    assert one.exit_code == two.exit_code == 1
+    assert one.stdout == two.stdout and json.loads(two.stdout)["summary"]["runs"] == 12

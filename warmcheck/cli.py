@@ -99,14 +99,16 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
 @click.option("--select", multiple=True, metavar="PREFIX", help="Only report codes with this prefix.")
 @click.option("--ignore", multiple=True, metavar="PREFIX", help="Do not report codes with this prefix.")
 @_config_options
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes; 0 = one per CPU when there are 16 runs or more. Output does not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
-                quiet: bool, verbose: bool, **params: Any) -> None:
+                jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
     settings = _settings(ctx, params)
-    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress()), verbose)
+    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
     _emit(make_reporter(OutputFormat(fmt), colour=colour).render(outcome), output)
     code = exit_code(outcome, settings.fail_on, exit_zero)

@@ -138,8 +138,7 @@ def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:
     expected = np.full(n, np.nan)
     noise = np.full(n, np.nan)
     for start in range(p.min_history, min(p.window, n)):  # short windows at the start, one by one
-        e, s = _window_stats(y[None, :start])
-        expected[start], noise[start] = e[0], s[0]
+        expected[start], noise[start] = _short_window_stats(y[:start].tolist())
     if n > p.window:
         windows = np.lib.stride_tricks.sliding_window_view(y[:-1], p.window)
         # Chunks bound the temporaries (a million points x window) to a few megabytes.
@@ -162,6 +161,25 @@ def trailing_max(y: Arr, p: SpikeParams) -> Arr:
             chunk = windows[a : a + 65536].max(axis=1)
             out[p.window + a : p.window + a + chunk.shape[0]] = chunk
     return out
+
+
+def _short_window_stats(w: list[float]) -> tuple[float, float]:
+    """:func:`_window_stats` for one short window, in plain Python: for a dozen values, numpy's
+    per-call overhead costs more than the arithmetic (this runs once per early point of every run)."""
+    from statistics import median
+
+    width = len(w)
+    half = width // 2
+    m_old, m_new = median(w[:half]), median(w[half:])
+    c_old, c_new = (half - 1) / 2.0, half + (width - half - 1) / 2.0
+    slope = min((m_new - m_old) / (c_new - c_old), 0.0)
+    resid = [v - (m_new + slope * (k - c_new)) for k, v in enumerate(w)]
+    mid = median(resid)
+    mad = 1.4826 * median(abs(r - mid) for r in resid)
+    se = 1.2533 * mad * math.sqrt(1.0 / half + 1.0 / (width - half))
+    if m_old - m_new < 2.0 * se:
+        slope = 0.0
+    return m_new + slope * (width - c_new), mad
 
 
 def _window_stats(w: Arr) -> tuple[Arr, Arr]:

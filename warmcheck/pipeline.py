@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 from .analyzers import ALL_ANALYZERS
@@ -57,20 +59,41 @@ def exit_code(outcome: Outcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool 
     return 1 if any(f.severity.rank >= threshold for f in outcome.all_findings()) else 0
 
 
+AUTO_JOBS_MIN_RUNS = 16  # below this many runs, starting worker processes costs more than it saves
+
+
 def analyze(paths: Sequence[str], settings: Settings | None = None,
-            progress: Callable[[int, int, str], None] | None = None) -> Outcome:
-    """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none."""
+            progress: Callable[[int, int, str], None] | None = None, jobs: int = 1) -> Outcome:
+    """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none.
+
+    ``jobs``: worker processes (0: one per CPU when there are at least 16 runs). Runs are
+    independent, results come back in discovery order, so the outcome does not depend on ``jobs``.
+    """
     settings = settings or Settings()
     found = discover(paths, is_training_csv)
     if not found.runs:
         raise NoRunsError("no training logs found under " + ", ".join(paths))
-    runs = []
-    for i, spec in enumerate(found.runs):
-        if progress is not None:
-            progress(i, len(found.runs), spec.name)
-        runs.append(analyze_spec(spec, settings))
+    total = len(found.runs)
+    if jobs == 0:
+        jobs = (os.cpu_count() or 1) if total >= AUTO_JOBS_MIN_RUNS else 1
+    jobs = max(1, min(jobs, total))
+    runs: list[Run] = []
+    if jobs == 1:
+        results: Iterator[Run] = (analyze_spec(spec, settings) for spec in found.runs)
+    else:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        chunk = max(1, min(32, total // (jobs * 8)))
+        results = pool.map(analyze_spec, found.runs, [settings] * total, chunksize=chunk)
+    try:
+        for i, run in enumerate(results):
+            if progress is not None:
+                progress(i, total, found.runs[i].name)
+            runs.append(run)
+    finally:
+        if jobs > 1:
+            pool.shutdown(cancel_futures=True)
     if progress is not None:
-        progress(len(found.runs), len(found.runs), "")
+        progress(total, total, "")
     tree = sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key)
     return Outcome(tuple(runs), tuple(tree), settings)
 
