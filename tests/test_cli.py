@@ -100,7 +100,7 @@ def test_text_report_has_run_header_and_findings(nan_run: str) -> None:
     assert code == 1
     lines = out.splitlines()
     assert lines[0].startswith(f"{nan_run}: 1 source (tfevents), 2 series, 100 points, steps 0..49")
-    assert any(line.strip().startswith("WC401 error") and "train/loss@30" in line for line in lines)
+    assert any(line.split()[:4] == ["WC401", "error", "30", "train/loss:"] for line in lines)
 
 
 def test_tag_overrides_change_roles(tmp_path) -> None:

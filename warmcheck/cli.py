@@ -110,7 +110,7 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
     settings = _settings(ctx, params)
     outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
-    _emit(make_reporter(OutputFormat(fmt), colour=colour).render(outcome), output)
+    _emit(make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on).render(outcome), output)
     code = exit_code(outcome, settings.fail_on, exit_zero)
     if not quiet:
         _summary(outcome, code)

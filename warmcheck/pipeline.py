@@ -125,7 +125,10 @@ def analyze_run(run: Run, settings: Settings) -> Run:
             findings.extend(analyzer.check(run, settings))
         except Exception as exc:  # noqa: BLE001
             findings.append(_internal(run.name, f"analysing ({type(analyzer).__name__})", exc))
-    kept = sorted((f for f in findings if settings.enabled(f.code)), key=Finding.sort_key)
+    # Analyzer findings are about the run; for annotations (GitHub, JUnit) they point at its first file.
+    default_source = run.sources[0].path if run.sources else None
+    kept = sorted((f if f.source else replace(f, source=default_source) for f in findings
+                   if settings.enabled(f.code)), key=Finding.sort_key)
     return replace(run, findings=tuple(kept))
 
 

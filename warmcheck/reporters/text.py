@@ -1,11 +1,16 @@
-"""Text report: per run a header, then one finding per line, code in a fixed column."""
+"""Text report: per run a header and the schedule, then one finding per line, code first.
+
+Finding lines read ``CODE severity step message``, the code and severity in fixed columns so that
+``grep WC201`` and ``cut`` work. With more than one run a summary table follows. Colour only on a
+terminal (the CLI decides).
+"""
 
 from __future__ import annotations
 
-from ..analyzers.schedule import describe
 from ..findings import Finding, Severity
 from ..model import Run
 from ..pipeline import Outcome
+from .common import RunSummary, step_range, steps_of, summarize
 
 _COLOURS = {Severity.ERROR: "\x1b[31m", Severity.WARNING: "\x1b[33m", Severity.INFO: "\x1b[36m"}
 _RESET = "\x1b[0m"
@@ -24,34 +29,49 @@ class TextReporter:
             lines.append(self._finding(f))
         for run in outcome.runs:
             lines.extend(self._run(run))
+        if len(outcome.runs) > 1:
+            lines.append("")
+            lines.extend(_table([summarize(r) for r in outcome.runs]))
         return "\n".join(lines) + ("\n" if lines else "")
 
     def _run(self, run: Run) -> list[str]:
         points = sum(s.points for s in run.series)
-        steps = [int(s.steps[i]) for s in run.series if s.points for i in (0, -1)]
-        span = f"steps {min(steps)}..{max(steps)}" if steps else "no data"
         formats = sorted({src.format.value for src in run.sources})
         head = (f"{run.name}: {len(run.sources)} source{'s' if len(run.sources) != 1 else ''} "
-                f"({', '.join(formats) or '-'}), {len(run.series)} series, {points} points, {span}")
+                f"({', '.join(formats) or '-'}), {len(run.series)} series, {points} points, "
+                f"steps {step_range(run)}")
         out = [head]
         roles = ", ".join(f"{s.role.value}={s.tag}" for s in run.series if s.role and run.primary(s.role) is s)
         if roles:
             out.append(f"  roles: {roles}")
-        for sched in run.schedules[:1]:
-            out.append(f"  schedule {describe(sched)}")
-            out.append(f"    convention: {sched.convention.reason}")
-        audit = [f for f in run.findings if f.code in ("WC201", "WC202", "WC206")]
-        if run.schedules and not audit:
-            out.append("  warmup audit: no warmup configured (pass --warmup-steps or --warmup-ratio to check it)")
+        summary = summarize(run)
+        if summary.schedule:
+            out.append(f"  schedule {summary.schedule}")
+            out.append(f"    convention: {run.schedules[0].convention.reason}")
+            if summary.audit == "not configured":
+                out.append("  warmup audit: nothing configured (--warmup-steps, --warmup-ratio or [tool.warmcheck])")
         out.extend("  " + self._finding(f) for f in run.findings)
         return out
 
     def _finding(self, f: Finding) -> str:
-        where = f.tag or ""
-        if f.step is not None:
-            where += f"@{f.step}" + (f"..{f.step_end}" if f.step_end is not None else "")
         sev = f.severity.value
+        pad = " " * (7 - len(sev))
         if self.colour:
             sev = f"{_COLOURS[f.severity]}{sev}{_RESET}"
-        src = f" [{f.source}]" if f.source and f.source != f.run else ""
-        return f"{f.code} {sev:<7} {where + ' ' if where else ''}{f.message}{src}"
+        tag = f"{f.tag}: " if f.tag else ""
+        # Reader findings name the file (a run may have several); analyzer findings are about the run.
+        src = f" [{f.source}]" if f.code.startswith("WC0") and f.source and f.source != f.run else ""
+        return f"{f.code} {sev}{pad} {steps_of(f):>10}  {tag}{f.message}{src}"
+
+
+def _table(rows: list[RunSummary]) -> list[str]:
+    """The many-runs summary: run, warmup end, audit, spikes, divergence, worst severity."""
+    head = ("run", "warmup end", "audit", "spikes", "divergence", "worst")
+    cells = [head] + [(r.run, r.warmup_end, r.audit, r.spikes, r.divergence, r.worst) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    out = []
+    for i, c in enumerate(cells):
+        out.append("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
