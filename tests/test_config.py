@@ -72,3 +72,31 @@ def test_defaults() -> None:
     assert Settings(select=("WC2",), ignore=("WC20",)).enabled("WC205") is False
     assert Settings(select=("WC2",), ignore=("WC20",)).enabled("WC210")
     assert Settings(select=("WC201",), ignore=("WC2",)).enabled("WC201")  # the longer prefix wins
+
+
+def test_environment_sits_between_file_and_flags(tmp_path, monkeypatch) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.warmcheck]\nwarmup-ratio = 0.5\nfail-on = 'never'\n")
+    monkeypatch.chdir(tmp_path)
+    code, wc2, _ = _wc2()
+    assert code == 0 and wc2[0][0] == "WC201" and "pyproject.toml warmup-ratio" in wc2[0][1]  # never fails
+    monkeypatch.setenv("WARMCHECK_WARMUP_RATIO", "0.2")
+    monkeypatch.setenv("WARMCHECK_FAIL_ON", "error")
+    code, wc2, _ = _wc2()
+    assert code == 0 and [c for c, _ in wc2] == ["WC202"] and "$WARMCHECK_WARMUP_RATIO" in wc2[0][1]
+    code, wc2, _ = _wc2("--warmup-ratio", "0.5")
+    assert code == 1 and wc2[0][0] == "WC201" and "--warmup-ratio" in wc2[0][1]
+
+
+def test_rules_and_explain() -> None:
+    from warmcheck.findings import RULES
+
+    result = CliRunner().invoke(main, ["rules"], catch_exceptions=False)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == len(RULES)
+    assert result.stdout.splitlines()[0].split()[:3] == ["WC001", "unreadable-file", "error"]
+    result = CliRunner().invoke(main, ["explain", "wc201"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout.startswith("WC201 warmup-mismatch (error by default")
+    assert "What to do:" in result.stdout
+    result = CliRunner().invoke(main, ["explain", "WC999"], catch_exceptions=False)
+    assert result.exit_code == 2 and "unknown code" in result.stderr
+    result = CliRunner().invoke(main, ["rules", "--format", "json"], catch_exceptions=False)
+    assert json.loads(result.stdout)[0]["code"] == "WC001"

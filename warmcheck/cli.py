@@ -21,7 +21,7 @@ from . import __version__
 from .config import FailOn, Settings, load_settings
 from .detectors import DETECTORS
 from .errors import WarmcheckError
-from .findings import Severity
+from .findings import FAMILIES, RULES, Severity, rules_markdown
 from .pipeline import Outcome, analyze, exit_code
 from .reporters import OutputFormat, make_reporter
 
@@ -30,7 +30,8 @@ _EXIT_HELP = """Exit codes: 0 no finding at or above --fail-on; 1 at least one; 
 
 
 def _tags_option(name: str, what: str) -> Callable[[Any], Any]:
-    return click.option(name, multiple=True, metavar="TAG",
+    env = "WARMCHECK_" + name.lstrip("-").upper().replace("-", "_") + "S"  # WARMCHECK_LR_TAGS="a b"
+    return click.option(name, multiple=True, metavar="TAG", envvar=env,
                         help=f"Series to use as the {what} (exact name or glob; repeatable). "
                         "Replaces the name rules for that role.")
 
@@ -50,17 +51,21 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
         _tags_option("--lr-tag", "learning rate"),
         _tags_option("--loss-tag", "loss"),
         _tags_option("--grad-norm-tag", "gradient norm"),
-        click.option("--warmup-steps", type=click.IntRange(min=0), help="Configured warmup, in optimizer updates."),
+        click.option("--warmup-steps", type=click.IntRange(min=0), envvar="WARMCHECK_WARMUP_STEPS",
+                     help="Configured warmup, in optimizer updates."),
         click.option("--warmup-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     help="Configured warmup as a fraction of the total steps."),
-        click.option("--total-steps", type=click.IntRange(min=1),
+                     envvar="WARMCHECK_WARMUP_RATIO", help="Configured warmup as a fraction of the total steps."),
+        click.option("--total-steps", type=click.IntRange(min=1), envvar="WARMCHECK_TOTAL_STEPS",
                      help="Configured total optimizer updates (default: the logged run length)."),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Configured epochs."),
-        click.option("--steps-per-epoch", type=click.IntRange(min=1),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), envvar="WARMCHECK_EPOCHS",
+                     help="Configured epochs."),
+        click.option("--steps-per-epoch", type=click.IntRange(min=1), envvar="WARMCHECK_STEPS_PER_EPOCH",
                      help="Batches per epoch (with --grad-accum: dataloader batches, before accumulation)."),
-        click.option("--grad-accum", type=click.IntRange(min=1), help="Gradient accumulation steps."),
-        click.option("--peak-lr", type=click.FloatRange(min=0, min_open=True), help="Configured peak learning rate."),
-        click.option("--spike-detector", type=click.Choice(list(DETECTORS)),
+        click.option("--grad-accum", type=click.IntRange(min=1), envvar="WARMCHECK_GRAD_ACCUM",
+                     help="Gradient accumulation steps."),
+        click.option("--peak-lr", type=click.FloatRange(min=0, min_open=True), envvar="WARMCHECK_PEAK_LR",
+                     help="Configured peak learning rate."),
+        click.option("--spike-detector", type=click.Choice(list(DETECTORS)), envvar="WARMCHECK_SPIKE_DETECTOR",
                      help="Loss-spike rule: warmcheck (default, robust) or a published one."),
     ]):
         f = decorator(f)
@@ -77,14 +82,19 @@ _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", 
 def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
     """Flags the user gave (not click defaults) on top of the configuration file."""
     flags: dict[str, Any] = {}
+    env: dict[str, Any] = {}
     for param, name in _SETTING_FLAGS.items():
-        if param not in params or ctx.get_parameter_source(param) is not click.core.ParameterSource.COMMANDLINE:
+        source = ctx.get_parameter_source(param)
+        if param not in params or source not in (click.core.ParameterSource.COMMANDLINE,
+                                                 click.core.ParameterSource.ENVIRONMENT):
             continue
         value = params[param]
         if isinstance(value, tuple):
             value = tuple(value)
-        flags[name] = FailOn(value) if name == "fail_on" else value
-    return _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated"))), False)
+        value = FailOn(value) if name == "fail_on" else value
+        (env if source is click.core.ParameterSource.ENVIRONMENT else flags)[name] = value
+    return _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")), env=env),
+                        False)
 
 
 @main.command("analyze", epilog=_EXIT_HELP)
@@ -94,10 +104,12 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
               help="Write the report to FILE instead of stdout.")
 @click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
-              help="Lowest severity that makes the exit code 1.")
+              envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
-@click.option("--select", multiple=True, metavar="PREFIX", help="Only report codes with this prefix.")
-@click.option("--ignore", multiple=True, metavar="PREFIX", help="Do not report codes with this prefix.")
+@click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
+              help="Only report codes with this prefix.")
+@click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
+              help="Do not report codes with this prefix.")
 @_config_options
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 = one per CPU when there are 16 runs or more. Output does not depend on it.")
@@ -142,6 +154,35 @@ def tags_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, verbose: bool, 
                              f"{s.points:>8} points  steps {span}")
         _emit("\n".join(lines) + "\n", None)
     sys.exit(0 if outcome.analysable else 2)
+
+
+@main.command("rules")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+def rules_cmd(fmt: str) -> None:
+    """List every finding code: name, default severity, what it detects."""
+    if fmt == "json":
+        doc = [{"code": r.code, "name": r.slug, "severity": r.severity.value, "summary": r.summary, "doc": r.doc}
+               for r in RULES.values()]
+        _emit(json.dumps(doc, indent=2) + "\n", None)
+    elif fmt == "markdown":
+        _emit(rules_markdown() + "\n", None)
+    else:
+        width = max(len(r.slug) for r in RULES.values())
+        rows = [f"{r.code}  {r.slug:<{width}}  {r.severity.value:<7}  {r.summary}\n" for r in RULES.values()]
+        _emit("".join(rows), None)
+
+
+@main.command("explain")
+@click.argument("code")
+def explain_cmd(code: str) -> None:
+    """Explain one finding code (WC201): what it detects, why it matters, what to do."""
+    rule = RULES.get(code.upper())
+    if rule is None:
+        click.echo(f"warmcheck: error: unknown code {code!r}; `warmcheck rules` lists them", err=True)
+        sys.exit(2)
+    family = FAMILIES.get(rule.code[:3], "")
+    _emit(f"{rule.code} {rule.slug} ({rule.severity.value} by default; {family})\n\n{rule.summary}\n\n{rule.doc}\n",
+          None)
 
 
 T = TypeVar("T")

@@ -226,13 +226,20 @@ def _checked(check: Callable[[Any], Any], value: Any, key: str, where: str) -> A
         raise ConfigError(f"{key!r} in {where} must be {exc}; got {value!r}") from None
 
 
-def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any], config_path: Path | None) -> Settings:
-    """Defaults < file < flags, in one place. ``flag_values`` holds only flags the user gave."""
+def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any], config_path: Path | None,
+                  env_values: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults < file < ``WARMCHECK_*`` environment < flags, in one place.
+
+    ``flag_values`` and ``env_values`` hold only what the user set.
+    """
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, value in file_values.items():
         merged[name] = value
         sources[name] = f"{config_path.name if config_path else 'config'} {name.replace('_', '-')}"
+    for name, value in (env_values or {}).items():
+        merged[name] = value
+        sources[name] = "$WARMCHECK_" + name.upper()
     for name, value in flag_values.items():
         merged[name] = value
         sources.pop(name, None)
@@ -244,7 +251,7 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
 
 
 def load_settings(flag_values: Mapping[str, Any], config: str | None = None, isolated: bool = False,
-                  start: str | os.PathLike[str] = ".") -> Settings:
+                  start: str | os.PathLike[str] = ".", env: Mapping[str, Any] | None = None) -> Settings:
     """Find and read the config file (unless ``isolated``), then apply flags on top."""
     path: Path | None = None
     if config is not None:
@@ -254,4 +261,4 @@ def load_settings(flag_values: Mapping[str, Any], config: str | None = None, iso
     elif not isolated:
         path = find_config(Path(start))
     file_values = read_table(path) if path is not None else {}
-    return settings_from(file_values, flag_values, path)
+    return settings_from(file_values, flag_values, path, env)
