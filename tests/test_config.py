@@ -100,3 +100,31 @@ def test_rules_and_explain() -> None:
     assert result.exit_code == 2 and "unknown code" in result.stderr
     result = CliRunner().invoke(main, ["rules", "--format", "json"], catch_exceptions=False)
     assert json.loads(result.stdout)[0]["code"] == "WC001"
+
+
+def test_per_run_expectations_by_glob(tmp_path, monkeypatch) -> None:
+    samples = Path(FOUNDING).parent
+    (tmp_path / "warmcheck.toml").write_text(
+        "warmup-ratio = 0.2\n\n[[runs]]\nmatch = '*founding_book_tb'\nwarmup-steps = 20\n\n"
+        "[[runs]]\nmatch = ['*/diverged/*', '*/lightning_csv/*']\nwarmup-steps = 99\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["analyze", str(samples / "founding_book_tb"), str(samples / "founding_book_csv"),
+                                       "--format", "json"], catch_exceptions=False)
+    verdicts = {r["run"].rsplit("/", 1)[-1]: [(f["code"], f["message"]) for f in r["findings"]
+                                              if f["code"].startswith("WC2")] for r in json.loads(result.stdout)["runs"]}
+    assert verdicts["founding_book_tb"][0][0] == "WC201" and "runs match '*founding_book_tb'" in verdicts[
+        "founding_book_tb"][0][1]
+    assert [c for c, _ in verdicts["train_log.csv"]] == ["WC202"]  # the file-level ratio
+    result = CliRunner().invoke(main, ["analyze", str(samples / "founding_book_tb"), "--format", "json",
+                                       "--warmup-ratio", "0.2"], catch_exceptions=False)
+    assert result.exit_code == 0  # the flag beats the per-run table
+
+
+def test_per_run_table_validation(tmp_path, monkeypatch) -> None:
+    (tmp_path / "warmcheck.toml").write_text("[[runs]]\nwarmup-steps = 20\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _wc2()
+    assert code == 2 and "needs a 'match'" in err
+    (tmp_path / "warmcheck.toml").write_text("[[runs]]\nmatch = '*'\nfail-on = 'warning'\n")
+    code, _, err = _wc2()
+    assert code == 2 and "unknown key runs[0].'fail-on'" in err

@@ -27,6 +27,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+@dataclass(frozen=True, slots=True)
+class RunExpectation:
+    """One ``[[tool.warmcheck.runs]]`` table: run-name globs and the settings they override."""
+
+    match: tuple[str, ...]
+    values: Mapping[str, Any]
+    source: str
+
+
 class FailOn(str, enum.Enum):
     """The lowest severity that makes ``analyze`` exit 1."""
 
@@ -65,6 +74,31 @@ class Settings:
     after_warmup_steps: int | None = None
     divergence_ratio: float = 3.0
     sources: Mapping[str, str] = field(default_factory=dict)
+    runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
+    fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
+
+    def for_run(self, name: str) -> Settings:
+        """These settings with every ``[[tool.warmcheck.runs]]`` table whose ``match`` fits ``name``.
+
+        Later tables win over earlier ones; flags and environment variables win over all of them.
+        """
+        import fnmatch
+        from dataclasses import replace
+
+        changes: dict[str, Any] = {}
+        sources = dict(self.sources)
+        for exp in self.runs:
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in exp.match):
+                for key, value in exp.values.items():
+                    other = ALTERNATIVES.get(key)
+                    if key in self.fixed or (other is not None and other in self.fixed):
+                        continue
+                    changes[key] = value
+                    sources[key] = f"{exp.source} {key.replace('_', '-')} (runs match {exp.match[0]!r})"
+                    if other is not None:
+                        changes[other] = None
+                        sources.pop(other, None)
+        return replace(self, **changes, sources=sources) if changes else self
 
     def role_overrides(self) -> Mapping[Role, tuple[str, ...]]:
         """Explicit tag choices per role (exact names or globs), empty roles left to the rules."""
@@ -76,6 +110,10 @@ class Settings:
         sel = max((len(p) for p in self.select if code.startswith(p)), default=-1)
         ign = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return sel >= 0 and sel > ign
+
+
+# Settings that say the same thing two ways: setting one at a higher level drops the other.
+ALTERNATIVES = {"warmup_steps": "warmup_ratio", "warmup_ratio": "warmup_steps"}
 
 
 def _positive_int(v: Any) -> int:
@@ -203,6 +241,9 @@ def read_table(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{where} must be a table")
     out: dict[str, Any] = {}
     for key, value in table.items():
+        if key == "runs":
+            out["runs"] = _run_tables(value, where, path.name)
+            continue
         if key in TABLES and isinstance(value, dict):
             for sub, sub_value in value.items():
                 if sub not in TABLES[key]:
@@ -217,6 +258,30 @@ def read_table(path: Path) -> dict[str, Any]:
         name, check = KEYS[key]
         out[name] = _checked(check, value, key, where)
     return out
+
+
+_PER_RUN = ("warmup-steps", "warmup-ratio", "total-steps", "epochs", "steps-per-epoch", "grad-accum", "peak-lr",
+            "lr-tags", "loss-tags", "grad-norm-tags")
+
+
+def _run_tables(value: Any, where: str, filename: str) -> tuple[RunExpectation, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"'runs' in {where} must be an array of tables ([[tool.warmcheck.runs]])")
+    out = []
+    for i, table in enumerate(value):
+        if "match" not in table:
+            raise ConfigError(f"runs[{i}] in {where} needs a 'match' glob (or list of globs) of run names")
+        match = _checked(_strings, table["match"], f"runs[{i}].match", where)
+        values = {}
+        for key, v in table.items():
+            if key == "match":
+                continue
+            if key not in _PER_RUN:
+                raise ConfigError(f"unknown key runs[{i}].{key!r} in {where}; allowed: match, {', '.join(_PER_RUN)}")
+            name, check = KEYS[key]
+            values[name] = _checked(check, v, f"runs[{i}].{key}", where)
+        out.append(RunExpectation(tuple(match), values, filename))
+    return tuple(out)
 
 
 def _checked(check: Callable[[Any], Any], value: Any, key: str, where: str) -> Any:
@@ -236,18 +301,29 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
     sources: dict[str, str] = {}
     for name, value in file_values.items():
         merged[name] = value
-        sources[name] = f"{config_path.name if config_path else 'config'} {name.replace('_', '-')}"
+        if name != "runs":
+            sources[name] = f"{config_path.name if config_path else 'config'} {name.replace('_', '-')}"
     for name, value in (env_values or {}).items():
+        _drop_alternative(merged, sources, name)
         merged[name] = value
         sources[name] = "$WARMCHECK_" + name.upper()
     for name, value in flag_values.items():
+        _drop_alternative(merged, sources, name)
         merged[name] = value
         sources.pop(name, None)
     known = {f.name for f in fields(Settings)}
     unknown = set(merged) - known
     if unknown:  # pragma: no cover - guarded by KEYS
         raise ConfigError(f"unknown settings {sorted(unknown)}")
-    return Settings(**merged, sources=sources)
+    fixed = frozenset([*(env_values or {}), *flag_values])
+    return Settings(**merged, sources=sources, fixed=fixed)
+
+
+def _drop_alternative(merged: dict[str, Any], sources: dict[str, str], name: str) -> None:
+    other = ALTERNATIVES.get(name)
+    if other is not None:
+        merged.pop(other, None)
+        sources.pop(other, None)
 
 
 def load_settings(flag_values: Mapping[str, Any], config: str | None = None, isolated: bool = False,

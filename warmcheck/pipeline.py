@@ -100,6 +100,7 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
 
 def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
     """Read and analyse one run; an unexpected exception becomes a WC021 finding, not a crash."""
+    settings = settings.for_run(spec.name)
     try:
         run = read_spec(spec, settings.role_overrides())
     except Exception as exc:  # noqa: BLE001 - the safety net that keeps one bad run from ending all
