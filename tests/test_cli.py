@@ -135,3 +135,25 @@ def test_jobs_do_not_change_the_output() -> None:
     two = CliRunner().invoke(main, ["analyze", samples, "--format", "json", "--jobs", "2"], catch_exceptions=False)
     assert one.exit_code == two.exit_code == 1
     assert one.stdout == two.stdout and json.loads(two.stdout)["summary"]["runs"] == 12
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from warmcheck import cli
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli._progress() is None  # piped or redirected: no bar
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    show = cli._progress()
+    assert show is not None
+    show(1, 4, "runs/a")
+    show(4, 4, "runs/d")
+    text = tty.getvalue()
+    assert "[######------------------] 1/4 runs/a" in text
+    assert text.endswith("[########################] 4/4 runs/d\n")

@@ -110,10 +110,11 @@ def test_per_run_expectations_by_glob(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["analyze", str(samples / "founding_book_tb"), str(samples / "founding_book_csv"),
                                        "--format", "json"], catch_exceptions=False)
+    runs = json.loads(result.stdout)["runs"]
     verdicts = {r["run"].rsplit("/", 1)[-1]: [(f["code"], f["message"]) for f in r["findings"]
-                                              if f["code"].startswith("WC2")] for r in json.loads(result.stdout)["runs"]}
-    assert verdicts["founding_book_tb"][0][0] == "WC201" and "runs match '*founding_book_tb'" in verdicts[
-        "founding_book_tb"][0][1]
+                                              if f["code"].startswith("WC2")] for r in runs}
+    code, message = verdicts["founding_book_tb"][0]
+    assert code == "WC201" and "runs match '*founding_book_tb'" in message
     assert [c for c, _ in verdicts["train_log.csv"]] == ["WC202"]  # the file-level ratio
     result = CliRunner().invoke(main, ["analyze", str(samples / "founding_book_tb"), "--format", "json",
                                        "--warmup-ratio", "0.2"], catch_exceptions=False)

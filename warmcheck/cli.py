@@ -111,16 +111,20 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
 @click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
               help="Do not report codes with this prefix.")
 @_config_options
+@click.option("--plot-dir", type=click.Path(file_okay=False, path_type=str),
+              help="Also write one PNG per run, and overview.png, into DIR.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 = one per CPU when there are 16 runs or more. Output does not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
-                jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
+                plot_dir: str | None, jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
     settings = _settings(ctx, params)
     outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs), verbose)
+    if plot_dir is not None:
+        _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
     _emit(make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on).render(outcome), output)
     code = exit_code(outcome, settings.fail_on, exit_zero)
@@ -154,6 +158,58 @@ def tags_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, verbose: bool, 
                              f"{s.points:>8} points  steps {span}")
         _emit("\n".join(lines) + "\n", None)
     sys.exit(0 if outcome.analysable else 2)
+
+
+@main.command("plot")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Image to write: .png or .svg.")
+@click.option("--smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.6, show_default=True,
+              help="TensorBoard-style EMA weight for the loss (0: raw points only).")
+@_config_options
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
+@click.pass_context
+def plot_cmd(ctx: click.Context, paths: Sequence[str], output: str, smoothing: float, verbose: bool,
+             **params: Any) -> None:
+    """Draw a run: LR with the observed and configured warmup ends, loss with spikes and divergence.
+
+    Several runs under PATH give an overview image instead.
+    """
+    from . import plots
+
+    if not output.lower().endswith(plots.SUFFIXES):
+        click.echo(f"warmcheck: error: cannot write {output}: the image must end in .png or .svg", err=True)
+        sys.exit(2)
+    settings = _settings(ctx, params)
+    outcome = _run_guarded(lambda: analyze(paths, settings, _progress()), verbose)
+    if not outcome.runs:
+        click.echo("warmcheck: error: no training logs found to plot", err=True)
+        sys.exit(2)
+    if len(outcome.runs) == 1:
+        fig = plots.run_figure(outcome.runs[0], settings.for_run(outcome.runs[0].name), smoothing or None)
+    else:
+        fig = plots.overview_figure(outcome.runs)
+    path = _run_guarded(lambda: plots.save(fig, output), verbose)
+    click.echo(f"warmcheck: wrote {path}", err=True)
+    sys.exit(0 if outcome.analysable else 2)
+
+
+def _plots(outcome: Outcome, settings: Settings, directory: str, quiet: bool) -> None:
+    import os
+
+    from . import plots
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise WarmcheckError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+    for run in outcome.runs:
+        plots.save(plots.run_figure(run, settings.for_run(run.name)), os.path.join(directory, plots.file_name(
+            run.name) + ".png"))
+    if len(outcome.runs) > 1:
+        plots.save(plots.overview_figure(outcome.runs), os.path.join(directory, "overview.png"))
+    if not quiet:
+        click.echo(f"warmcheck: wrote {len(outcome.runs)} plot(s) to {directory}", err=True)
 
 
 @main.command("rules")
@@ -224,7 +280,9 @@ def _progress() -> Callable[[int, int, str], None] | None:
         if total < 2:
             return
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r\x1b[2Kreading {done}/{total} {name[-60:]}{end}")
+        filled = done * 24 // total
+        bar = "#" * filled + "-" * (24 - filled)
+        sys.stderr.write(f"\r\x1b[2Kwarmcheck [{bar}] {done}/{total} {name[-50:]}{end}")
         sys.stderr.flush()
 
     return show

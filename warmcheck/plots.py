@@ -1,0 +1,187 @@
+"""Pictures of a run: the LR with where warmup ended (observed and configured), the loss with its
+spikes and divergence, the gradient norm. Artefacts, not a report format: ``warmcheck plot`` and
+``warmcheck analyze --plot-dir``.
+
+matplotlib's object API with the Agg canvas (no pyplot, no display, no global state), fixed sizes and
+no timestamps in the files, so the same run gives the same image.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .analyzers.warmup_audit import candidates
+from .config import Settings
+from .errors import WarmcheckError
+from .findings import Finding
+from .model import Role, Run, Series
+from .runconfig import configured
+
+SUFFIXES = (".png", ".svg")
+OBSERVED, CONFIGURED, SPIKE, DIVERGED, NONFINITE = "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#000000"
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: a first-order IIR filter, debiased (divided by ``1 - weight^t``)."""
+    out = np.empty_like(values, dtype=np.float64)
+    last, n = 0.0, 0
+    for i, v in enumerate(values.tolist()):
+        if not math.isfinite(v):
+            out[i] = v
+            continue
+        n += 1
+        last = last * weight + (1 - weight) * v
+        out[i] = last / (1 - weight**n)
+    return out
+
+
+def run_figure(run: Run, settings: Settings | None = None, smoothing: float | None = 0.6) -> Figure:
+    """The figure of one analysed run: LR, loss and gradient-norm panels (those that exist)."""
+    settings = settings or Settings()
+    panels: list[tuple[Role, Series]] = []
+    for role in (Role.LR, Role.LOSS, Role.GRAD_NORM):
+        series = run.primary(role)
+        if series is not None and series.points:
+            panels.append((role, series))
+    fig = Figure(figsize=(9, 2.6 * max(len(panels), 1) + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(run.name, fontsize=10)
+    if not panels:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, "no learning-rate, loss or gradient-norm series", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (role, series) in zip(axes, panels, strict=True):
+        if role is Role.LR:
+            _lr_panel(ax, run, series, settings)
+        elif role is Role.LOSS:
+            _metric_panel(ax, run, series, smoothing, ("WC301", "WC304"))
+        else:
+            _metric_panel(ax, run, series, None, ("WC302",))
+    axes[-1].set_xlabel("step")
+    return fig
+
+
+def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
+    ax.plot(series.steps, series.values, color="#444444", linewidth=1.2, label=series.tag)
+    ax.set_ylabel("learning rate")
+    sched = next((s for s in run.schedules if s.tag == series.tag), None)
+    if sched is not None and sched.warmup_end_step is not None:
+        end = sched.warmup_end_step
+        why = next((f.details.get("explanation") for f in run.findings
+                    if f.code.startswith("WC2") and f.tag == series.tag and f.details.get("explanation")), None)
+        what = f"observed warmup end: step {end} ({sched.warmup_steps} updates below peak"
+        what += f" = {why})" if why else ")"
+        if sched.warmup_end_estimated and sched.warmup_end_bracket:
+            lo, hi = sched.warmup_end_bracket
+            ax.axvspan(lo, hi, color=OBSERVED, alpha=0.12)
+            what = f"observed warmup end: ~step {end} (between {lo} and {hi})"
+        ax.axvline(end, color=OBSERVED, linewidth=1.6, label=what)
+        cfg = configured(run, settings)
+        if cfg.any_warmup:
+            seen: set[int] = set()
+            for c in candidates(cfg, sched):
+                if not c.expected or c.note:
+                    continue
+                step = c.value - sched.convention.delta
+                if step in seen:
+                    continue
+                seen.add(step)
+                ax.axvline(step, color=CONFIGURED, linestyle="--", linewidth=1.4,
+                           label=f"configured: {c.formula} -> warmup ends at step {step}")
+    ax.legend(loc="best", fontsize=7, framealpha=0.85)
+    ax.grid(alpha=0.25)
+
+
+def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, spike_codes: Sequence[str]) -> None:
+    steps, values = series.steps, series.values
+    finite = np.isfinite(values)
+    ax.plot(steps[finite], values[finite], color="#999999" if smoothing else "#444444", linewidth=0.8,
+            marker="." if series.points <= 300 else None, markersize=2, label=series.tag)
+    if smoothing and finite.sum() > 10:
+        ax.plot(steps, ema(values, smoothing), color="#333333", linewidth=1.3,
+                label=f"smoothed (TensorBoard EMA {smoothing:g})")
+    positive = values[finite & (values > 0)]
+    if positive.shape[0] and float(positive.max()) / float(positive.min()) > 20 and (values[finite] > 0).all():
+        ax.set_yscale("log")
+    ax.set_ylabel(series.tag)
+    for step, f in _findings(run, series.tag, spike_codes):
+        i = int(np.searchsorted(steps, step))
+        y = float(values[min(i, values.shape[0] - 1)])
+        ax.plot([step], [y], marker="v", color=SPIKE, markersize=8, linestyle="none",
+                label=f"{f.code} spike at step {step}")
+    for step, _ in _findings(run, series.tag, ("WC403",)):
+        ax.axvline(step, color=DIVERGED, linewidth=1.4, label=f"divergence onset: step {step}")
+    for step, _ in _findings(run, series.tag, ("WC401", "WC402")):
+        ax.axvline(step, color=NONFINITE, linestyle=":", linewidth=1.4, label=f"first NaN/Inf: step {step}")
+    ax.legend(loc="best", fontsize=7, framealpha=0.85)
+    ax.grid(alpha=0.25)
+
+
+def _findings(run: Run, tag: str, codes: Sequence[str]) -> list[tuple[int, Finding]]:
+    out = [(f.step, f) for f in run.findings if f.code in codes and f.step is not None and f.tag == tag]
+    return out[:20]  # a legend of hundreds of spikes helps nobody
+
+
+def overview_figure(runs: Sequence[Run], limit: int = 48) -> Figure:
+    """Many runs at a glance: one small panel each, loss with the LR on a second axis."""
+    shown = list(runs)[:limit]
+    cols = min(4, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig = Figure(figsize=(4 * cols, 2.6 * rows + 0.4), dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    title = f"{len(runs)} runs" + (f" (first {limit} shown)" if len(runs) > limit else "")
+    fig.suptitle(title, fontsize=10)
+    for k, run in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.set_title(run.name[-50:], fontsize=7)
+        loss, lr = run.primary(Role.LOSS), run.primary(Role.LR)
+        if loss is not None and loss.points:
+            ok = np.isfinite(loss.values)
+            ax.plot(loss.steps[ok], loss.values[ok], color="#333333", linewidth=0.8)
+            for f in run.findings:
+                if f.code in ("WC301", "WC403", "WC401", "WC402") and f.step is not None:
+                    ax.axvline(f.step, color=DIVERGED if f.code == "WC403" else SPIKE, linewidth=0.8)
+        if lr is not None and lr.points:
+            twin = ax.twinx()
+            twin.plot(lr.steps, lr.values, color=OBSERVED, linewidth=0.8)
+            twin.tick_params(labelsize=6)
+            if run.schedules and run.schedules[0].warmup_end_step is not None:
+                ax.axvline(run.schedules[0].warmup_end_step, color=OBSERVED, linestyle="--", linewidth=0.8)
+        ax.tick_params(labelsize=6)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG or SVG (by suffix), without timestamps so the bytes are reproducible.
+
+    Raises :class:`WarmcheckError` when the file cannot be written (a user's problem, not a crash).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise WarmcheckError(f"cannot write {path}: the image must end in .png or .svg")
+    try:
+        if path.suffix.lower() == ".svg":
+            import matplotlib
+
+            with matplotlib.rc_context({"svg.hashsalt": "warmcheck", "svg.fonttype": "none"}):
+                fig.savefig(path, format="svg", metadata={"Date": None})
+        else:
+            fig.savefig(path, format="png", metadata={"Software": None})
+    except OSError as exc:
+        raise WarmcheckError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def file_name(run_name: str) -> str:
+    """A file name for a run's plot: its path with separators replaced."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_name).strip("_") or "run"
