@@ -254,3 +254,17 @@ def _check_utf8(data: bytes, path: str, findings: list[Finding]) -> bytes:
                          "bad byte sequence(s) replaced with U+FFFD", path, line=line,
                          offset=first, replaced=replaced))
     return text.encode("utf-8")
+
+
+def load_json_text(path: str, nothing: str) -> tuple[str | None, list[Finding]]:
+    """:func:`load_text` for the JSON readers: the text, or ``None`` with WC001 (unreadable) or
+    WC002 (empty or blank; ``nothing`` says what is missing, e.g. "no JSON lines")."""
+    decoded, findings = load_text(path)
+    if decoded is None:
+        return None, findings
+    text = decoded.data.decode("utf-8")
+    if not text.strip():
+        findings.append(diag("WC002", "empty file (0 bytes)" if decoded.size == 0 else
+                             f"empty file: {nothing} in it", path, bytes=decoded.size))
+        return None, findings
+    return text, findings

@@ -16,7 +16,7 @@ import re
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ._records import Collector, NonFiniteTokens, flatten, json_safe
-from ._text import load_text
+from ._text import load_json_text
 from .interface import diag
 
 _SUMMARY_KEYS = ("train_runtime", "total_flos")
@@ -27,13 +27,8 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 def read_trainer_state(path: str) -> SourceRead:
     """Read one ``trainer_state.json`` (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.HF_TRAINER_STATE)
-    decoded, findings = load_text(path)
-    if decoded is None:
-        return SourceRead(info, findings=findings)
-    text = decoded.data.decode("utf-8")
-    if not text.strip():
-        findings.append(diag("WC002", "empty file (0 bytes)" if decoded.size == 0 else
-                             "empty file: no JSON in it", path, bytes=decoded.size))
+    text, findings = load_json_text(path, "no JSON")
+    if text is None:
         return SourceRead(info, findings=findings)
     tokens = NonFiniteTokens()
     try:

@@ -15,20 +15,15 @@ import json
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ._records import Collector, NonFiniteTokens, flatten, pick_key
-from ._text import format_lines, load_text
+from ._text import format_lines, load_json_text
 from .interface import diag
 
 
 def read_jsonl(path: str) -> SourceRead:
     """Read one JSONL log (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.JSONL)
-    decoded, findings = load_text(path)
-    if decoded is None:
-        return SourceRead(info, findings=findings)
-    text = decoded.data.decode("utf-8")
-    if not text.strip():
-        findings.append(diag("WC002", "empty file (0 bytes)" if decoded.size == 0 else
-                             "empty file: no JSON lines in it", path, bytes=decoded.size))
+    text, findings = load_json_text(path, "no JSON lines")
+    if text is None:
         return SourceRead(info, findings=findings)
     lines = text.split("\n")
     complete = text.endswith(("\n", "\r"))
