@@ -225,23 +225,33 @@ def _gunzip(raw: bytes, path: str, findings: list[Finding]) -> bytes:
     return b"".join(out)
 
 
-def _strip_nuls(data: bytes, path: str, findings: list[Finding]) -> bytes:
+def clean_piece(data: bytes, path: str, findings: list[Finding], *, offset: int = 0, line: int = 1) -> bytes:
+    """What :func:`load_text` does to NUL bytes (WC018) and invalid UTF-8 (WC013), for a piece of a
+    file that starts at byte ``offset`` and line ``line`` (a live reader reads only appended bytes):
+    the findings name the file's offsets and lines."""
+    data = _strip_nuls(data, path, findings, offset)
+    if not data.isascii():
+        data = _check_utf8(data, path, findings, offset, line)
+    return data
+
+
+def _strip_nuls(data: bytes, path: str, findings: list[Finding], base: int = 0) -> bytes:
     stripped = data.rstrip(b"\x00")
     tail = len(data) - len(stripped)
     if tail:
         findings.append(diag("WC018", f"{tail} NUL bytes at end of file from byte offset "
-                             f"{len(stripped)} ignored (crash artefact?)", path,
-                             nul_bytes=tail, offset=len(stripped)))
+                             f"{base + len(stripped)} ignored (crash artefact?)", path,
+                             nul_bytes=tail, offset=base + len(stripped)))
     inner = stripped.count(b"\x00") if b"\x00" in stripped else 0  # 'in' is a memchr, count is not
     if inner:
-        first = stripped.find(b"\x00")
+        first = base + stripped.find(b"\x00")
         findings.append(diag("WC018", f"{inner} NUL bytes inside the file removed, first at byte "
                              f"offset {first} (crash artefact?)", path, nul_bytes=inner, offset=first))
         stripped = stripped.replace(b"\x00", b"")
     return stripped
 
 
-def _check_utf8(data: bytes, path: str, findings: list[Finding]) -> bytes:
+def _check_utf8(data: bytes, path: str, findings: list[Finding], base: int = 0, first_line: int = 1) -> bytes:
     try:
         data.decode("utf-8")
         return data
@@ -249,10 +259,10 @@ def _check_utf8(data: bytes, path: str, findings: list[Finding]) -> bytes:
         first = exc.start
     text = data.decode("utf-8", "replace")
     replaced = text.count("\ufffd") - data.count("\ufffd".encode())
-    line = data.count(b"\n", 0, first) + 1
-    findings.append(diag("WC013", f"not valid UTF-8 at byte {first} (line {line}); {replaced} "
+    line = data.count(b"\n", 0, first) + first_line
+    findings.append(diag("WC013", f"not valid UTF-8 at byte {base + first} (line {line}); {replaced} "
                          "bad byte sequence(s) replaced with U+FFFD", path, line=line,
-                         offset=first, replaced=replaced))
+                         offset=base + first, replaced=replaced))
     return text.encode("utf-8")
 
 

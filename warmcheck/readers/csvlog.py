@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Collection
 
 import numpy as np
 
@@ -82,12 +83,9 @@ def read_csv(path: str) -> SourceRead:
     header, start, header_lines = split_header(data)
     end = max(start, tail_start(data))
     tail = data[end:]
-    header_text = header.decode("utf-8")
-    delimiter = sniff_delimiter(header_text)
-    raw_names = next(csv.reader(io.StringIO(header_text, newline=""), delimiter=delimiter), [])
+    raw_names, delimiter = parse_header(header)
     if delimiter != ",":
-        findings.append(diag("WC012", f"{_DELIMITER_NAMES[delimiter]}-delimited CSV: read with "
-                             f"delimiter {delimiter!r}", path, delimiter=delimiter))
+        findings.append(delimiter_note(path, delimiter))
     # pandas reads a path ~1.5x faster than a BytesIO. Only when the bytes are the file's own, no
     # quote can hide a line break, and the file did not change meanwhile (a live log grows;
     # Lightning rewrites metrics.csv when a new metric appears): else the snapshot is parsed.
@@ -111,11 +109,43 @@ def read_csv(path: str) -> SourceRead:
                       fragments=reader.fragments, metadata=meta, findings=findings)
 
 
+def parse_header(header: bytes) -> tuple[list[str], str]:
+    """The column names of a header line (valid UTF-8 bytes) and the delimiter sniffed from it."""
+    header_text = header.decode("utf-8")
+    delimiter = sniff_delimiter(header_text)
+    return next(csv.reader(io.StringIO(header_text, newline=""), delimiter=delimiter), []), delimiter
+
+
+def delimiter_note(path: str, delimiter: str) -> Finding:
+    """WC012 for a CSV read with a delimiter other than ','."""
+    return diag("WC012", f"{_DELIMITER_NAMES[delimiter]}-delimited CSV: read with delimiter {delimiter!r}",
+                path, delimiter=delimiter)
+
+
+def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, first_line: int,
+               findings: list[Finding], row_offset: int = 0, header_line: int | None = None,
+               numeric: Collection[str] = ()) -> _Columns:
+    """Rows of a CSV whose header was already read, parsed as :func:`read_csv` parses a whole file.
+
+    ``body`` holds whole lines (valid UTF-8) starting at line ``first_line`` of the file;
+    ``row_offset`` data rows came before them (the step of the first row when there is no step
+    column); findings about column names name ``header_line`` (default: the line before the body);
+    ``numeric`` names columns that held numbers in earlier rows (their text cells here are bad
+    cells, not a text column). Findings are appended to ``findings``, WC002 included when no row
+    holds data.
+    """
+    table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True)
+    return _Columns(path, table, raw_names, findings, row_offset, header_line, numeric)
+
+
 class _Columns:
     """Turns a :class:`Table` into fragments and findings (one pass, state kept for the caller)."""
 
-    def __init__(self, path: str, table: Table, raw_names: list[str], findings: list[Finding]) -> None:
+    def __init__(self, path: str, table: Table, raw_names: list[str], findings: list[Finding],
+                 row_offset: int = 0, header_line: int | None = None, numeric: Collection[str] = ()) -> None:
         self.path, self.table, self.findings = path, table, findings
+        self.numeric = numeric
+        self.header_line = table.first_line - 1 if header_line is None else header_line
         self.fragments: list[Fragment] = []
         self.text_columns: list[str] = []
         self.skipped = 0
@@ -132,7 +162,7 @@ class _Columns:
             valid, step_arr = row_present & steps.ok, steps.steps
             self._report_steps(row_present & ~steps.ok, steps.rounded & valid, table.columns[step_idx])
         else:
-            valid, step_arr = row_present, np.cumsum(row_present, dtype=np.int64) - 1
+            valid, step_arr = row_present, np.cumsum(row_present, dtype=np.int64) + (row_offset - 1)
         self.n_data = int(np.count_nonzero(row_present))
         self.records = self.n_data
         wall = self._wall_times(cols, valid)
@@ -169,7 +199,7 @@ class _Columns:
             names[j] = new
             self.findings.append(diag(
                 "WC015", f"duplicate column name {name} (columns {first_col[name] + 1} and {j + 1}); "
-                f"the later one is kept as {new}", self.path, line=self.table.first_line - 1,
+                f"the later one is kept as {new}", self.path, line=self.header_line,
                 tag=new, column=j + 1, first_column=first_col[name] + 1))
         return names
 
@@ -207,14 +237,14 @@ class _Columns:
         if self.table.n_rows == 0:
             self.fragments.append(empty_fragment(name))
             return
-        if not col.numeric.any():
+        if not col.numeric.any() and name not in self.numeric:
             if col.present.any():
                 self.text_columns.append(name)
             return
         if not name:
             name = self.names[j] = f"col_{j + 1}"
             self.findings.append(diag("WC011", f"column {j + 1} has an empty name; kept as {name}",
-                                      self.path, line=self.table.first_line - 1, tag=name, column=j + 1))
+                                      self.path, line=self.header_line, tag=name, column=j + 1))
         mask = valid & col.numeric
         self.fragments.append(Fragment(name, steps[mask], col.values[mask], wall[mask]))
         if not col.parsed:  # pandas parsed every non-empty cell of this column as a number

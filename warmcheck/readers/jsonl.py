@@ -11,12 +11,17 @@ progress (WC003), one that parses is kept.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from itertools import chain
 
 from ..findings import Finding
-from ..model import Format, SourceInfo, SourceRead
+from ..model import Format, Fragment, SourceInfo, SourceRead
 from ._records import Collector, NonFiniteTokens, flatten, pick_key
-from ._text import format_lines, load_json_text
+from ._text import STEP_KEYS, format_lines, load_json_text
 from .interface import diag
+
+_STEP_KEYS = frozenset(STEP_KEYS)
 
 
 def read_jsonl(path: str) -> SourceRead:
@@ -25,6 +30,30 @@ def read_jsonl(path: str) -> SourceRead:
     text, findings = load_json_text(path, "no JSON lines")
     if text is None:
         return SourceRead(info, findings=findings)
+    got = parse_jsonl(path, text, findings)
+    meta = {"jsonl": {"step_key": got.step_key, "lines": got.records}}
+    return SourceRead(SourceInfo(path, Format.JSONL, got.records, got.skipped), fragments=got.fragments,
+                      metadata=meta, findings=findings)
+
+
+@dataclass
+class JsonLines:
+    """What :func:`parse_jsonl` made of some lines."""
+
+    fragments: list[Fragment]
+    records: int  # non-blank lines
+    skipped: int
+    objects: int  # lines holding a JSON object (their 0-based index is the step without a step key)
+    step_key: str | None
+    step_keys: tuple[str, ...]  # step-like keys seen so far, first seen first (for the next piece)
+
+
+def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: int = 1, first_index: int = 0,
+                step_keys: Sequence[str] = (), numeric: Collection[str] = ()) -> JsonLines:
+    """Parse JSONL ``text`` whose first line is line ``first_line`` of the file, after ``first_index``
+    object lines, and whose earlier lines had the step-like keys ``step_keys`` and numbers under the
+    keys ``numeric`` (series even where these lines give them no number); findings (WC002 when no
+    line holds a number) are appended to ``findings``."""
     lines = text.split("\n")
     complete = text.endswith(("\n", "\r"))
     tokens = NonFiniteTokens()
@@ -32,14 +61,14 @@ def read_jsonl(path: str) -> SourceRead:
     bad: list[int] = []
     not_objects: list[int] = []
     records = dropped = 0
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         records += 1
         try:
             obj = json.loads(line, parse_constant=tokens)
         except (ValueError, RecursionError):
-            if number == len(lines) and not complete:
+            if number == len(lines) + first_line - 1 and not complete:
                 findings.append(_incomplete(path, number, len(parsed)))
                 dropped = 1
             else:
@@ -49,10 +78,14 @@ def read_jsonl(path: str) -> SourceRead:
             parsed.append((number, flatten(obj)))
         else:
             not_objects.append(number)
-    step_key = pick_key(dict.fromkeys(k for _, rec in parsed for k in rec))
+    keys = dict.fromkeys(chain(step_keys, (k for _, rec in parsed for k in rec)))
+    step_key = pick_key(keys)
     collector = Collector(path, where="line")
-    for index, (number, record) in enumerate(parsed):
+    for index, (number, record) in enumerate(parsed, start=first_index):
         collector.add(record, number, step_key, index)
+    for name in numeric:
+        if name in collector.keys:
+            collector.keys[name].numeric = True
     fragments, more, skipped = collector.build(step_key)
     skipped += len(bad) + len(not_objects) + dropped
     findings += _line_findings(path, bad, not_objects)
@@ -68,9 +101,8 @@ def read_jsonl(path: str) -> SourceRead:
     if not has_points:
         findings.append(diag("WC002", f"no data: no numeric value in {records} non-blank lines", path,
                              lines=records))
-    meta = {"jsonl": {"step_key": step_key, "lines": records}}
-    return SourceRead(SourceInfo(path, Format.JSONL, records, skipped), fragments=fragments,
-                      metadata=meta, findings=findings)
+    seen = tuple(k for k in keys if k.strip().lower() in _STEP_KEYS)
+    return JsonLines(fragments, records, skipped, len(parsed), step_key, seen)
 
 
 def _incomplete(path: str, line: int, kept: int) -> Finding:
