@@ -212,6 +212,56 @@ def _plots(outcome: Outcome, settings: Settings, directory: str, quiet: bool) ->
         click.echo(f"warmcheck: wrote {len(outcome.runs)} plot(s) to {directory}", err=True)
 
 
+_WATCH_EXIT = """Exit codes: 1 as soon as a finding at or above --exit-on is reported; on Ctrl-C (or SIGTERM,
+or --stop-when-idle) the whole runs are analysed once more, then 0 no finding at or above --fail-on,
+1 at least one; 2 could not analyse (usage error, missing path, no data in any run)."""
+
+
+@main.command("watch", epilog=_WATCH_EXIT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--interval", type=click.FloatRange(min=0.01), default=5.0, show_default=True, metavar="S",
+              help="Seconds between polls.")
+@click.option("--settle", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
+              help="Seconds a file must stay unchanged before a partly written last record or line is "
+              "reported (WC003) and before --stop-when-idle stops.")
+@click.option("--exit-on", type=click.Choice(["error", "warning", "info"]), default=None,
+              help="Exit 1 at the first finding at or above this severity.")
+@click.option("--exec", "exec_cmd", metavar="CMD",
+              help="Run CMD (with the shell) for each finding at or above --exec-on, with WARMCHECK_CODE, "
+              "WARMCHECK_SEVERITY, WARMCHECK_RUN, WARMCHECK_STEP, WARMCHECK_TAG and WARMCHECK_MESSAGE set.")
+@click.option("--exec-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
+              help="Lowest severity that runs --exec.")
+@click.option("--stop-when-idle", is_flag=True,
+              help="Stop (with the final analysis) once no file has changed for --settle seconds.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one line per finding; json: one JSON object per line (findings, then a summary).")
+@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
+              envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the final exit code 1.")
+@click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
+              help="Only report codes with this prefix.")
+@click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
+              help="Do not report codes with this prefix.")
+@_config_options
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
+@click.pass_context
+def watch_cmd(ctx: click.Context, paths: Sequence[str], interval: float, settle: float, exit_on: str | None,
+              exec_cmd: str | None, exec_on: str, stop_when_idle: bool, fmt: str, quiet: bool, verbose: bool,
+              **params: Any) -> None:
+    """Follow the training logs under PATH... while they are written; print each new finding once.
+
+    Reads only the bytes appended since the last poll; new runs and new files are picked up.
+    """
+    from .live.watch import watch_loop
+
+    settings = _settings(ctx, params)
+    code = _run_guarded(lambda: watch_loop(
+        paths, settings, interval=interval, settle=settle, exit_on=exit_on, exec_cmd=exec_cmd, exec_on=exec_on,
+        stop_when_idle=stop_when_idle, fmt=fmt, quiet=quiet, colour=fmt == "text" and sys.stdout.isatty()),
+        verbose)
+    sys.exit(code)
+
+
 @main.command("rules")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 def rules_cmd(fmt: str) -> None:

@@ -37,6 +37,7 @@ class Format(str, enum.Enum):
     CSV = "csv"
     HF_TRAINER_STATE = "hf-trainer-state"
     JSONL = "jsonl"
+    MONITOR = "monitor"  # fed in-process by warmcheck.Monitor
 
 
 @dataclass(frozen=True, slots=True)

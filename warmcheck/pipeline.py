@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
-from .analyzers import ALL_ANALYZERS
+from .analyzers import ALL_ANALYZERS, Analyzer
 from .analyzers.spikes import detections
 from .config import FailOn, Settings
 from .errors import NoRunsError
 from .findings import Finding, Severity, make
-from .model import Run
+from .model import Run, Schedule
 from .readers import discover, is_training_csv, read_spec
 from .readers.discovery import RunSpec
 from .schedule import infer_schedules
@@ -108,18 +108,23 @@ def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
     return analyze_run(run, settings)
 
 
-def analyze_run(run: Run, settings: Settings) -> Run:
-    """Infer the LR schedule, run every analyzer on ``run``; keep enabled findings, sorted."""
+def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = ALL_ANALYZERS,
+                schedules: tuple[Schedule, ...] | None = None) -> Run:
+    """Infer the LR schedule, run ``analyzers`` (all by default) on ``run``; keep enabled findings, sorted.
+
+    ``schedules``: use these instead of inferring them (a live run's window, placed in the schedule
+    inferred from the whole run).
+    """
     findings = list(run.findings)
     try:
-        run = replace(run, schedules=tuple(infer_schedules(run)))
+        run = replace(run, schedules=tuple(infer_schedules(run)) if schedules is None else schedules)
     except Exception as exc:  # noqa: BLE001
         findings.append(_internal(run.name, "inferring the schedule", exc))
     try:
         run = replace(run, detections=detections(run, settings))
     except Exception as exc:  # noqa: BLE001
         findings.append(_internal(run.name, "detecting spikes", exc))
-    for analyzer in ALL_ANALYZERS:
+    for analyzer in analyzers:
         if not any(settings.enabled(c) for c in analyzer.codes):
             continue
         try:

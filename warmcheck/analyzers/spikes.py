@@ -110,7 +110,8 @@ class SpikeAnalyzer:
                     f"expected {e.expected:.4g}; {back}; LR phase: {phase}", run=run.name, tag=s.tag,
                     step=e.onset, step_end=e.end,
                     details={"onset_step": e.onset, "peak_step": e.peak, "peak_value": e.peak_value,
-                             "expected": e.expected, "ratio": e.ratio, "z": e.z, "phase": phase,
+                             "expected": e.expected, "ratio": e.ratio, "z": e.z, "recovered_step": e.recovered,
+                             "phase": phase,
                              **{f"threshold_{k}": v for k, v in det.params.items()}})
 
 

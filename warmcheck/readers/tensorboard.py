@@ -48,8 +48,12 @@ class EventFileReader:
         self.scanner = TFRecordScanner(self.path)
         self.display = self.display or self.path
 
-    def read(self, final: bool = True) -> SourceRead:
-        """Read the bytes appended since the previous call (the whole file the first time)."""
+    def read(self, final: bool = True, max_bytes: int | None = None) -> SourceRead:
+        """Read the bytes appended since the previous call (the whole file the first time).
+
+        ``max_bytes``: stop after the chunk that passes this many bytes (the next call goes on), so
+        that a live reader catching up with a long file holds a bounded piece of it at a time.
+        """
         findings: list[Finding] = []
         per_tag: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         meta: dict[str, object] = {}
@@ -77,6 +81,8 @@ class EventFileReader:
                 self._integer_tags |= dec.integer_tags
                 for tid, (steps, values, walls) in _split_by_tag(dec):
                     per_tag.setdefault(dec.tags[tid], []).append((steps, values, walls))
+                if max_bytes is not None and self.scanner.offset - first_offset >= max_bytes:
+                    break
         except OSError as exc:
             findings.append(diag("WC001", f"cannot read event file: {exc.strerror or exc}", self.display,
                                  error=type(exc).__name__))

@@ -31,7 +31,7 @@ class TextReporter:
             lines.extend(self._run(run))
         if len(outcome.runs) > 1:
             lines.append("")
-            lines.extend(_table([summarize(r) for r in outcome.runs]))
+            lines.extend(summary_table([summarize(r) for r in outcome.runs]))
         return "\n".join(lines) + ("\n" if lines else "")
 
     def _run(self, run: Run) -> list[str]:
@@ -54,17 +54,22 @@ class TextReporter:
         return out
 
     def _finding(self, f: Finding) -> str:
-        sev = f.severity.value
-        pad = " " * (7 - len(sev))
-        if self.colour:
-            sev = f"{_COLOURS[f.severity]}{sev}{_RESET}"
-        tag = f"{f.tag}: " if f.tag else ""
-        # Reader findings name the file (a run may have several); analyzer findings are about the run.
-        src = f" [{f.source}]" if f.code.startswith("WC0") and f.source and f.source != f.run else ""
-        return f"{f.code} {sev}{pad} {steps_of(f):>10}  {tag}{f.message}{src}"
+        return finding_line(f, self.colour)
 
 
-def _table(rows: list[RunSummary]) -> list[str]:
+def finding_line(f: Finding, colour: bool = False) -> str:
+    """``CODE severity step tag: message [file]``, code and severity in fixed columns."""
+    sev = f.severity.value
+    pad = " " * (7 - len(sev))
+    if colour:
+        sev = f"{_COLOURS[f.severity]}{sev}{_RESET}"
+    tag = f"{f.tag}: " if f.tag else ""
+    # Reader findings name the file (a run may have several); analyzer findings are about the run.
+    src = f" [{f.source}]" if f.code.startswith("WC0") and f.source and f.source != f.run else ""
+    return f"{f.code} {sev}{pad} {steps_of(f):>10}  {tag}{f.message}{src}"
+
+
+def summary_table(rows: list[RunSummary]) -> list[str]:
     """The many-runs summary: run, warmup end, audit, spikes, divergence, worst severity."""
     head = ("run", "warmup end", "audit", "spikes", "divergence", "worst")
     cells = [head] + [(r.run, r.warmup_end, r.audit, r.spikes, r.divergence, r.worst) for r in rows]

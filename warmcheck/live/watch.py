@@ -1,0 +1,330 @@
+"""``warmcheck watch``: follow runs while they are written, report each finding once.
+
+Every poll discovers runs again (new runs and new files in known runs are picked up), reads only
+the bytes appended to each file since the last poll and analyses the new points incrementally
+(:class:`~warmcheck.live.engine.LiveRun`). A partly written last record or line is waited for;
+it is reported (WC003) only once its file has not changed for ``settle`` seconds, i.e. the
+writer is gone. :meth:`Watcher.finish` analyses every run as a whole (what only the end can tell).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import Settings
+from ..errors import WarmcheckError
+from ..findings import Finding, Severity
+from ..model import Format, Run, SourceInfo, SourceRead
+from ..readers import discover, is_training_csv
+from ..readers.interface import diag
+from ..readers.tensorboard import EventFileReader
+from .buffer import Limits
+from .engine import LiveRun, config_dir_of
+
+MAX_READ_BYTES = 32 << 20  # per file per read: a long file is caught up with in bounded pieces
+
+
+class LiveSource(Protocol):
+    """A file followed live: :class:`EventTailer` or one of ``readers.tailing``'s text tailers."""
+
+    path: str
+    display: str
+
+    def poll(self) -> SourceRead | None: ...
+
+    def pending_bytes(self) -> int: ...
+
+    def incomplete_tail(self) -> Finding | None: ...
+
+
+class EventTailer:
+    """A TensorBoard event file followed live (the :class:`LiveSource` protocol)."""
+
+    def __init__(self, path: str, display: str, max_bytes: int = MAX_READ_BYTES) -> None:
+        self.path, self.display = path, display
+        self.reader = EventFileReader(path, display)
+        self.max_bytes = max_bytes
+        self._size = -1  # at the last poll
+        self._more = False  # the last read stopped at max_bytes: more complete records may follow
+
+    def poll(self) -> SourceRead | None:
+        """The records appended since the last poll (at most about ``max_bytes``); None if nothing new."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            return SourceRead(SourceInfo(self.display, Format.TFEVENTS), findings=[diag(
+                "WC001", f"cannot read event file: {exc.strerror or exc}", self.display, error=type(exc).__name__)])
+        if size == self._size and not self._more:
+            return None
+        self._size = size
+        before = self.reader.scanner.offset
+        read = self.reader.read(final=False, max_bytes=self.max_bytes)
+        self._more = self.reader.scanner.offset - before >= self.max_bytes
+        return read
+
+    def pending_bytes(self) -> int:
+        """Bytes after the last complete record: a record being written (or cut off)."""
+        return max(0, self._size - self.reader.scanner.offset)
+
+    def incomplete_tail(self) -> Finding | None:
+        """WC003 for the pending bytes, once the writer is gone."""
+        pending = self.pending_bytes()
+        if not pending:
+            return None
+        offset = self.reader.scanner.offset
+        return diag("WC003", f"truncated final record at offset {offset} ({pending} trailing bytes): the writer "
+                    "stopped mid-record", self.display, details={"offset": offset, "bytes_skipped": pending,
+                                                                 "kind": "truncated"})
+
+
+def make_source(path: str, display: str, fmt: Format) -> LiveSource:
+    """The live reader for one file."""
+    if fmt is Format.TFEVENTS:
+        return EventTailer(path, display)
+    from ..readers.tailing import tailer_for
+
+    return tailer_for(path, display, fmt)
+
+
+@dataclass
+class _Followed:
+    tailer: LiveSource
+    changed_at: float
+    size: int = -1
+    mtime: int = -1
+    tail_reported: bool = False
+
+
+@dataclass
+class _RunState:
+    live: LiveRun
+    files: dict[str, _Followed] = field(default_factory=dict)
+
+
+class Watcher:
+    """Polls ``paths`` for runs and new data; see the module docstring."""
+
+    def __init__(self, paths: Sequence[str], settings: Settings | None = None, *, settle: float = 30.0,
+                 limits: Limits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.paths = list(paths)
+        self.settings = settings or Settings()
+        self.settle = settle
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.runs: dict[str, _RunState] = {}
+        self.tree_findings: list[Finding] = []
+        self._tree_keys: set[tuple[object, ...]] = set()
+        self.polls = 0
+
+    def poll(self) -> list[Finding]:
+        """One round: discover, read what is new, analyse; the findings reported for the first time."""
+        self.polls += 1
+        now = self.clock()
+        found = discover(self.paths, is_training_csv)
+        out = self._tree(found.findings)
+        for spec in found.runs:
+            state = self.runs.get(spec.name)
+            if state is None:
+                config_dir = config_dir_of(*spec.files[0][:2]) if spec.files else None
+                state = self.runs[spec.name] = _RunState(
+                    LiveRun(spec.name, spec.path, self.settings, self.limits, config_dir))
+                state.live.note(spec.findings)
+            for path, shown, fmt in spec.files:
+                followed = state.files.get(shown)
+                if followed is None:
+                    followed = state.files[shown] = _Followed(make_source(path, shown, fmt), now)
+                out.extend(self._follow(state.live, shown, followed, now))
+            out.extend(state.live.analyse())
+        return out
+
+    def _follow(self, live: LiveRun, shown: str, f: _Followed, now: float) -> list[Finding]:
+        out: list[Finding] = []
+        try:
+            st = os.stat(f.tailer.path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        if stamp != (f.size, f.mtime):
+            f.size, f.mtime = stamp
+            f.changed_at = now
+            f.tail_reported = False
+        while (read := f.tailer.poll()) is not None:
+            out.extend(live.feed(shown, read))
+            if not read.fragments and not read.findings:
+                break
+        if not f.tail_reported and now - f.changed_at >= self.settle and f.tailer.pending_bytes():
+            finding = f.tailer.incomplete_tail()
+            f.tail_reported = True
+            if finding is not None:
+                live.note([finding])
+        return out
+
+    def _tree(self, findings: Sequence[Finding]) -> list[Finding]:
+        out = []
+        for f in findings:
+            key = (f.code, f.source, f.message)
+            if key not in self._tree_keys and self.settings.enabled(f.code):
+                self._tree_keys.add(key)
+                self.tree_findings.append(f)
+                out.append(f)
+        return out
+
+    def idle(self) -> bool:
+        """Whether every followed file has been unchanged for ``settle`` seconds (the writers are done)."""
+        now = self.clock()
+        files = [f for s in self.runs.values() for f in s.files.values()]
+        return bool(files) and all(now - f.changed_at >= self.settle for f in files)
+
+    def finish(self) -> list[Finding]:
+        """Analyse every run as a whole; the findings not reported before."""
+        out: list[Finding] = []
+        for state in self.runs.values():
+            out.extend(state.live.finish())
+        return out
+
+    def outcome_runs(self) -> list[Run]:
+        """The runs as last analysed, with the findings reported (for the closing summary)."""
+        return [s.live.outcome_run() for s in self.runs.values()]
+
+
+def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.0, settle: float = 30.0,
+               exit_on: str | None = None, exec_cmd: str | None = None, exec_on: str = "warning",
+               stop_when_idle: bool = False, fmt: str = "text", quiet: bool = False, colour: bool = False,
+               sleep: Callable[[float], None] = time.sleep) -> int:
+    """``warmcheck watch``: poll until Ctrl-C/SIGTERM, ``--exit-on`` or idleness; the exit code."""
+    import signal
+
+    from ..pipeline import Outcome, exit_code
+
+    watcher = Watcher(paths, settings, settle=settle)
+    printer = _Printer(fmt, colour, exec_cmd, Severity(exec_on), Severity(exit_on) if exit_on else None)
+    import threading
+
+    # SIGTERM (a scheduler ending the job) ends the watch like Ctrl-C; signals reach the main thread only.
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = False
+    try:
+        first = watcher.poll()  # a missing PATH raises here: exit 2 before anything is watched
+        if not quiet:
+            what = f"{len(watcher.runs)} run{'s' if len(watcher.runs) != 1 else ''}" if watcher.runs else \
+                "no training logs yet"
+            _say(f"warmcheck: watching {', '.join(paths)}: {what}; polling every {interval:g} s"
+                 + ("" if stop_when_idle else " (Ctrl-C to stop)"))
+        if printer.emit(first):
+            return _close(watcher, printer, settings, quiet, stopped="--exit-on")
+        while True:
+            if stop_when_idle and watcher.idle():
+                break
+            sleep(interval)
+            try:
+                found = watcher.poll()
+            except WarmcheckError as exc:  # a watched path vanished: say so, keep watching the rest
+                if not quiet:
+                    _say(f"warmcheck: {exc}")
+                continue
+            if printer.emit(found):
+                return _close(watcher, printer, settings, quiet, stopped="--exit-on")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if printer.emit(watcher.finish()):
+        return _close(watcher, printer, settings, quiet, stopped="--exit-on", finished=True)
+    outcome = Outcome(tuple(watcher.outcome_runs()), tuple(watcher.tree_findings), settings)
+    code = exit_code(outcome, settings.fail_on)
+    return _close(watcher, printer, settings, quiet, code=code,
+                  stopped="interrupted" if interrupted else "idle", finished=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _close(watcher: Watcher, printer: _Printer, settings: Settings, quiet: bool, stopped: str,
+           code: int = 1, finished: bool = False) -> int:
+    """The closing summary (stderr for people, a summary line for JSON) and the exit code."""
+    from ..reporters.common import summarize
+    from ..reporters.text import summary_table
+
+    runs = watcher.outcome_runs()
+    reported = [*watcher.tree_findings, *(f for r in runs for f in r.findings)]
+    counts = {s: sum(f.severity is s for f in reported) for s in Severity}
+    printer.summary(len(runs), counts, stopped, code)
+    if not quiet:
+        if runs and finished:
+            _say("\n".join(summary_table([summarize(r) for r in runs])))
+        parts = ", ".join(f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
+                          for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+        _say(f"warmcheck watch: {len(runs)} run{'s' if len(runs) != 1 else ''}, {parts} "
+             f"({'stopped by ' + stopped if stopped == '--exit-on' else stopped}; exit {code})")
+    return code
+
+
+class _Printer:
+    """Writes each finding to stdout (text line or JSON line) and runs ``--exec``; says when to exit."""
+
+    def __init__(self, fmt: str, colour: bool, exec_cmd: str | None, exec_on: Severity,
+                 exit_on: Severity | None) -> None:
+        self.fmt, self.colour = fmt, colour
+        self.exec_cmd, self.exec_on, self.exit_on = exec_cmd, exec_on, exit_on
+
+    def emit(self, findings: Sequence[Finding]) -> bool:
+        """Print ``findings``; whether one of them is at or above ``--exit-on``."""
+        stop = False
+        for f in findings:
+            if self.fmt == "json":
+                from ..reporters.json import finding_dict
+
+                line = json.dumps({"event": "finding", "run": f.run, **finding_dict(f)}, allow_nan=False)
+            else:
+                from ..reporters.text import finding_line
+
+                line = f"{f.run or '-'}: {finding_line(f, self.colour)}"
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            if self.exec_cmd and f.severity.rank >= self.exec_on.rank:
+                self._exec(f)
+            if self.exit_on is not None and f.severity.rank >= self.exit_on.rank:
+                stop = True
+        return stop
+
+    def summary(self, runs: int, counts: dict[Severity, int], stopped: str, code: int) -> None:
+        if self.fmt == "json":
+            per = {s.value: counts[s] for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)}
+            sys.stdout.write(json.dumps({"event": "summary", "runs": runs, **per, "stopped": stopped,
+                                         "exit_code": code}) + "\n")
+            sys.stdout.flush()
+
+    def _exec(self, f: Finding) -> None:
+        assert self.exec_cmd is not None
+        env = {**os.environ, "WARMCHECK_CODE": f.code, "WARMCHECK_SEVERITY": f.severity.value,
+               "WARMCHECK_RUN": f.run or "", "WARMCHECK_STEP": "" if f.step is None else str(f.step),
+               "WARMCHECK_TAG": f.tag or "", "WARMCHECK_MESSAGE": f.message}
+        try:
+            done = subprocess.run(self.exec_cmd, shell=True, env=env, timeout=EXEC_TIMEOUT, check=False)  # noqa: S602
+        except subprocess.TimeoutExpired:
+            _say(f"warmcheck: --exec command still running after {EXEC_TIMEOUT:g} s; left running")
+            return
+        except OSError as exc:
+            _say(f"warmcheck: --exec command failed to start: {exc}")
+            return
+        if done.returncode != 0:
+            _say(f"warmcheck: --exec command exited {done.returncode} for {f.code} in {f.run}")
+
+
+EXEC_TIMEOUT = 60.0
