@@ -310,7 +310,7 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
     for name, value in flag_values.items():
         _drop_alternative(merged, sources, name)
         merged[name] = value
-        sources.pop(name, None)
+        sources[name] = "--" + name.replace("_", "-")
     known = {f.name for f in fields(Settings)}
     unknown = set(merged) - known
     if unknown:  # pragma: no cover - guarded by KEYS

@@ -164,13 +164,15 @@ def _apply(cfg: Configured, doc: Mapping[str, Any], source: str) -> None:
 
 
 def _apply_settings(cfg: Configured, s: Settings) -> None:
+    """Settings on top of the run's own configuration; labelled by where they came from (a flag, the
+    config file, the environment, or ``Settings(...)`` built in code, as the in-process monitor's are)."""
     src = s.sources
     if s.warmup_steps is not None:
-        cfg.warmup_steps, cfg.warmup_ratio = Value(s.warmup_steps, src.get("warmup_steps", "--warmup-steps")), None
+        cfg.warmup_steps, cfg.warmup_ratio = Value(s.warmup_steps, src.get("warmup_steps", "Settings.warmup_steps")), None
     if s.warmup_ratio is not None:
-        cfg.warmup_ratio, cfg.warmup_steps = Value(s.warmup_ratio, src.get("warmup_ratio", "--warmup-ratio")), None
+        cfg.warmup_ratio, cfg.warmup_steps = Value(s.warmup_ratio, src.get("warmup_ratio", "Settings.warmup_ratio")), None
         cfg.onecycle = False
     for name in ("total_steps", "epochs", "steps_per_epoch", "grad_accum", "peak_lr"):
         v = getattr(s, name)
         if v is not None:
-            setattr(cfg, name, Value(float(v), src.get(name, "--" + name.replace("_", "-"))))
+            setattr(cfg, name, Value(float(v), src.get(name, "Settings." + name)))

@@ -12,7 +12,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,11 +187,10 @@ def test_header_only_and_empty(corpus: tuple[Path, dict[str, dict]]) -> None:
     assert empty.fragments == () and _one(empty, "WC002").message == "empty file (0 bytes)"
 
 
-def test_wide_file_is_fast(corpus: tuple[Path, dict[str, dict]]) -> None:
+def test_wide_file_reads_every_column(corpus: tuple[Path, dict[str, dict]]) -> None:
+    # Its speed is measured in bench/csv_bench.py, not here.
     root, _ = corpus
-    start = time.perf_counter()
     read = read_csv(str(root / "csv_wide" / "metrics.csv"))
-    assert time.perf_counter() - start < 5.0  # ~1 s on a loaded 2-core VM
     assert len(read.fragments) == 20_002 and all(len(f) == 50 for f in read.fragments)
 
 
@@ -318,7 +316,8 @@ def test_looks_like_training_csv(tmp_path: Path) -> None:
     assert not looks_like_training_csv(str(tmp_path / "missing.csv"))
 
 
-def test_speed_within_2x_of_plain_pandas(tmp_path: Path) -> None:
+def test_large_file_values_equal_pandas(tmp_path: Path) -> None:
+    # Its speed against pandas is measured in bench/csv_bench.py, not here.
     import pandas as pd
 
     n = 200_000
@@ -326,16 +325,10 @@ def test_speed_within_2x_of_plain_pandas(tmp_path: Path) -> None:
     frame = pd.DataFrame({"step": np.arange(n), **{k: rng.random(n) for k in "abcde"}})
     path = str(tmp_path / "big.csv")
     frame.to_csv(path, index=False)
-    ours = plain = math.inf
-    for _ in range(5):  # best of 5 on both: the ratio, not the machine, is under test
-        t0 = time.perf_counter()
-        pd.read_csv(path)
-        t1 = time.perf_counter()
-        read = read_csv(path)
-        t2 = time.perf_counter()
-        plain, ours = min(plain, t1 - t0), min(ours, t2 - t1)
-    assert np.array_equal(_frags(read)["c"].values, frame["c"].to_numpy())
-    assert ours < 3.0 * plain, (ours, plain)  # measured ~1.4x; 3x leaves room for CI noise
+    read = _frags(read_csv(path))
+    for k in "abcde":
+        assert np.array_equal(read[k].values, pd.read_csv(path)[k].to_numpy())
+    assert np.array_equal(read["a"].steps, np.arange(n))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
