@@ -168,9 +168,11 @@ def _apply_settings(cfg: Configured, s: Settings) -> None:
     config file, the environment, or ``Settings(...)`` built in code, as the in-process monitor's are)."""
     src = s.sources
     if s.warmup_steps is not None:
-        cfg.warmup_steps, cfg.warmup_ratio = Value(s.warmup_steps, src.get("warmup_steps", "Settings.warmup_steps")), None
+        cfg.warmup_steps = Value(s.warmup_steps, src.get("warmup_steps", "Settings.warmup_steps"))
+        cfg.warmup_ratio = None
     if s.warmup_ratio is not None:
-        cfg.warmup_ratio, cfg.warmup_steps = Value(s.warmup_ratio, src.get("warmup_ratio", "Settings.warmup_ratio")), None
+        cfg.warmup_ratio = Value(s.warmup_ratio, src.get("warmup_ratio", "Settings.warmup_ratio"))
+        cfg.warmup_steps = None
         cfg.onecycle = False
     for name in ("total_steps", "epochs", "steps_per_epoch", "grad_accum", "peak_lr"):
         v = getattr(s, name)

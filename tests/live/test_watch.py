@@ -324,3 +324,16 @@ def test_sigterm_ends_cleanly_with_a_summary(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "(interrupted; exit 0)" in err and "Traceback" not in err
+
+
+def test_a_file_that_vanishes_is_reported_once(tmp_path):
+    root = tmp_path / "runs"
+    (root / "a").mkdir(parents=True)
+    path = root / "a" / EVENTS
+    append(path, record_bytes([version_event()]) + b"".join(step_bytes(s, healthy_loss(s)) for s in range(30)))
+    watcher = Watcher([str(root)], Settings(), clock=Clock())
+    watcher.poll()
+    path.unlink()
+    found = watcher.poll() + watcher.poll()
+    assert [(f.code, f.source, f.run) for f in found] == [("WC001", str(path), str(root / "a"))]
+    assert watcher.runs[str(root / "a")].live.points == 60  # what was read is kept

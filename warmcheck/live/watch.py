@@ -100,6 +100,7 @@ class _Followed:
     size: int = -1
     mtime: int = -1
     tail_reported: bool = False
+    gone: bool = False
 
 
 @dataclass
@@ -129,6 +130,14 @@ class Watcher:
         now = self.clock()
         found = discover(self.paths, is_training_csv)
         out = self._tree(found.findings)
+        present = {shown for spec in found.runs for _, shown, _ in spec.files}
+        for known in self.runs.values():
+            for shown, old in known.files.items():
+                if shown not in present and not old.gone:
+                    old.gone = True  # deleted or moved: what was read from it stays in the analysis
+                    known.live.note([diag("WC001", "file disappeared while being watched (deleted or moved); "
+                                          "the points read from it are kept", shown)])
+                    out.extend(known.live.analyse())
         for spec in found.runs:
             state = self.runs.get(spec.name)
             if state is None:
@@ -138,7 +147,7 @@ class Watcher:
                 state.live.note(spec.findings)
             for path, shown, fmt in spec.files:
                 followed = state.files.get(shown)
-                if followed is None:
+                if followed is None or followed.gone:  # new, or back again (rewritten): follow it afresh
                     followed = state.files[shown] = _Followed(make_source(path, shown, fmt), now)
                 out.extend(self._follow(state.live, shown, followed, now))
             out.extend(state.live.analyse())
@@ -155,9 +164,9 @@ class Watcher:
             f.size, f.mtime = stamp
             f.changed_at = now
             f.tail_reported = False
-        while (read := f.tailer.poll()) is not None:
+        while (read := f.tailer.poll()) is not None:  # more than one read only while catching up
             out.extend(live.feed(shown, read))
-            if not read.fragments and not read.findings:
+            if not any(len(frag) for frag in read.fragments):
                 break
         if not f.tail_reported and now - f.changed_at >= self.settle and f.tailer.pending_bytes():
             finding = f.tailer.incomplete_tail()
