@@ -16,7 +16,8 @@ import pytest
 from factories import record_bytes, scalar_event, version_event
 
 from warmcheck.config import Settings
-from warmcheck.live.watch import EventTailer, Watcher, watch_loop
+from warmcheck.live.watch import Watcher, watch_loop
+from warmcheck.readers.tailing import EventTailer
 
 EVENTS = "events.out.tfevents.1700000000.host.1.0"
 

@@ -16,89 +16,22 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..config import Settings
 from ..errors import WarmcheckError
 from ..findings import Finding, Severity
-from ..model import Format, Run, SourceInfo, SourceRead
+from ..model import Run
 from ..readers import discover, is_training_csv
 from ..readers.interface import diag
-from ..readers.tensorboard import EventFileReader
+from ..readers.tailing import Tailer, tailer_for
 from .buffer import Limits
 from .engine import LiveRun, config_dir_of
-
-MAX_READ_BYTES = 32 << 20  # per file per read: a long file is caught up with in bounded pieces
-
-
-class LiveSource(Protocol):
-    """A file followed live: :class:`EventTailer` or one of ``readers.tailing``'s text tailers."""
-
-    path: str
-    display: str
-
-    def poll(self) -> SourceRead | None: ...
-
-    def pending_bytes(self) -> int: ...
-
-    def incomplete_tail(self) -> Finding | None: ...
-
-
-class EventTailer:
-    """A TensorBoard event file followed live (the :class:`LiveSource` protocol)."""
-
-    def __init__(self, path: str, display: str, max_bytes: int = MAX_READ_BYTES) -> None:
-        self.path, self.display = path, display
-        self.reader = EventFileReader(path, display)
-        self.max_bytes = max_bytes
-        self._size = -1  # at the last poll
-        self._more = False  # the last read stopped at max_bytes: more complete records may follow
-
-    def poll(self) -> SourceRead | None:
-        """The records appended since the last poll (at most about ``max_bytes``); None if nothing new."""
-        try:
-            size = os.stat(self.path).st_size
-        except OSError as exc:
-            return SourceRead(SourceInfo(self.display, Format.TFEVENTS), findings=[diag(
-                "WC001", f"cannot read event file: {exc.strerror or exc}", self.display, error=type(exc).__name__)])
-        if size == self._size and not self._more:
-            return None
-        self._size = size
-        before = self.reader.scanner.offset
-        read = self.reader.read(final=False, max_bytes=self.max_bytes)
-        self._more = self.reader.scanner.offset - before >= self.max_bytes
-        return read
-
-    def pending_bytes(self) -> int:
-        """Bytes after the last complete record: a record being written (or cut off)."""
-        return max(0, self._size - self.reader.scanner.offset)
-
-    def incomplete_tail(self) -> Finding | None:
-        """WC003 for the pending bytes, once the writer is gone."""
-        pending = self.pending_bytes()
-        if not pending:
-            return None
-        offset = self.reader.scanner.offset
-        return diag("WC003", f"truncated final record at offset {offset} ({pending} trailing bytes): the writer "
-                    "stopped mid-record", self.display, details={"offset": offset, "bytes_skipped": pending,
-                                                                 "kind": "truncated"})
-
-
-def make_source(path: str, display: str, fmt: Format) -> LiveSource:
-    """The live reader for one file."""
-    if fmt is Format.TFEVENTS:
-        return EventTailer(path, display)
-    from ..readers.tailing import tailer_for
-
-    return tailer_for(path, display, fmt)
 
 
 @dataclass
 class _Followed:
-    tailer: LiveSource
-    changed_at: float
-    size: int = -1
-    mtime: int = -1
+    tailer: Tailer
+    changed_at: float  # when a poll last found the file changed
     tail_reported: bool = False
     gone: bool = False
 
@@ -122,11 +55,9 @@ class Watcher:
         self.runs: dict[str, _RunState] = {}
         self.tree_findings: list[Finding] = []
         self._tree_keys: set[tuple[object, ...]] = set()
-        self.polls = 0
 
     def poll(self) -> list[Finding]:
         """One round: discover, read what is new, analyse; the findings reported for the first time."""
-        self.polls += 1
         now = self.clock()
         found = discover(self.paths, is_training_csv)
         out = self._tree(found.findings)
@@ -148,23 +79,15 @@ class Watcher:
             for path, shown, fmt in spec.files:
                 followed = state.files.get(shown)
                 if followed is None or followed.gone:  # new, or back again (rewritten): follow it afresh
-                    followed = state.files[shown] = _Followed(make_source(path, shown, fmt), now)
+                    followed = state.files[shown] = _Followed(tailer_for(path, shown, fmt), now)
                 out.extend(self._follow(state.live, shown, followed, now))
             out.extend(state.live.analyse())
         return out
 
     def _follow(self, live: LiveRun, shown: str, f: _Followed, now: float) -> list[Finding]:
         out: list[Finding] = []
-        try:
-            st = os.stat(f.tailer.path)
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (-1, -1)
-        if stamp != (f.size, f.mtime):
-            f.size, f.mtime = stamp
-            f.changed_at = now
-            f.tail_reported = False
         while (read := f.tailer.poll()) is not None:  # more than one read only while catching up
+            f.changed_at, f.tail_reported = now, False  # a tailer polls None when its file is unchanged
             out.extend(live.feed(shown, read))
             if not any(len(frag) for frag in read.fragments):
                 break

@@ -1,7 +1,8 @@
-"""Text logs followed while they are written: each poll reads only what was appended since the last.
+"""Logs followed while they are written: each poll reads only what was appended since the last.
 
-The TensorBoard side is :class:`~warmcheck.readers.tensorboard.EventFileReader`; this module is the
-same for CSV (plain and Lightning ``metrics.csv``), JSONL and ``trainer_state.json``.
+:class:`EventTailer` follows TensorBoard event files with the resumable
+:class:`~warmcheck.readers.tensorboard.EventFileReader`; the rest of this module does the same for
+CSV (plain and Lightning ``metrics.csv``), JSONL and ``trainer_state.json``.
 
 - **Appended files** (CSV, JSONL): the tailer keeps the byte offset of the end of the last complete
   line (a line ends with ``\\n``). A poll reads the bytes from there to the end, holds back the bytes
@@ -37,6 +38,8 @@ from ..model import Format, Fragment, SourceInfo, SourceRead
 from ._csvparse import split_header
 from ._text import clean_piece, count_lines, pick_step
 from .interface import diag
+from .tensorboard import EventFileReader
+from .tfrecord import Damage, DamageKind
 
 MAX_READ_BYTES = 32 << 20
 """Bytes read per poll at most (a long file is caught up with in pieces; ``poll`` until ``None``)."""
@@ -52,7 +55,7 @@ ReadWhole = Callable[[str], SourceRead]
 
 
 class Tailer(Protocol):
-    """A text log followed live (the watcher's ``LiveSource``)."""
+    """A log file followed live (what ``warmcheck watch`` polls)."""
 
     path: str  # filesystem path
     display: str  # the path as shown in findings (SourceInfo.path and Finding.source)
@@ -71,16 +74,63 @@ class Tailer(Protocol):
 
 
 def tailer_for(path: str, display: str, fmt: Format) -> Tailer:
-    """The tailer for a CSV, JSONL or ``trainer_state.json`` file (event files: the watcher's own)."""
+    """The tailer for an event file, a CSV, JSONL or ``trainer_state.json`` file."""
+    if fmt is Format.TFEVENTS:
+        return EventTailer(path, display)
     if fmt is Format.CSV:
         return CsvTailer(path, display)
     if fmt is Format.JSONL:
         return JsonlTailer(path, display)
     if fmt is Format.HF_TRAINER_STATE:
         return TrainerStateTailer(path, display)
-    if fmt is Format.TFEVENTS:
-        raise ValueError("event files are followed with EventFileReader, not a text tailer")
     raise ValueError(f"no tailer for format {fmt.value!r}")
+
+
+class EventTailer:
+    """A TensorBoard event file followed live: the resumable reader, from the offset reached so far.
+
+    An incomplete record at the end is left for the next poll (``read(final=False)``), never
+    reported by ``poll``; :meth:`incomplete_tail` reports it, as the whole-file read would, once the
+    caller has seen the writer idle.
+    """
+
+    def __init__(self, path: str, display: str = "", max_bytes: int = MAX_READ_BYTES) -> None:
+        self.path, self.display = path, display or path
+        self.reader = EventFileReader(path, self.display)
+        self.max_bytes = max_bytes
+        self._size = -1  # at the last poll (-2: it could not be read)
+        self._more = False  # the last read stopped at max_bytes: more complete records may follow
+
+    def poll(self) -> SourceRead | None:
+        """The records appended since the last poll (about ``max_bytes`` at most); None if nothing new."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            if self._size == -2:
+                return None  # reported already, until it can be read again
+            self._size = -2
+            return SourceRead(SourceInfo(self.display, Format.TFEVENTS), findings=[diag(
+                "WC001", f"cannot read event file: {exc.strerror or exc}", self.display, error=type(exc).__name__)])
+        if size == self._size and not self._more:
+            return None
+        self._size = size
+        before = self.reader.scanner.offset
+        read = self.reader.read(final=False, max_bytes=self.max_bytes)
+        self._more = self.reader.scanner.offset - before >= self.max_bytes
+        return read
+
+    def pending_bytes(self) -> int:
+        """Bytes after the last complete record: a record being written (or cut off)."""
+        return max(0, self._size - self.reader.scanner.offset) if self._size >= 0 else 0
+
+    def incomplete_tail(self) -> Finding | None:
+        """The whole-file reader's WC003 for the pending bytes."""
+        pending = self.pending_bytes()
+        if not pending:
+            return None
+        scanner = self.reader.scanner
+        return self.reader.damage_finding(Damage(DamageKind.TRUNCATED, scanner.offset, pending,
+                                                 scanner.record_index))
 
 
 class _FileTailer:

@@ -64,7 +64,7 @@ class EventFileReader:
             for data, framed in self.scanner.scan(final=final):
                 records += framed.records
                 skipped += len(framed.damage)
-                findings.extend(self._damage_finding(d) for d in framed.damage)
+                findings.extend(self.damage_finding(d) for d in framed.damage)
                 dec = decode(data, framed.starts, framed.lengths, self.plugins)
                 nonscalar += dec.nonscalar
                 restarts.extend(dec.restart_steps)
@@ -116,7 +116,8 @@ class EventFileReader:
         return Fragment(tag, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]),
                         np.concatenate([c[2] for c in chunks]))
 
-    def _damage_finding(self, d: Damage) -> Finding:
+    def damage_finding(self, d: Damage) -> Finding:
+        """The WC002/WC003/WC004 finding for a damaged stretch of this file."""
         where = f"at offset {d.offset}"
         rec = f"record #{d.record_index} " if d.record_index is not None else ""
         extra: dict[str, object] = {"offset": d.offset, "bytes_skipped": d.nbytes, "kind": d.kind.value}
