@@ -177,9 +177,7 @@ def plot_cmd(ctx: click.Context, paths: Sequence[str], output: str, smoothing: f
     """
     from . import plots
 
-    if not output.lower().endswith(plots.SUFFIXES):
-        click.echo(f"warmcheck: error: cannot write {output}: the image must end in .png or .svg", err=True)
-        sys.exit(2)
+    _run_guarded(lambda: plots.check_image_path(output), verbose)
     settings = _settings(ctx, params)
     outcome = _run_guarded(lambda: analyze(paths, settings, _progress()), verbose)
     if not outcome.runs:

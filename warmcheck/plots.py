@@ -161,14 +161,20 @@ def overview_figure(runs: Sequence[Run], limit: int = 48) -> Figure:
     return fig
 
 
+def check_image_path(path: str | Path) -> Path:
+    """``path`` if it names a PNG or SVG file; else :class:`WarmcheckError` (checked before any work)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise WarmcheckError(f"cannot write {path}: the image must end in .png or .svg")
+    return path
+
+
 def save(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG or SVG (by suffix), without timestamps so the bytes are reproducible.
 
     Raises :class:`WarmcheckError` when the file cannot be written (a user's problem, not a crash).
     """
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise WarmcheckError(f"cannot write {path}: the image must end in .png or .svg")
+    path = check_image_path(path)
     try:
         if path.suffix.lower() == ".svg":
             import matplotlib

@@ -53,7 +53,6 @@ class Monitor:
             meta["config_files"] = {**meta.get("config_files", {}), "monitor config": dict(config)}
         if meta:
             self.run.set_metadata(meta)
-        self._info = SourceInfo(name, Format.MONITOR)
         self._pending: dict[str, tuple[list[int], list[float], list[float]]] = {}
         self._calls = 0
         self._urgent = False
@@ -101,7 +100,7 @@ class Monitor:
                  for tag, (s, v, w) in self._pending.items()]
         self._pending = {}
         records = sum(len(f) for f in frags)
-        return self.run.feed("monitor", SourceRead(SourceInfo(self._info.path, Format.MONITOR, records), frags))
+        return self.run.feed("monitor", SourceRead(SourceInfo(self.run.name, Format.MONITOR, records), frags))
 
     def close(self) -> list[Finding]:
         """The run is over: analyse all of it; the findings not returned before."""
