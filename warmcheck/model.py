@@ -118,10 +118,19 @@ class Convention:
     base: int
     delta: int
     reason: str
+    # Other deltas the values cannot rule out (empty: the reading is decided). The audit treats a
+    # configured warmup that only matches under one of these as ambiguous, never as silently consistent.
+    alternatives: tuple[int, ...] = ()
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether the log leaves more than one reading of its step labels open."""
+        return bool(self.alternatives)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"step_base": self.base, "delta": self.delta, "assumed": self.reason}
+        return {"step_base": self.base, "delta": self.delta, "assumed": self.reason,
+                "ambiguous": self.ambiguous, "alternative_deltas": list(self.alternatives)}
 
 
 @dataclass(frozen=True, slots=True)
