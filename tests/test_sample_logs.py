@@ -33,7 +33,9 @@ def _text_matches(a: str, b: str) -> bool:
     if _NUMBER.split(a) != _NUMBER.split(b):
         return False
     x, y = _NUMBER.findall(a), _NUMBER.findall(b)
-    return len(x) == len(y) and all(p == q or math.isclose(float(p), float(q), rel_tol=1e-12) for p, q in zip(x, y, strict=True))
+    if len(x) != len(y):
+        return False
+    return all(p == q or math.isclose(float(p), float(q), rel_tol=1e-12) for p, q in zip(x, y, strict=True))
 
 
 def _events(data: bytes) -> list[event_pb2.Event]:

@@ -140,10 +140,10 @@ if __name__ == "__main__":  # a smoke run: the model trains
     data = corpus(50_000)
     model = TinyLM()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step, (x, y) in zip(range(60), batches(data)):
+    for step, (x, y) in zip(range(60), batches(data), strict=False):
         loss = model(x, y)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 10 == 0:
-            print(step, float(loss), file=sys.stderr)
+            print(step, float(loss.detach()), file=sys.stderr)
