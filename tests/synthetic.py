@@ -101,3 +101,47 @@ def with_disguised_nan(run: Synthetic, at: int, written: str = "zero") -> Synthe
         run.loss[at:] = float(np.mean(run.loss[:at]))
     run.disguised = at
     return run
+
+
+def with_sustained_spike(run: Synthetic, start: int, length: int, factor: float, ramp: int = 2) -> Synthetic:
+    """The loss held at ``factor`` x its healthy value for ``length`` steps from ``start``, rising over
+    ``ramp`` steps and coming back down over ``ramp`` steps after it (a plateau, not a single bad batch)."""
+    n = run.loss.shape[0]
+    k = np.arange(n, dtype=float)
+    up = np.clip((k - start + 1) / max(ramp, 1), 0.0, 1.0)
+    down = np.clip((start + length + ramp - 1 - k) / max(ramp, 1), 0.0, 1.0)
+    run.loss = run.loss * factor ** np.minimum(up, down)
+    run.spikes.append((start, factor))
+    return run
+
+
+def with_hidden_blowup(run: Synthetic, onset: int, rate: float = 1.0, nan_after: float = 1e10,
+                       written: str = "zero") -> Synthetic:
+    """An HF Trainer blow-up: the loss grows by ``exp(rate)`` per step from ``onset`` while finite; once
+    ``nan_after`` x up it is NaN, which ``logging_nan_inf_filter`` logs as 0.0 (or the running average)
+    beside a NaN gradient norm. ``divergence`` is the onset, ``disguised`` the first filtered step."""
+    n = run.loss.shape[0]
+    growth = np.exp(rate * np.maximum(np.arange(n) - onset, 0))
+    run.loss = run.loss * growth
+    run.grad_norm = run.grad_norm * growth
+    blown = np.flatnonzero(growth > nan_after)
+    run.divergence = onset
+    if blown.shape[0]:
+        with_disguised_nan(run, int(blown[0]), written)
+    run.divergence = onset
+    return run
+
+
+def with_overflowing_grad_norm(run: Synthetic, onset: int, rate: float = 1.0, inf_after: float = 1e20,
+                               nan_after: float = 1e25) -> Synthetic:
+    """A plain loop that logs what it computed: the loss grows from ``onset`` and stays finite (huge) while
+    the gradient norm has already overflowed to inf (``inf_after`` x up); the loss is NaN once
+    ``nan_after`` x up. Nothing is disguised: the finite losses are real."""
+    n = run.loss.shape[0]
+    growth = np.exp(rate * np.maximum(np.arange(n) - onset, 0))
+    run.loss = run.loss * growth
+    run.grad_norm = np.where(growth > inf_after, np.inf, run.grad_norm * growth)
+    run.loss[growth > nan_after] = np.nan
+    run.grad_norm[growth > nan_after] = np.nan
+    run.divergence = onset
+    return run

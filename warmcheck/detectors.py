@@ -7,7 +7,11 @@ like a spike and a rising stretch is not excused), and the noise scale is the wi
 absolute deviation around that trend (robust to the spikes it is looking for). A point is a spike
 when it is ``z`` noise scales and ``min_ratio`` times above the expectation, and also clears the
 window's highest value by ``above_max`` (per-batch losses have heavy tails that a MAD understates);
-an episode runs until the series is back within ``recover_ratio`` of the level at its onset.
+an episode runs until the series is back within ``recover_ratio`` of the level at its onset and stays
+there (the median of the next ``recover_points`` points too: one dip inside a long elevated stretch is
+not a recovery). Its ratio is the peak over the value expected at the peak: the trailing expectation,
+lowered along the line to the level after recovery when the series came back lower (a loss that kept
+falling under the spike).
 Defaults were set with ``bench/calibrate.py`` (synthetic runs) and checked on real logs.
 
 The named detectors reproduce published rules with their published parameters (see
@@ -41,6 +45,7 @@ class SpikeParams:
     window: int = 20
     min_history: int = 8
     recover_ratio: float = 1.1
+    recover_points: int = 5  # back in band means the median of this many points from there is in band too
     noise_floor: float = 1e-3  # in log units: a perfectly flat window still has 0.1% noise
 
 
@@ -55,9 +60,10 @@ class Episode:
     ratio: float  # peak_value / expected
     z: float  # noise scales above the expectation at the peak
     end: int  # last step of the episode
-    recovered: int | None  # first step back within recover_ratio of the onset level (None: not by the end)
+    recovered: int | None  # first step back within recover_ratio of the onset level, staying (None: not by the end)
     points: int
     index: int  # position of the onset among the detector's valid points
+    expected_at_peak: float | None = None  # the value expected at the peak step (None: ``expected``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,22 +117,99 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
     evaluated = int(np.count_nonzero(~np.isnan(expected)))
     episodes: list[Episode] = []
     i, n = 0, y.shape[0]
-    up = math.log(p.recover_ratio)
     while i < n:
         if not flags[i]:
             i += 1
             continue
         base = float(expected[i])
-        j = i + 1
-        while j < n and y[j] - base > up:  # elevated relative to the level at onset
-            j += 1
-        k = i + int(np.argmax(y[i:j]))
+        j = recovery(y, i, base, p)
+        k_rel = int(np.argmax(y[i:j] - _expected_line(y, i, j, base, p)))
+        k = i + k_rel
+        at_peak = float(_expected_line(y, i, j, base, p)[k_rel])
         episodes.append(Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(v[k]),
-                                expected=float(math.exp(base)), ratio=float(math.exp(y[k] - base)),
-                                z=float((y[k] - base) / noise[i]), end=int(st[j - 1]),
-                                recovered=int(st[j]) if j < n else None, points=j - i, index=i))
+                                expected=float(math.exp(base)), ratio=float(math.exp(y[k] - at_peak)),
+                                z=float((y[k] - at_peak) / noise[i]), end=int(st[j - 1]),
+                                recovered=int(st[j]) if j < n else None, points=j - i, index=i,
+                                expected_at_peak=float(math.exp(at_peak))))
         i = j
     return Detection("warmcheck", params, tuple(episodes), int(flags.sum()), evaluated)
+
+
+def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:
+    """Index of the first point after ``i`` back within ``recover_ratio`` of ``base`` (log units) whose
+    next ``recover_points`` points have their median in that band too; ``len(y)`` when there is none.
+
+    A point that dips into the band while the points after it are still elevated is not a recovery.
+    """
+    up = math.log(p.recover_ratio)
+    n = y.shape[0]
+    elevated = y - base > up
+    for j in np.flatnonzero(~elevated[i + 1 :]).tolist():
+        j += i + 1
+        ahead = y[j : j + p.recover_points]
+        if float(np.median(ahead)) - base <= up:
+            return j
+    return n
+
+
+def _expected_line(y: Arr, i: int, j: int, base: float, p: SpikeParams) -> Arr:
+    """The value expected at points ``i..j-1`` of an episode (log units): ``base`` (the trailing
+    expectation at the onset), lowered linearly to the level after recovery (median of the next
+    ``window // 2`` points) when the series came back below ``base``; never raised."""
+    out = np.full(j - i, base)
+    n = y.shape[0]
+    if j >= n:
+        return out
+    h = max(p.recover_points, p.window // 2)
+    after = y[j : j + h]
+    level, centre = float(np.median(after)), j + (after.shape[0] - 1) / 2.0
+    if level >= base or centre <= i:
+        return out
+    return base + (level - base) * (np.arange(i, j, dtype=np.float64) - i) / (centre - i)
+
+
+def filtered_nan(loss_steps: NDArray[np.int64], loss_values: Arr, gn_steps: NDArray[np.int64],
+                 gn_values: Arr) -> tuple[int, NDArray[np.bool_]] | None:
+    """Where a logger wrote a NaN loss as a finite value: (first such step, mask of the loss points).
+
+    HF Trainer's ``logging_nan_inf_filter`` (and running-average loggers) write a NaN loss as 0.0, or as
+    the average of earlier losses, which then repeats; the gradient norm logged beside it stays
+    non-finite. A loss point reads as filtered at a step whose gradient norm is non-finite when it is
+    0.0, or a repeat of the previous logged loss, or the first value of such a stretch (within the range
+    of the losses before it and followed by a 0.0 or a repeat beside a non-finite gradient norm). A
+    finite loss that is larger than every loss before it is a real value, even beside an overflowed
+    gradient norm. The mask covers the filtered points from the first one on.
+    """
+    bad_gn = {int(s) for s, v in zip(gn_steps.tolist(), gn_values.tolist(), strict=True) if not math.isfinite(v)}
+    n = loss_values.shape[0]
+    if not bad_gn or n == 0:
+        return None
+    vals = loss_values.tolist()
+    steps = loss_steps.tolist()
+
+    def filled(i: int) -> bool:
+        v = vals[i]
+        if steps[i] not in bad_gn or not math.isfinite(v):
+            return False
+        if v == 0.0:
+            return True
+        prev = vals[i - 1] if i > 0 else float("nan")
+        return math.isfinite(prev) and abs(v - prev) <= 1e-6 * abs(prev)
+
+    mask = np.zeros(n, dtype=bool)
+    first: int | None = None
+    for i in range(n):
+        hit = filled(i)
+        if not hit and i + 1 < n and filled(i + 1) and steps[i] in bad_gn and math.isfinite(vals[i]) and i > 0:
+            before = [x for x in vals[:i] if math.isfinite(x)]
+            hit = bool(before) and min(before) <= vals[i] <= max(before)
+        if hit:
+            mask[i] = True
+            if first is None:
+                first = i
+    if first is None:
+        return None
+    return int(steps[first]), mask
 
 
 def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:

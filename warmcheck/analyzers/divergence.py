@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..config import Settings
-from ..detectors import Episode, SpikeParams, detect, trailing_expectation
+from ..detectors import Episode, SpikeParams, detect, filtered_nan, trailing_expectation
 from ..findings import Finding, make
 from ..model import Role, Run, Series
-from .spikes import after_warmup_window, loss_params, lr_phase
+from .spikes import after_warmup_window, loss_params, lr_phase, true_loss
 
 
 def _describe(steps: np.ndarray, values: np.ndarray, limit: int = 4) -> str:
@@ -27,20 +27,23 @@ def first_nonfinite(s: Series) -> int | None:
     return int(s.steps[bad[0]]) if bad.shape[0] else None
 
 
+def hidden_nan(loss: Series | None, gn: Series | None) -> tuple[int, np.ndarray] | None:
+    """(first step, mask of the loss points) where the logger wrote a NaN loss as a finite value
+    (see :func:`warmcheck.detectors.filtered_nan`)."""
+    if loss is None or gn is None or not loss.points or not gn.points:
+        return None
+    return filtered_nan(loss.steps, loss.values, gn.steps, gn.values)
+
+
 def disguised_nan(loss: Series | None, gn: Series | None) -> tuple[int, str] | None:
-    """(step, how) where the logger hid a NaN loss: grad_norm NaN/Inf beside a finite loss."""
-    if loss is None or gn is None:
+    """(step, how) where the logger hid a NaN loss: a filtered loss value beside a NaN/Inf gradient norm."""
+    found = hidden_nan(loss, gn)
+    if found is None or loss is None:
         return None
-    bad = gn.steps[~np.isfinite(gn.values)]
-    if bad.shape[0] == 0:
-        return None
-    finite_loss = dict(zip(loss.steps.tolist(), loss.values.tolist(), strict=True))
-    for step in bad.tolist():
-        value = finite_loss.get(step)
-        if value is not None and math.isfinite(value):
-            how = "0.0" if value == 0.0 else f"{value:.4g} (an average of earlier losses?)"
-            return int(step), how
-    return None
+    step, _ = found
+    value = float(loss.values[int(np.searchsorted(loss.steps, step))])
+    how = "0.0" if value == 0.0 else f"{value:.4g} (a repeat or an average of earlier losses)"
+    return step, how
 
 
 class NonFiniteAnalyzer:
@@ -77,21 +80,25 @@ class NonFiniteAnalyzer:
         if loss is not None and loss.points:
             yield from self._divergence(run, loss, settings, hidden)
 
-    def _divergence(self, run: Run, loss: Series, settings: Settings,
+    def _divergence(self, run: Run, logged: Series, settings: Settings,
                     hidden: tuple[int, str] | None) -> Iterator[Finding]:
-        nan_at = first_nonfinite(loss)
-        if hidden is not None:
-            nan_at = hidden[0] if nan_at is None else min(nan_at, hidden[0])
+        gn = run.primary(Role.GRAD_NORM)
+        loss = true_loss(logged, gn)  # the values a logger wrote for a NaN are NaN again
+        real_nan = first_nonfinite(logged)  # WC401's step
+        nan_at = first_nonfinite(loss)  # the first step the loss was NaN, disguised or not
         params = loss_params(settings)
         det = (run.detections or {}).get("loss:robust") or detect(loss.steps, loss.values, "warmcheck", params)
         diverged = _diverging_episode(det.episodes, nan_at, settings.divergence_ratio)
         if diverged is not None:
-            onset = _departure(loss, diverged, params)
+            onset, rule = _departure(loss, diverged, params), "departure"
+            climb = _climb_start(loss, diverged.index)
+            if climb is not None and climb < onset:  # the earliest defensible onset: where the climb began
+                onset, rule = climb, "left_minimum"
         else:  # no spike: a slow climb that the trailing window follows (it is not a spike)
             slow = _slow_climb(loss, nan_at, settings.divergence_ratio)
             if slow is None:
                 return
-            onset, diverged = slow
+            (onset, diverged), rule = slow, "left_minimum"
         sched = run.schedules[0] if run.schedules else None
         phase = lr_phase(onset, sched, after_warmup_window(sched, settings))
         lr = run.primary(Role.LR)
@@ -100,18 +107,40 @@ class NonFiniteAnalyzer:
             i = int(np.searchsorted(lr.steps, onset, side="right")) - 1
             lr_at = float(lr.values[max(i, 0)])
         last_good = _previous_step(loss, onset)
-        nan_txt = f"; first non-finite loss at step {nan_at}" if nan_at is not None else ""
+        level, level_step = _level_before(loss, onset)
+        crossed = _first_above(loss, onset, level, settings.divergence_ratio)
+        if hidden is not None and (real_nan is None or hidden[0] < real_nan):
+            nan_txt = f"; the NaN is hidden by the logger from step {hidden[0]} (WC402)"
+        elif real_nan is not None:
+            nan_txt = f"; the loss is non-finite from step {real_nan}"
+        else:
+            nan_txt = ""
+        gn_nan = first_nonfinite(gn) if gn is not None and gn.points else None
+        if gn_nan is not None and (nan_at is None or gn_nan < nan_at):
+            nan_txt += f"; the gradient norm is non-finite from step {gn_nan}"
+        how = ("left its running minimum for good" if rule == "left_minimum"
+               else "started to climb away from its expected value")
+        at_level = f" ({level:.4g} at step {level_step})" if level_step is not None else ""
+        cross_txt = (f"; above {settings.divergence_ratio:g}x that level from step {crossed}"
+                     if crossed is not None else "")
         restart = max(int(loss.steps[0]), onset - 100)
-        yield make("WC403", f"loss diverges from step {onset} ({phase}): it reaches {diverged.peak_value:.4g} at step "
-                   f"{diverged.peak}, {diverged.ratio:.3g}x the expected {diverged.expected:.4g}, and never comes "
-                   f"back{nan_txt}; last good step {last_good} (a restart point ~100 steps before: {restart})",
-                   run=run.name, tag=loss.tag, step=onset, step_end=nan_at,
-                   details={"onset_step": onset, "detected_step": diverged.onset, "peak_step": diverged.peak,
+        yield make("WC403", f"loss diverges from step {onset} ({phase}): it {how}{at_level}, reaches "
+                   f"{diverged.peak_value:.4g} at step {diverged.peak} ({diverged.ratio:.3g}x the expected "
+                   f"{diverged.expected:.4g}) and never comes back{cross_txt}{nan_txt}; last good step {last_good} "
+                   f"(a restart point ~100 steps before: {restart})",
+                   run=run.name, tag=logged.tag, step=onset, step_end=nan_at,
+                   details={"onset_step": onset, "onset_rule": rule, "detected_step": diverged.onset,
+                            "level_before_onset": level, "level_step": level_step,
+                            "first_step_above_ratio": crossed, "peak_step": diverged.peak,
                             "peak_value": diverged.peak_value, "expected": diverged.expected,
-                            "ratio": diverged.ratio, "first_nonfinite_step": nan_at, "last_good_step": last_good,
+                            "ratio": diverged.ratio, "first_nonfinite_step": nan_at,
+                            "first_nonfinite_loss_step": real_nan,
+                            "hidden_nan_step": hidden[0] if hidden is not None else None,
+                            "first_nonfinite_grad_norm_step": gn_nan, "last_good_step": last_good,
                             "restart_step": restart, "lr_at_onset": lr_at, "phase": phase,
                             "threshold_ratio": settings.divergence_ratio, "threshold_z": params.z,
-                            "threshold_min_ratio": params.min_ratio})
+                            "threshold_min_ratio": params.min_ratio,
+                            "threshold_near_minimum": math.exp(_NEAR_MIN)})
 
 
 def _diverging_episode(episodes: tuple[Episode, ...], nan_at: int | None, ratio: float) -> Episode | None:
@@ -159,6 +188,52 @@ def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Ep
                 ratio=float(math.exp(raw[k] - low[i - 1])), z=float("nan"), end=int(st[-1]), recovered=None,
                 points=y.shape[0] - i, index=i)
     return int(st[i]), e
+
+
+def _smoothed_log(loss: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, log values, centred median of 5 of the log values) of the finite positive points."""
+    ok = np.isfinite(loss.values) & (loss.values > 0)
+    st, raw = loss.steps[ok], np.log(loss.values[ok])
+    if raw.shape[0] == 0:
+        return st, raw, raw
+    padded = np.concatenate([np.full(2, raw[0]), raw, np.full(2, raw[-1])])
+    return st, raw, np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+
+
+def _climb_start(loss: Series, upto: int) -> int | None:
+    """Step where the climb that reaches point ``upto`` (an index among the finite positive points) began:
+    the first point after the last one within 10% of the running minimum (the minimum of a centred
+    median of 5, so one lucky low batch is not the minimum; a point counts as back near it when it or
+    its median is), refined by a hinge fit. None when the stretch is a saw-tooth
+    (it fell back by a third or more on the way) rather than one climb."""
+    st, raw, y = _smoothed_log(loss)
+    if upto < 10 or upto >= raw.shape[0]:
+        return None
+    low = np.minimum.accumulate(y[: upto + 1])
+    # Back near the minimum on the smoothed series or at one logged point: not left for good yet.
+    near = np.flatnonzero(np.minimum(y[: upto + 1], raw[: upto + 1]) - low <= _NEAR_MIN)
+    i = int(near[-1]) + 1
+    if i > upto or np.any(np.diff(y[i : upto + 1]) < -math.log(1.5)):
+        return None
+    return int(st[_hinge(raw, i)])
+
+
+def _level_before(loss: Series, onset: int) -> tuple[float, int | None]:
+    """The loss level the climb left: the running minimum (median of 5) up to the step before ``onset``."""
+    st, _, y = _smoothed_log(loss)
+    before = np.flatnonzero(st < onset)
+    if before.shape[0] == 0:
+        return float("nan"), None
+    k = int(np.argmin(y[: before[-1] + 1]))
+    return float(math.exp(y[k])), int(st[k])
+
+
+def _first_above(loss: Series, onset: int, level: float, ratio: float) -> int | None:
+    """First step from ``onset`` on where the loss is more than ``ratio`` x ``level``."""
+    if not level == level:
+        return None
+    hit = np.flatnonzero((loss.steps >= onset) & np.isfinite(loss.values) & (loss.values > ratio * level))
+    return int(loss.steps[hit[0]]) if hit.shape[0] else None
 
 
 def _hinge(y: np.ndarray, i: int, before: int = 40, after: int = 20) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
+
 from ..config import Settings
-from ..detectors import Detection, Episode, SpikeParams, detect
+from ..detectors import Detection, Episode, SpikeParams, detect, filtered_nan
 from ..findings import Finding, make
 from ..model import Role, Run, Schedule, Series
 
@@ -44,12 +46,16 @@ def after_warmup_window(sched: Schedule | None, settings: Settings) -> int:
     return max(20, warm // 2)
 
 
-# Severity: a spike is a warning (WC301) when it doubles the loss, or holds 1.5x for three logged points;
-# anything smaller or shorter is WC304 (info). Per-batch losses logged every few steps have heavy tails
-# (a 1.7x single point is a 3-sigma event in some real runs), and one bad batch does no lasting harm.
+# Severity: a spike is a warning (WC301) when it doubles the loss, or holds 1.5x for three logged points,
+# or stays elevated for 10 steps or more at 1.5x (measured peak >= 1.4x: a level held that long is
+# measured against an estimated expectation, a few percent off either way); anything smaller or shorter is
+# WC304 (info). Per-batch losses logged every few steps have heavy tails (a 1.7x single point is a 3-sigma
+# event in some real runs), and one bad batch does no lasting harm; a loss held high for many steps does.
 MAJOR_RATIO = 2.0
 SUSTAINED_RATIO = 1.5
 SUSTAINED_POINTS = 3
+LONG_RATIO = 1.4
+LONG_STEPS = 10
 _CAUSES = "the usual causes: warmup too short, peak LR too high, no gradient clipping"
 
 
@@ -73,6 +79,7 @@ class SpikeAnalyzer:
                     yield self._grad(run, gn, e, sched, after, grad)
             yield from _clipping(run, gn)
         if loss is not None and loss.points:
+            loss = true_loss(loss, gn)
             det = found["loss"]
             for e in det.episodes:
                 if det.detector == "warmcheck" and _is_divergence(e, settings.divergence_ratio):
@@ -83,23 +90,37 @@ class SpikeAnalyzer:
               grad_eps: tuple[Episode, ...]) -> Finding:
         phase = lr_phase(e.onset, sched, after)
         lead = _lead(e, grad_eps)
-        back = f"recovered at step {e.recovered}" if e.recovered is not None else "not recovered by the end"
+        last = int(s.steps[np.isfinite(s.values)][-1])
+        steps = (e.recovered if e.recovered is not None else last + 1) - e.onset
+        expected = e.expected_at_peak if e.expected_at_peak is not None else e.expected
+        if e.recovered is not None:
+            back = (f"elevated for {steps} step{'s' if steps != 1 else ''}, back in its normal band at step "
+                    f"{e.recovered}")
+        else:
+            back = f"not recovered: still elevated at the last logged step {last} ({steps} steps)"
         msg = (f"loss spike at step {e.onset}: {e.peak_value:.4g} at step {e.peak} is {e.ratio:.2f}x the expected "
-               f"{e.expected:.4g}; {back}; LR phase: {phase}")
+               f"{expected:.4g}; {back}; LR phase: {phase}")
         if lead is not None:
             msg += f"; the gradient norm spiked {lead} step{'s' if lead != 1 else ''} earlier"
         if phase in ("end of warmup", "just after warmup"):
             msg += f" ({_CAUSES})"
         details: dict[str, object] = {
             "detector": det.detector, "onset_step": e.onset, "peak_step": e.peak, "peak_value": e.peak_value,
-            "expected": e.expected, "ratio": e.ratio, "recovered_step": e.recovered, "end_step": e.end,
-            "phase": phase, "grad_norm_lead_steps": lead, **{f"threshold_{k}": v for k, v in det.params.items()},
+            "expected": e.expected, "expected_at_peak": expected, "ratio": e.ratio, "recovered_step": e.recovered,
+            "end_step": e.end, "elevated_steps": steps, "elevated_points": e.points, "phase": phase,
+            "grad_norm_lead_steps": lead, **{f"threshold_{k}": v for k, v in det.params.items()},
         }
         if e.z == e.z:  # not NaN
             details["z"] = e.z
-        minor = not (e.ratio >= MAJOR_RATIO or (e.ratio >= SUSTAINED_RATIO and e.points >= SUSTAINED_POINTS))
+        fired = [name for name, ok in (
+            ("major", e.ratio >= MAJOR_RATIO),
+            ("sustained", e.ratio >= SUSTAINED_RATIO and e.points >= SUSTAINED_POINTS),
+            ("long", e.ratio >= LONG_RATIO and steps >= LONG_STEPS and e.points >= SUSTAINED_POINTS)) if ok]
+        minor = not fired
         details["threshold_major_ratio"] = MAJOR_RATIO
         details["threshold_sustained"] = f">= {SUSTAINED_RATIO}x for >= {SUSTAINED_POINTS} points"
+        details["threshold_long"] = f">= {LONG_RATIO}x for >= {LONG_STEPS} steps and >= {SUSTAINED_POINTS} points"
+        details["warning_rules"] = fired
         return make("WC304" if minor else "WC301", ("minor " if minor else "") + msg, run=run.name, tag=s.tag,
                     step=e.onset, step_end=e.end, details=details)
 
@@ -121,6 +142,7 @@ def detections(run: Run, settings: Settings) -> dict[str, Detection]:
     out: dict[str, Detection] = {}
     loss, gn = run.primary(Role.LOSS), run.primary(Role.GRAD_NORM)
     if loss is not None and loss.points:
+        loss = true_loss(loss, gn)
         robust = detect(loss.steps, loss.values, "warmcheck", loss_params(settings))
         out["loss:robust"] = robust
         out["loss"] = robust if settings.spike_detector == "warmcheck" else detect(
@@ -128,6 +150,17 @@ def detections(run: Run, settings: Settings) -> dict[str, Detection]:
     if gn is not None and gn.points:
         out["grad_norm"] = detect(gn.steps, gn.values, "warmcheck", grad_params(settings))
     return out
+
+
+def true_loss(loss: Series, gn: Series | None) -> Series:
+    """The loss with the values a logger wrote in place of a NaN (0.0 or a repeated average beside a
+    non-finite gradient norm, :func:`~warmcheck.detectors.filtered_nan`) set back to NaN."""
+    if gn is None or not gn.points or not loss.points:
+        return loss
+    found = filtered_nan(loss.steps, loss.values, gn.steps, gn.values)
+    if found is None:
+        return loss
+    return replace(loss, values=np.where(found[1], np.nan, loss.values))
 
 
 def spikes_summary(run: Run) -> dict[str, object] | None:
@@ -158,8 +191,6 @@ def _lead(e: Episode, grad_eps: tuple[Episode, ...], horizon: int = 20) -> int |
 
 def _clipping(run: Run, s: Series) -> Iterator[Finding]:
     """A logged gradient norm pinned at one value: the post-clip norm, or clipping that always fires."""
-    import numpy as np
-
     v = s.values[np.isfinite(s.values)]
     if v.shape[0] < 20:
         return
