@@ -26,10 +26,22 @@ def test_documented_names(tag: str, role: Role) -> None:
     assert assign_roles([_series(tag)]) == {role: (tag,)}
 
 
-@pytest.mark.parametrize("tag", ["val_loss", "eval/loss", "validation/loss", "loss/val", "test_loss",
-                                 "eval_loss", "train/epoch", "throughput", "val/lr", "accuracy"])
+@pytest.mark.parametrize("tag", ["train/epoch", "throughput", "val/lr", "eval/runtime", "accuracy",
+                                 "interval_loss", "eval/grad_norm"])
 def test_names_that_take_no_role(tag: str) -> None:
     assert assign_roles([_series(tag)]) == {}
+
+
+@pytest.mark.parametrize("tag", ["val_loss", "eval/loss", "validation/loss", "loss/val", "test_loss", "eval_loss",
+                                 "valid_loss", "val_loss_epoch", "eval/val/loss", "eval/train/loss"])
+def test_evaluation_losses_take_only_the_eval_loss_role(tag: str) -> None:
+    assert assign_roles([_series(tag)]) == {Role.EVAL_LOSS: (tag,)}
+
+
+def test_the_validation_loss_ranks_before_an_evaluation_of_the_training_split() -> None:
+    # nanoGPT's eval.csv, joined to its run as eval/<column>: val/loss is the evaluation loss.
+    roles = assign_roles([_series("eval/train/loss"), _series("eval/val/loss"), _series("loss"), _series("eval/lr")])
+    assert roles == {Role.LOSS: ("loss",), Role.EVAL_LOSS: ("eval/val/loss", "eval/train/loss")}
 
 
 def test_ranking_prefers_the_better_rule_then_more_points() -> None:

@@ -28,6 +28,7 @@ class Role(str, enum.Enum):
     LR = "lr"
     LOSS = "loss"
     GRAD_NORM = "grad_norm"
+    EVAL_LOSS = "eval_loss"  # an evaluation loss (validation/eval/test): reported, never a training loss
 
 
 class Format(str, enum.Enum):

@@ -2,8 +2,10 @@
 
 A tag is normalised (lower case, ``-``/space -> ``_``) and matched against ordered patterns per
 role; the first pattern that matches ranks the tag, and among tags of equal rank the one with more
-points wins. Evaluation/validation/test series never take the loss role. Explicit overrides
-(``--lr-tag`` etc., exact names or shell-style globs) replace the rules for their role.
+points wins. Evaluation/validation/test series never take the learning-rate, loss or grad-norm
+role; their losses take ``eval_loss`` instead (reported, never analysed as the training loss).
+Explicit overrides (``--lr-tag`` etc., exact names or shell-style globs) replace the rules for
+their role.
 
 The rule table below is rendered into the README; keep them in sync (a test checks).
 """
@@ -39,6 +41,13 @@ RULES: Mapping[Role, tuple[str, ...]] = {
         r"(global|total)_grad_norm|grad_norm_total|grad_norm/global",
         r"(train/)?grad_norm(_before_clip|_pre_clip|_unclipped)?",
     ),
+    # Only tags with an evaluation component (see _EXCLUDE) take this role; validation before eval before test.
+    Role.EVAL_LOSS: (
+        r"(eval|evaluation|val|valid|validation)[/_]loss|loss[/_](eval|val|valid|validation)",
+        r"(.*[/_])?(val|valid|validation)([/_].*)?[/_]loss(_epoch|_step)?",
+        r"(.*[/_])?(eval|evaluation)([/_].*)?[/_]loss(_epoch|_step)?",
+        r"(.*[/_])?test([/_].*)?[/_]loss(_epoch|_step)?|loss[/_]test",
+    ),
 }
 
 _EXCLUDE = re.compile(r"(^|[/_])(val|valid|validation|eval|evaluation|test)([/_]|$)")
@@ -52,7 +61,8 @@ def normalise(tag: str) -> str:
 
 def _rank(role: Role, tag: str) -> int | None:
     norm = normalise(tag)
-    if _EXCLUDE.search(norm):
+    is_eval = _EXCLUDE.search(norm) is not None
+    if is_eval != (role is Role.EVAL_LOSS):  # evaluation series take only the eval_loss role
         return None
     for i, pattern in enumerate(_COMPILED[role]):
         if pattern.fullmatch(norm):
@@ -66,7 +76,7 @@ def assign_roles(series: Sequence[Series],
     overrides = overrides or {}
     taken: set[str] = set()
     roles: dict[Role, tuple[str, ...]] = {}
-    for role in (Role.LR, Role.GRAD_NORM, Role.LOSS):
+    for role in (Role.LR, Role.GRAD_NORM, Role.LOSS, Role.EVAL_LOSS):
         wanted = overrides.get(role)
         if wanted:
             tags = [s.tag for s in series if any(fnmatch.fnmatchcase(s.tag, w) for w in wanted)]
