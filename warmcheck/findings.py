@@ -236,6 +236,15 @@ valid YAML or JSON (or uses YAML tags that name Python objects).
 Why it matters: its warmup settings were not used for the warmup audit.
 What to do: pass --warmup-steps / --warmup-ratio, or fix the file.
 """),
+    _rule("WC023", "not-joined", _I, "Logs that lie together were read as separate runs: they differ.",
+          """
+What it detects: an event directory under an HF output directory whose values differ from the
+output directory's trainer_state.json at the steps both logged (another training written into the
+same output directory), or an evaluation log (eval.csv) whose steps do not fit the training log
+beside it. Such files would otherwise be joined into one run.
+Why it matters: joining them would mix two trainings, or place evaluations at wrong steps.
+What to do: nothing if the output directory holds several trainings; otherwise check the files named.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """

@@ -14,7 +14,7 @@ from .config import FailOn, Settings
 from .errors import NoRunsError
 from .findings import Finding, Severity, make
 from .model import Run, Schedule
-from .readers import discover, is_training_csv, read_spec
+from .readers import discover, is_training_csv, read_runs
 from .readers.discovery import RunSpec
 from .schedule import infer_schedules
 
@@ -79,16 +79,16 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     jobs = max(1, min(jobs, total))
     runs: list[Run] = []
     if jobs == 1:
-        results: Iterator[Run] = (analyze_spec(spec, settings) for spec in found.runs)
+        results: Iterator[list[Run]] = (analyze_specs(spec, settings) for spec in found.runs)
     else:
         pool = ProcessPoolExecutor(max_workers=jobs)
         chunk = max(1, min(32, total // (jobs * 8)))
-        results = pool.map(analyze_spec, found.runs, [settings] * total, chunksize=chunk)
+        results = pool.map(analyze_specs, found.runs, [settings] * total, chunksize=chunk)
     try:
-        for i, run in enumerate(results):
+        for i, spec_runs in enumerate(results):
             if progress is not None:
                 progress(i, total, found.runs[i].name)
-            runs.append(run)
+            runs.extend(spec_runs)
     finally:
         if jobs > 1:
             pool.shutdown(cancel_futures=True)
@@ -99,13 +99,20 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
 
 
 def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
-    """Read and analyse one run; an unexpected exception becomes a WC021 finding, not a crash."""
-    settings = settings.for_run(spec.name)
+    """Read and analyse one discovered run (the joined run; see :func:`analyze_specs`)."""
+    return analyze_specs(spec, settings)[0]
+
+
+def analyze_specs(spec: RunSpec, settings: Settings) -> list[Run]:
+    """Read and analyse one discovered run, plus any joined file its values split off as a run of its own.
+
+    An unexpected exception becomes a WC021 finding, not a crash.
+    """
     try:
-        run = read_spec(spec, settings.role_overrides())
+        runs = read_runs(spec, settings.for_run(spec.name).role_overrides())
     except Exception as exc:  # noqa: BLE001 - the safety net that keeps one bad run from ending all
-        return Run(spec.name, spec.path, (), (), findings=(_internal(spec.name, "reading", exc),))
-    return analyze_run(run, settings)
+        return [Run(spec.name, spec.path, (), (), findings=(_internal(spec.name, "reading", exc),))]
+    return [analyze_run(run, settings.for_run(run.name)) for run in runs]
 
 
 def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = ALL_ANALYZERS,

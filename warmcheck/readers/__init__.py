@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from ..findings import Finding
 from ..model import Format, Role, Run, SourceInfo, SourceRead
 from .assemble import assemble_run
-from .discovery import Discovery, RunSpec, classify, discover
+from .discovery import Discovery, Member, RunSpec, classify, discover
 from .interface import ReadFunction, diag
+from .joining import eval_misfit, training_difference
 from .runconfig_files import read_config_files
 
 
@@ -28,37 +31,69 @@ def reader_for(fmt: Format) -> ReadFunction:
 
 
 def read_spec(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = None) -> Run:
-    """Read every file of a discovered run and assemble it."""
-    reads: list[SourceRead] = []
-    for path, shown, fmt in spec.files:
-        try:
-            read = reader_for(fmt)(path)
-        except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the run or the invocation
-            read = SourceRead(SourceInfo(path, fmt), findings=[diag(
-                "WC021", f"internal error while reading {shown}: {type(exc).__name__}: {exc}", path,
-                exception=type(exc).__name__)])
-        # Readers name files by the path they were given; reports use the path as the user gave it.
-        reads.append(_renamed(read, path, shown))
-    run = assemble_run(spec.name, spec.path, reads, overrides)
-    from dataclasses import replace
+    """Read every file of a discovered run and assemble it (the joined run; see :func:`read_runs`)."""
+    return read_runs(spec, overrides)[0]
 
-    extra = list(spec.findings)
-    if spec.files:
-        directory = os.path.dirname(spec.files[0][0])
-        shown = os.path.dirname(spec.files[0][1])
-        configs, problems = read_config_files(directory, shown)
+
+def read_runs(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = None) -> list[Run]:
+    """Read a discovered run: the run itself, then any joined member its values show to be another run."""
+    reads = {shown: _read(path, shown, fmt) for path, shown, fmt in spec.files}
+    split: list[tuple[Member, Finding]] = []
+    in_member = {shown for m in spec.members for _, shown, _ in m.files}
+    core = [reads[shown] for _, shown, _ in spec.files if shown not in in_member]
+    for m in spec.members:
+        mine = [reads[shown] for _, shown, _ in m.files]
+        why = training_difference(core, mine) if m.kind == "hf-events" else eval_misfit(core, mine)
+        if why is not None:
+            split.append((m, _separate(m, spec.name, why)))
+    apart = {shown for m, _ in split for _, shown, _ in m.files}
+    kept = [f for f in spec.files if f[1] not in apart]
+    split_ids = {id(m) for m, _ in split}
+    run = _assembled(spec.name, spec.path, kept, [reads[s] for _, s, _ in kept],
+                     spec.findings + tuple(f for m in spec.members if id(m) not in split_ids
+                                           for f in m.findings), overrides)
+    others = [_assembled(m.name, m.name, m.files, [reads[s] for _, s, _ in m.files], m.findings + (note,),
+                         overrides) for m, note in split]
+    return [run, *others]
+
+
+def _read(path: str, shown: str, fmt: Format) -> SourceRead:
+    try:
+        read = reader_for(fmt)(path)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the run or the invocation
+        read = SourceRead(SourceInfo(path, fmt), findings=[diag(
+            "WC021", f"internal error while reading {shown}: {type(exc).__name__}: {exc}", path,
+            exception=type(exc).__name__)])
+    # Readers name files by the path they were given; reports use the path as the user gave it.
+    return _renamed(read, path, shown)
+
+
+def _separate(m: Member, run: str, why: str) -> Finding:
+    if m.kind == "hf-events":
+        text = (f"{m.name} was not joined with {run}'s trainer_state.json: {why}; another training "
+                "logged into the same output directory, reported as a run of its own")
+    else:
+        text = f"{m.name} was not joined with {run} as its evaluation log: {why}; read as a run of its own"
+    return diag("WC023", text, m.name, joined_with=run, reason=why)
+
+
+def _assembled(name: str, path: str, files: Sequence[tuple[str, str, Format]], reads: list[SourceRead],
+               findings: tuple[Finding, ...], overrides: Mapping[Role, Sequence[str]] | None) -> Run:
+    run = assemble_run(name, path, reads, overrides)
+    extra = list(findings)
+    if files:
+        configs, problems = read_config_files(os.path.dirname(files[0][0]), os.path.dirname(files[0][1]))
         extra.extend(problems)
         if configs:
             run = replace(run, metadata={**run.metadata, "config_files": configs})
     if extra:
-        run = replace(run, findings=tuple(replace(f, run=spec.name) for f in extra) + run.findings)
+        run = replace(run, findings=tuple(replace(f, run=name) for f in extra) + run.findings)
     return run
 
 
 def _renamed(read: SourceRead, path: str, shown: str) -> SourceRead:
     if path == shown:
         return read
-    from dataclasses import replace
     findings = [replace(f, source=shown) if f.source == path else f for f in read.findings]
     return replace(read, info=replace(read.info, path=shown), findings=findings)
 
@@ -69,4 +104,5 @@ def is_training_csv(path: str) -> bool:
     return looks_like_training_csv(path)
 
 
-__all__ = ["Discovery", "RunSpec", "classify", "discover", "read_spec", "reader_for", "is_training_csv"]
+__all__ = ["Discovery", "Member", "RunSpec", "classify", "discover", "read_spec", "read_runs", "reader_for",
+           "is_training_csv"]

@@ -5,19 +5,27 @@ write wins**. Sources are ordered by their write order (event files by the creat
 name, then name), records within a source by position. Every point is counted; the analysed series
 keeps the later value of each step and ``superseded`` says how many earlier values it replaced.
 Repeats, out-of-order steps, negative and huge steps and clock jumps are reported, never deleted.
+
+Joined files (:mod:`warmcheck.readers.joining`): a ``trainer_state.json`` read with the event files
+of its HF output directory is a second copy of the same log: its tags take the TensorBoard
+callback's names, it is ordered after the event files (its float64 values are analysed), and a
+step it repeats with the value the event file holds (at float32 precision) is neither a conflict
+nor counted as superseded. An evaluation log's series are named ``<file stem>/<column>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 import numpy as np
 
 from ..findings import Finding
-from ..model import Fragment, Role, Run, Series, SourceRead
+from ..model import Format, Fragment, Role, Run, Series, SourceRead
 from ..roles import assign_roles
 from .interface import diag
+from .joining import file_stem, hf_tb_tag, is_eval_source, renamed, same_values, uses_hf_tb_names
 
 _EXACT_FLOAT = 2**53
 
@@ -25,14 +33,15 @@ _EXACT_FLOAT = 2**53
 def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
                  overrides: Mapping[Role, Sequence[str]] | None = None) -> Run:
     """Build a run from its sources' reads: merge by step, report repeats, assign roles."""
-    reads = sorted(reads, key=lambda r: r.sort_key)
+    reads, mirrors = _joined(reads)
     findings: list[Finding] = [f for r in reads for f in r.findings]
     by_tag: dict[str, list[tuple[int, Fragment]]] = {}
     for i, r in enumerate(reads):
         for frag in r.fragments:
             by_tag.setdefault(frag.tag, []).append((i, frag))
-    series = [_merge(tag, parts) for tag, parts in sorted(by_tag.items())]
-    findings.extend(_step_findings(reads, by_tag))
+    float32 = {i for i, r in enumerate(reads) if r.info.format is Format.TFEVENTS}
+    series = [_merge(tag, parts, mirrors, float32) for tag, parts in sorted(by_tag.items())]
+    findings.extend(_step_findings(reads, by_tag, float32, mirrors))
     roles = assign_roles(series, overrides)
     role_of = {t: role for role, tags in roles.items() for t in tags}
     series = [replace(s, role=role_of.get(s.tag)) for s in series]
@@ -44,7 +53,7 @@ def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
             else:
                 metadata[k] = v
     firsts = {r.info.path: int(min(int(f.steps.min()) for f in r.fragments if len(f)))
-              for r in reads[1:] if any(len(f) for f in r.fragments)}
+              for i, r in enumerate(reads) if i and i not in mirrors and any(len(f) for f in r.fragments)}
     if firsts:
         metadata["source_first_steps"] = firsts  # where later files (resumes) take over
     restarts = sorted({s for r in reads for s in r.restart_steps})
@@ -55,17 +64,47 @@ def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
                metadata=metadata, findings=tuple(findings), roles=roles)
 
 
-def _merge(tag: str, parts: list[tuple[int, Fragment]]) -> Series:
-    """One series from fragments in write order: sorted by step, the last write of a step kept."""
+def _joined(reads: Sequence[SourceRead]) -> tuple[list[SourceRead], set[int]]:
+    """Reads in write order, joined files renamed; the indices of trainer_state copies of event files."""
+    formats = {r.info.format for r in reads}
+    hf_mirror = Format.HF_TRAINER_STATE in formats and uses_hf_tb_names(reads)
+    has_training_log = any(not is_eval_source(r) for r in reads)
+    out: list[SourceRead] = []
+    for r in reads:
+        if hf_mirror and r.info.format is Format.HF_TRAINER_STATE:
+            r = replace(r, fragments=[renamed(f, hf_tb_tag(f.tag)) for f in r.fragments])
+        elif has_training_log and len(reads) > 1 and is_eval_source(r):
+            stem = file_stem(r.info.path.replace("\\", "/").rsplit("/", 1)[-1])
+            r = replace(r, fragments=[renamed(f, f"{stem}/{f.tag}") for f in r.fragments])
+        out.append(r)
+    out.sort(key=lambda r: (hf_mirror and r.info.format is Format.HF_TRAINER_STATE, r.sort_key))
+    mirrors = {i for i, r in enumerate(out) if hf_mirror and r.info.format is Format.HF_TRAINER_STATE}
+    return out, mirrors
+
+
+def _merge(tag: str, parts: list[tuple[int, Fragment]], mirrors: AbstractSet[int] = frozenset(),
+           float32: AbstractSet[int] = frozenset()) -> Series:
+    """One series from fragments in write order: sorted by step, the last write of a step kept.
+
+    A point dropped for a later write of its step counts as superseded, except a copy from a
+    ``mirrors`` source holding the same value (at float32 precision against an event file).
+    """
     steps = np.concatenate([f.steps for _, f in parts])
     values = np.concatenate([f.values for _, f in parts])
     walls = np.concatenate([f.wall_times for _, f in parts])
+    source = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in parts])
     if steps.shape[0] > 1 and not (np.diff(steps) > 0).all():
         order = np.argsort(steps, kind="stable")  # stable: equal steps stay in write order
-        steps, values, walls = steps[order], values[order], walls[order]
+        steps, values, walls, source = steps[order], values[order], walls[order], source[order]
         last = np.ones(steps.shape[0], dtype=bool)
         last[:-1] = steps[1:] != steps[:-1]
-        superseded = int(steps.shape[0] - np.count_nonzero(last))
+        dropped = np.flatnonzero(~last)
+        kept = np.searchsorted(steps, steps[dropped], side="right") - 1
+        copy = np.isin(source[dropped], list(mirrors)) | np.isin(source[kept], list(mirrors))
+        f32 = np.isin(source[dropped], list(float32)) | np.isin(source[kept], list(float32))
+        a, b = values[dropped], values[kept]
+        copy &= np.where(f32, same_values(a, b, float32=True), same_values(a, b, float32=False))
+        superseded = int(dropped.shape[0] - np.count_nonzero(copy))
         steps, values, walls = steps[last], values[last], walls[last]
     else:
         superseded = 0
@@ -73,11 +112,12 @@ def _merge(tag: str, parts: list[tuple[int, Fragment]]) -> Series:
                   superseded=superseded)
 
 
-def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
+def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]],
+                   float32: AbstractSet[int] = frozenset(), mirrors: AbstractSet[int] = frozenset()) -> list[Finding]:
     out: list[Finding] = []
     for r in reads:
         out.extend(_within_source(r.info.path, list(r.fragments), r.restart_steps))
-    out.extend(_across_sources(reads, by_tag))
+    out.extend(_across_sources(reads, by_tag, float32, mirrors))
     all_steps = [f.steps for r in reads for f in r.fragments if len(f)]
     if all_steps:
         steps = np.concatenate(all_steps)
@@ -150,12 +190,14 @@ def _conflicting_repeats(f: Fragment) -> int:
     return int(np.count_nonzero(same_step & ~same_value))
 
 
-def _across_sources(reads: Sequence[SourceRead],
-                    by_tag: Mapping[str, list[tuple[int, Fragment]]]) -> list[Finding]:
+def _across_sources(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]],
+                    float32: AbstractSet[int] = frozenset(), mirrors: AbstractSet[int] = frozenset()) -> list[Finding]:
     """Resume overlaps: steps written by an earlier source and again by a later one.
 
     A pair of files is reported when at least one repeated step carries a different value; files
     that repeat a step with the same value (HF writes the last ``train/epoch`` into both) are not.
+    Against an event file (float32), values are compared at float32 precision; against a
+    trainer_state copy of the event files (``mirrors``), only the steps whose values differ count.
     """
     pairs: dict[tuple[int, int], list[int]] = {}  # (earlier, later) -> [points, tags, lo, hi, conflicts]
     for parts in by_tag.values():
@@ -167,8 +209,12 @@ def _across_sources(reads: Sequence[SourceRead],
                 common, ka, kb = np.intersect1d(fa.steps, fb.steps, return_indices=True)
                 if not common.shape[0]:
                     continue
-                va, vb = fa.values[ka], fb.values[kb]
-                conflicts = int(np.count_nonzero((va != vb) & ~(np.isnan(va) & np.isnan(vb))))
+                same = same_values(fa.values[ka], fb.values[kb], float32=ia in float32 or ib in float32)
+                conflicts = int(np.count_nonzero(~same))
+                if ia in mirrors or ib in mirrors:  # a copy of the same log: only the steps that differ overlap
+                    common = common[~same]
+                    if not common.shape[0]:
+                        continue
                 acc = pairs.setdefault((ia, ib), [0, 0, int(common[0]), int(common[-1]), 0])
                 acc[0] += int(common.shape[0])
                 acc[1] += 1

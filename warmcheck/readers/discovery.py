@@ -10,6 +10,12 @@ Rules (documented in the README):
 * Hugging Face checkpoints repeat the whole log history: ``checkpoint-N/trainer_state.json`` is
   skipped when the output directory has its own ``trainer_state.json``, and otherwise only the
   highest N is read;
+* one training, one run: an HF output directory's ``trainer_state.json`` (or its latest
+  checkpoint's) joins the event files of the TensorBoard callback's logging directories (the
+  output directory itself and everything under its ``runs/``) into a run named after the output
+  directory; an evaluation log (``eval.csv``, ``val_log.jsonl``...) joins the one other training
+  log of its directory. The read stage may split a joined file off again when its values show it
+  is another training (see :mod:`warmcheck.readers.joining`);
 * directories whose name starts with ``.`` are not searched (unless given explicitly);
 * symbolic links are followed, but a directory is searched once: a link back into a directory
   already searched, a link to itself and a dangling link are reported (WC005) and skipped;
@@ -29,18 +35,36 @@ from ..errors import PathError
 from ..findings import Finding
 from ..model import Format
 from .interface import diag
+from .joining import is_eval_name
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+FileEntry = tuple[str, str, Format]  # (filesystem path, display path, format)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """Files joined into a run by where they lie, which the read stage checks against the run's values.
+
+    ``kind``: ``"hf-events"`` (an event directory of an HF output directory) or ``"eval"`` (an
+    evaluation log beside a training log). ``name``: the run they form when split off again.
+    """
+
+    kind: str
+    name: str
+    files: tuple[FileEntry, ...]
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
-    """A run to read: its display name and the files that make it up."""
+    """A run to read: its display name and the files that make it up (``members``' files included)."""
 
     name: str
     path: str
-    files: tuple[tuple[str, str, Format], ...]  # (filesystem path, display path, format)
+    files: tuple[FileEntry, ...]
     findings: tuple[Finding, ...] = ()
+    members: tuple[Member, ...] = ()
 
 
 @dataclass
@@ -97,6 +121,14 @@ def _display(path: str) -> str:
 
 def _walk(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, int]],
           is_training_csv: Callable[[str], bool] | None) -> None:
+    found = Discovery()
+    _search(root, shown_root, found, visited, is_training_csv)
+    out.findings.extend(found.findings)
+    out.runs.extend(sorted(join_runs(found.runs), key=lambda r: r.name))
+
+
+def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, int]],
+            is_training_csv: Callable[[str], bool] | None) -> None:
     stack = [(root, shown_root)]
     superseded_states: set[str] = set()  # HF checkpoint copies of a log history read elsewhere
     while stack:
@@ -145,7 +177,6 @@ def _walk(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, in
             out.findings.extend(problems)
         out.runs.extend(RunSpec(s, s, ((p, s, f),)) for p, s, f in files)
         stack.extend(reversed(subdirs))
-    out.runs.sort(key=lambda r: r.name)
 
 
 def _entry_kind(e: os.DirEntry[str], shown: str) -> str | Finding:
@@ -183,3 +214,94 @@ def _superseded_checkpoints(files: list[tuple[str, str, Format]], subdirs: list[
         return set()
     keep = None if has_own else max(checkpoints)[1]
     return {os.path.join(p, "trainer_state.json") for _, p in checkpoints if p != keep}
+
+
+def join_runs(runs: list[RunSpec]) -> list[RunSpec]:
+    """Join the runs of one training found in a walk (HF output directories, evaluation logs)."""
+    return _join_eval_logs(_join_hf_output_dirs(runs))
+
+
+def _output_dir(spec: RunSpec) -> tuple[str, str] | None:
+    """(directory, shown) of the HF output directory whose trainer_state.json is ``spec``'s only file."""
+    if len(spec.files) != 1 or spec.members or spec.files[0][2] is not Format.HF_TRAINER_STATE:
+        return None
+    path, shown, _ = spec.files[0]
+    directory, shown_dir = os.path.dirname(path), _parent(shown)
+    if _CHECKPOINT.match(os.path.basename(directory)):
+        directory, shown_dir = os.path.dirname(directory), _parent(shown_dir)
+    return directory, shown_dir
+
+
+def _parent(shown: str) -> str:
+    return shown.rsplit("/", 1)[0] if "/" in shown else "."
+
+
+def _join_hf_output_dirs(runs: list[RunSpec]) -> list[RunSpec]:
+    """trainer_state.json + the event directories of its output dir's logging dirs: one run."""
+    outputs = {d[0]: (i, d[1]) for i, r in enumerate(runs) if (d := _output_dir(r)) is not None}
+    if not outputs:
+        return runs
+    joined: dict[int, list[RunSpec]] = {}
+    taken: set[int] = set()
+    for i, r in enumerate(runs):
+        if not r.files or any(f is not Format.TFEVENTS for *_, f in r.files):
+            continue
+        owner = _logging_owner(os.path.dirname(r.files[0][0]), outputs)
+        if owner is not None:
+            joined.setdefault(owner, []).append(r)
+            taken.add(i)
+    out = []
+    for i, r in enumerate(runs):
+        if i in taken:
+            continue
+        events = joined.get(i)
+        if not events:
+            out.append(r)
+            continue
+        members = tuple(Member("hf-events", e.name, e.files, e.findings) for e in events)
+        shown = (_output_dir(r) or ("", r.name))[1]
+        out.append(RunSpec(shown, shown, r.files + tuple(f for m in members for f in m.files), r.findings,
+                           members))
+    return out
+
+
+def _logging_owner(events_dir: str, outputs: dict[str, tuple[int, str]]) -> int | None:
+    """The run index of the deepest output dir D with ``events_dir`` == D or under D/runs/."""
+    best: tuple[int, int] | None = None
+    for directory, (i, _) in outputs.items():
+        rel = os.path.relpath(events_dir, directory)
+        parts = rel.split(os.sep)
+        if rel == "." or (parts[0] == "runs" and ".." not in parts):
+            depth = directory.count(os.sep)
+            if best is None or depth > best[0]:
+                best = (depth, i)
+    return None if best is None else best[1]
+
+
+def _join_eval_logs(runs: list[RunSpec]) -> list[RunSpec]:
+    """An evaluation CSV/JSONL joins the one other training log of its directory."""
+    by_dir: dict[str, list[int]] = {}
+    for i, r in enumerate(runs):
+        if r.files:
+            by_dir.setdefault(os.path.dirname(r.files[0][0]), []).append(i)
+    replaced: dict[int, RunSpec] = {}
+    dropped: set[int] = set()
+    for directory, idx in by_dir.items():
+        evals = [i for i in idx if _is_eval_log(runs[i])]
+        train = [i for i in idx if i not in evals and all(os.path.dirname(p) == directory
+                                                            for p, _, _ in runs[i].files)]
+        if not evals or len(train) != 1:
+            continue
+        base = runs[train[0]]
+        members = base.members + tuple(Member("eval", runs[i].name, runs[i].files, runs[i].findings)
+                                       for i in evals)
+        replaced[train[0]] = RunSpec(base.name, base.path,
+                                     base.files + tuple(f for i in evals for f in runs[i].files),
+                                     base.findings, members)
+        dropped.update(evals)
+    return [replaced.get(i, r) for i, r in enumerate(runs) if i not in dropped]
+
+
+def _is_eval_log(spec: RunSpec) -> bool:
+    return (len(spec.files) == 1 and not spec.members and spec.files[0][2] in (Format.CSV, Format.JSONL)
+            and is_eval_name(spec.files[0][1]))
