@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import WarmcheckError
 from ..findings import Finding, Severity
 from ..model import Run
-from ..readers import discover, is_training_csv
+from ..readers import RunSpec, discover, is_training_csv
 from ..readers.interface import diag
 from ..readers.tailing import Tailer, tailer_for
 from .buffer import Limits
@@ -64,13 +64,13 @@ class Watcher:
         present = {shown for spec in found.runs for _, shown, _ in spec.files}
         for known in self.runs.values():
             for shown, old in known.files.items():
-                if shown not in present and not old.gone:
+                if shown not in present and not old.gone and not _superseded_copy(old.tailer.path):
                     old.gone = True  # deleted or moved: what was read from it stays in the analysis
                     known.live.note([diag("WC001", "file disappeared while being watched (deleted or moved); "
                                           "the points read from it are kept", shown)])
                     out.extend(known.live.analyse())
         for spec in found.runs:
-            state = self.runs.get(spec.name)
+            state = self.runs.get(spec.name) or self._adopt(spec)
             if state is None:
                 config_dir = config_dir_of(*spec.files[0][:2]) if spec.files else None
                 state = self.runs[spec.name] = _RunState(
@@ -83,6 +83,18 @@ class Watcher:
                 out.extend(self._follow(state.live, shown, followed, now))
             out.extend(state.live.analyse())
         return out
+
+    def _adopt(self, spec: RunSpec) -> _RunState | None:
+        """A followed run whose files are now joined into ``spec`` (its HF output dir got a trainer_state.json):
+        it continues under the joined run's name, so nothing is read or reported twice."""
+        files = {shown for _, shown, _ in spec.files}
+        for name, state in list(self.runs.items()):
+            if files & set(state.files):
+                del self.runs[name]
+                state.live.name, state.live.path = spec.name, spec.path
+                self.runs[spec.name] = state
+                return state
+        return None
 
     def _follow(self, live: LiveRun, shown: str, f: _Followed, now: float) -> list[Finding]:
         out: list[Finding] = []
@@ -124,6 +136,14 @@ class Watcher:
     def outcome_runs(self) -> list[Run]:
         """The runs as last analysed, with the findings reported (for the closing summary)."""
         return [s.live.outcome_run() for s in self.runs.values()]
+
+
+def _superseded_copy(path: str) -> bool:
+    """A file discovery no longer lists that is not gone: an HF checkpoint's copy of the log history
+    (superseded by a later checkpoint, or rotated away by ``save_total_limit``)."""
+    parent = os.path.basename(os.path.dirname(path))
+    return os.path.exists(path) or (os.path.basename(path) == "trainer_state.json"
+                                    and parent.startswith("checkpoint-"))
 
 
 def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.0, settle: float = 30.0,
