@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..analyzers.schedule import describe
 from ..findings import Finding, Severity
-from ..model import Run
+from ..model import Run, Schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class RunSummary:
     run: str
     points: int
     steps: str  # "0..134" or "no data"
-    warmup_end: str  # "27", "~51 (50..60)", "never", "-"
+    warmup_end: str  # "27", "~51 (50..60)", "never", "none", "before first log", "-"
     audit: str  # "ok", "MISMATCH", "unverifiable", "not configured", "no LR"
     spikes: str  # "2 (+1 minor)" or "-"
     divergence: str  # "from 49, NaN at 61" or "-"
@@ -41,14 +41,7 @@ def summarize(run: Run) -> RunSummary:
     """The summary row of ``run``."""
     codes = {f.code: f for f in run.findings}
     sched = run.schedules[0] if run.schedules else None
-    if sched is None:
-        end = "-"
-    elif sched.warmup_end_step is None:
-        end = "never"
-    elif sched.warmup_end_estimated and sched.warmup_end_bracket:
-        end = f"~{sched.warmup_end_step} ({sched.warmup_end_bracket[0]}..{sched.warmup_end_bracket[1]})"
-    else:
-        end = str(sched.warmup_end_step)
+    end = warmup_end_cell(sched)
     if "WC201" in codes:
         audit = "MISMATCH"
     elif "WC202" in codes:
@@ -70,6 +63,27 @@ def summarize(run: Run) -> RunSummary:
     return RunSummary(run.name, sum(s.points for s in run.series), step_range(run), end, audit, spikes,
                       ", ".join(parts) or "-", worst.value if worst is not None else "clean",
                       describe(sched) if sched is not None else "")
+
+
+def warmup_end_cell(sched: Schedule | None) -> str:
+    """Where warmup ended, as the schedule line and WC101/WC206 say it.
+
+    ``none``: the LR is at its peak from the first step the logger can write (WC101, no warmup);
+    ``before first log``: already at its peak at the first logged step, which comes later than that,
+    so a warmup may have ended unseen (the first logged step is not the warmup's end).
+    """
+    if sched is None:
+        return "-"
+    if sched.never_ends or sched.warmup_end_step is None:
+        return "never"
+    if sched.no_warmup:
+        bracket = sched.warmup_end_bracket
+        if bracket is None:
+            return "none"
+        return "before first log" if bracket[1] <= sched.first_step else f"by {bracket[1]}"
+    if sched.warmup_end_estimated and sched.warmup_end_bracket:
+        return f"~{sched.warmup_end_step} ({sched.warmup_end_bracket[0]}..{sched.warmup_end_bracket[1]})"
+    return str(sched.warmup_end_step)
 
 
 def worst_severity(findings: list[Finding]) -> Severity | None:
