@@ -145,8 +145,8 @@ def founding_book(out: Path) -> list[str]:
     verdict = ("schedule: linear warmup 1e-5 -> 1e-3, peak first at step 27 (27 updates below peak), cosine to "
                "1.02e-5; exit 0. With `--warmup-steps 20` (what the book's text says): WC201 error, warmup ends "
                "at step "
-               "27 (27 updates below peak = int(0.2 x 135)); configured warmup_steps=20 disagrees (exit 1). With "
-               "`--warmup-ratio 0.2`: WC202 info (exit 0)")
+               "27 (27 updates below peak); configured warmup_steps=20 disagrees: at step 20 the LR was still rising "
+               "(exit 1). With `--warmup-ratio 0.2`: WC202 info, 27 = int(0.2 x 135) (exit 0)")
     return [f"founding_book_tb | TensorBoard: {what} | {verdict}",
             "founding_book_csv | the same run as `step,lr,loss` CSV | the same as founding_book_tb"]
 

@@ -48,7 +48,7 @@ def test_founding_run_draws_observed_27_and_configured_20():
     observed = {label: x for label, x in lines.items() if label.startswith("observed")}
     configured = {label: x for label, x in lines.items() if label.startswith("configured")}
     assert list(observed.values()) == [27.0]
-    assert "step 27 (27 updates below peak = int(0.2 x 135))" in next(iter(observed))
+    assert "step 27 (27 updates below peak)" in next(iter(observed))  # no configured ratio: no formula
     assert list(configured.values()) == [20.0]
     assert "warmup_steps=20" in next(iter(configured)) and "step 20" in next(iter(configured))
     assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "train/loss"]  # no grad norm logged

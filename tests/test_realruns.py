@@ -59,6 +59,8 @@ def test_warmup_matches_truth(name: str) -> None:
         s = run.schedules[0]
         assert (s.warmup_end_step, s.warmup_steps) == (end, below), (run.name, s.as_dict())
         loud = [f for f in run.findings if f.code.startswith("WC2") and f.severity.value != "info"]
+        if truth["expected_findings"].get("scheduler_stepped_per_epoch"):  # the configured warmup did not happen
+            loud = [f for f in loud if f.code != "WC201"]
         assert not loud, [f.message for f in loud]
         checked += 1
     assert checked >= 1
@@ -68,7 +70,7 @@ def test_per_epoch_stepping_is_reported_as_a_staircase() -> None:
     outcome = analyze([str(REAL / "per_epoch_scheduler_step")], Settings(warmup_steps=40))
     (run,) = outcome.runs
     found = {f.code: f for f in run.findings}
-    assert found["WC105"].details["plateau_steps"] == 30 and "WC102" in found and "WC206" in found
+    assert found["WC105"].details["plateau_steps"] == 30 and "WC102" in found and "WC201" in found
 
 
 def test_sparse_hf_run_is_estimated_inside_its_bracket() -> None:

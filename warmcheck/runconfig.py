@@ -53,6 +53,9 @@ class Configured:
     scheduler: str | None = None  # HF lr_scheduler_type
     onecycle: bool = False  # the ratio is OneCycleLR's pct_start (peak at pct*T - 1)
     notes: list[str] = field(default_factory=list)
+    # Warmup settings a later source overrode: ("warmup_steps" | "warmup_ratio", value, overridden by).
+    # The audit may name one as the explanation of a mismatch; it never counts as the configuration.
+    shadowed: list[tuple[str, Value, str]] = field(default_factory=list)
 
     @property
     def any_warmup(self) -> bool:
@@ -104,6 +107,7 @@ def _hf_normalised(args: Mapping[str, Any]) -> dict[str, Any]:
     steps = out.get("warmup_steps")
     if isinstance(steps, float) and 0 < steps < 1:
         out["warmup_ratio"], out["warmup_steps"] = steps, None
+        out["_ratio_key"] = "warmup_steps"  # named as the user wrote it
     elif isinstance(steps, (int, float)) and steps > 0:
         out["warmup_ratio"] = None
     elif steps == 0:
@@ -147,9 +151,12 @@ def _apply(cfg: Configured, doc: Mapping[str, Any], source: str) -> None:
         return None
 
     if (hit := first(_WARMUP_STEPS)) is not None and hit[1] >= 1:
+        _shadow(cfg, f"{source} {hit[0]}")
         cfg.warmup_steps, cfg.warmup_ratio = Value(hit[1], f"{source} {hit[0]}"), None
     elif (hit := first(_WARMUP_RATIO)) is not None and 0 < hit[1] < 1:
-        cfg.warmup_ratio, cfg.warmup_steps = Value(hit[1], f"{source} {hit[0]}"), None
+        name = f"{source} {doc.get('_ratio_key') or hit[0]}"
+        _shadow(cfg, name)
+        cfg.warmup_ratio, cfg.warmup_steps = Value(hit[1], name), None
         cfg.onecycle = hit[0] == "pct_start"
     if (hit := first(_TOTAL)) is not None and hit[1] >= 1:
         cfg.total_steps = Value(hit[1], f"{source} {hit[0]}")
@@ -167,6 +174,8 @@ def _apply_settings(cfg: Configured, s: Settings) -> None:
     """Settings on top of the run's own configuration; labelled by where they came from (a flag, the
     config file, the environment, or ``Settings(...)`` built in code, as the in-process monitor's are)."""
     src = s.sources
+    if s.warmup_steps is not None or s.warmup_ratio is not None:
+        _shadow(cfg, src.get("warmup_steps" if s.warmup_steps is not None else "warmup_ratio", "Settings"))
     if s.warmup_steps is not None:
         cfg.warmup_steps = Value(s.warmup_steps, src.get("warmup_steps", "Settings.warmup_steps"))
         cfg.warmup_ratio = None
@@ -178,3 +187,11 @@ def _apply_settings(cfg: Configured, s: Settings) -> None:
         v = getattr(s, name)
         if v is not None:
             setattr(cfg, name, Value(float(v), src.get(name, "Settings." + name)))
+
+
+def _shadow(cfg: Configured, by: str) -> None:
+    """Remember the warmup setting about to be overridden by ``by`` (an explanation candidate, no more)."""
+    for name in ("warmup_steps", "warmup_ratio"):
+        old = getattr(cfg, name)
+        if old is not None:
+            cfg.shadowed.append((name, old, by))

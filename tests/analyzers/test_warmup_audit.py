@@ -47,11 +47,16 @@ def test_m1_book_says_20_code_computes_27() -> None:
     run = run_of(sch.book_appendix_d())
     found = codes(run, Settings(warmup_steps=20))
     msg = found["WC201"]["message"]
-    assert found["WC201"]["step"] == 27 and found["WC201"]["explanation"] == "int(0.2 x 135)"
-    assert msg.startswith("warmup ends at step 27 (27 updates below peak = int(0.2 x 135)); configured "
-                          "warmup_steps=20")
+    # No ratio was configured: nothing may claim the 27 came from "int(0.2 x 135)".
+    assert found["WC201"]["step"] == 27 and found["WC201"]["explanation"] is None
+    lr20 = sch.book_appendix_d()[20]
+    assert msg == "warmup ends at step 27 (27 updates below peak); configured warmup_steps=20 " \
+                  f"(Settings.warmup_steps) disagrees: at step 20 the LR was {lr20:.3g}, still rising " \
+                  f"({lr20 / P:.2g} x its peak)"
     ok = codes(run, Settings(warmup_ratio=0.2))
     assert "WC201" not in ok and ok["WC202"]["matched"] == "int(0.2 x 135)"
+    assert "warmup_ratio 0.2 from Settings.warmup_ratio, total 135 = the logged length (steps 0..134)" == \
+        ok["WC202"]["inputs"]
 
 
 # ---- M2: the ratio applied to micro-batches instead of optimizer updates ----------------------------
@@ -65,6 +70,8 @@ def test_m2_ratio_applied_to_micro_batches() -> None:
 def test_m3_scheduler_stepped_per_micro_batch() -> None:
     found = codes(run_of(sch.hf_linear(P, 10, 300)), Settings(warmup_steps=40, grad_accum=4))
     assert "stepped per micro-batch" in found["WC201"]["explanation"]
+    assert found["WC201"]["explanation_inputs"] == "warmup_steps 40 from Settings.warmup_steps, grad_accum 4 " \
+        "from Settings.grad_accum"
 
 
 # ---- M4: the scheduler stepped once per process
@@ -97,7 +104,21 @@ def test_m7_staircase() -> None:
     lr = sch.hf_linear(P, 40, 400)[np.arange(360) // 30]
     found = codes(run_of(lr), Settings(warmup_steps=40))
     assert found["WC105"]["plateau_steps"] == 30 and "WC102" in found
-    assert "WC206" in found and "WC201" not in found
+    # Still rising at step 359, 320 updates after a 40-step warmup would have ended: a sure mismatch.
+    wc201 = found["WC201"]
+    assert wc201["step"] == 359 and wc201["plateau_steps"] == 30 and "WC206" not in found
+    assert "30-step plateaus and had not reached its peak at step 359" in wc201["message"]
+    assert "40 x 30 = 1200" in wc201["message"]
+    # A staircase that does reach its peak: the configured steps counted in epochs explain it.
+    peaked = codes(run_of(sch.hf_linear(P, 5, 20)[np.arange(600) // 50]), Settings(warmup_steps=5))
+    assert peaked["WC201"]["explanation"].startswith("5 x 50: the scheduler stepped once per 50-update epoch")
+
+
+def test_still_rising_at_the_end_of_a_long_enough_run() -> None:
+    lr = sch.hf_linear(P, 800, 1000)[:500]
+    found = codes(run_of(lr), Settings(warmup_steps=300))
+    assert found["WC201"]["step"] == 499 and found["WC201"]["earliest_possible_warmup_steps"] == 499
+    assert "WC206" in codes(run_of(lr), Settings(warmup_steps=499))  # a peak at 499 or 500 is still possible
 
 
 # ---- M8: warmup at least as long as the run
@@ -144,8 +165,16 @@ def test_m12_peak_never_reached() -> None:
 def test_m13_peak_one_step_early_or_late() -> None:
     late = codes(run_of(sch.deepspeed_warmup(P, 20, 200, "linear")), Settings(warmup_steps=20))  # k* = 21
     assert "one update late" in late["WC202"]["message"] and "WC201" not in late
-    early = codes(run_of(sch.nanogpt(P, 40, 400, 401, P / 10)[1:]), Settings(warmup_steps=40))  # k* = 39
-    assert "W-th update" in early["WC202"]["message"]
+    # A (k+1)/W ramp: it extrapolates to 0 one update before the first, which confirms the peak at W-1.
+    kp1 = sch.hf_cosine_warmup_with_min_lr(P, 40, 400)
+    early = codes(run_of(kp1), Settings(warmup_steps=40))  # k* = 39
+    assert "W-th update" in early["WC202"]["message"] and "(k+1)/W ramp" in early["WC202"]["inputs"]
+    # Nothing confirms W-1 for a ramp from a start value (LinearLR): one update early cannot be decided.
+    linear = codes(run_of(sch.torch_linear_then_cosine(P, 39, 400)), Settings(warmup_steps=40))
+    assert "WC201" not in linear and "WC202" not in linear
+    assert "nothing configured or logged confirms" in linear["WC206"]["message"]
+    assert linear["WC206"]["readings"] == [{"delta": 0, "warmup_steps": 39, "matched": "warmup_steps - 1 = 39",
+                                            "confirmed": False, "note": linear["WC206"]["readings"][0]["note"]}]
     hf = codes(run_of(sch.hf_linear(P, 21, 200), delta=-1, fmt=Format.HF_TRAINER_STATE), Settings(warmup_steps=20))
     assert "WC201" in hf  # HF runs its peak at exactly W: W+1 is not a convention there
 
@@ -192,7 +221,7 @@ CONSISTENT = [
     ("book", lambda: sch.book_appendix_d(P, T=84), 0, Format.CSV, {}, Settings(warmup_ratio=0.2)),
     ("keras", lambda: sch.keras_cosine_decay(P, 30, 170), 0, Format.TFEVENTS, {}, Settings(warmup_steps=30)),
     ("optax", lambda: sch.optax_warmup_cosine(P, 30, 200), 0, Format.TFEVENTS, {}, Settings(warmup_steps=30)),
-    ("lambda_k_plus_1", lambda: sch.nanogpt(P, 80, 160, 160, 0.0)[1:], 0, Format.TFEVENTS, {},
+    ("lambda_k_plus_1", lambda: sch.hf_cosine_warmup_with_min_lr(P, 80, 160), 0, Format.TFEVENTS, {},
      Settings(warmup_steps=80)),
 ]
 
@@ -209,7 +238,8 @@ def test_sparse_log_tolerates_a_few_skipped_fp16_steps() -> None:
     skipped = np.insert(lr, [30, 60, 90], [lr[29], lr[59], lr[89]])[:5000]  # three loss-scale overflows
     run = run_of(skipped, delta=-1, interval=25, fmt=Format.HF_TRAINER_STATE)
     found = codes(run, Settings(warmup_steps=500))
-    assert "WC201" not in found and "fp16" in found["WC202"]["message"]
+    # 503 updates below peak: 500 fits only if three steps were skipped, which the log cannot show.
+    assert "WC201" not in found and "WC202" not in found and "fp16" in found["WC206"]["message"]
     far = run_of(sch.hf_linear(1e-5, 530, 5000), delta=-1, interval=25, fmt=Format.HF_TRAINER_STATE)
     assert "WC201" in codes(far, Settings(warmup_steps=500))
 

@@ -1,45 +1,25 @@
 """WC2xx: the observed warmup, run length and peak against the configuration.
 
-Frameworks turn a warmup setting into updates differently (``domain/schedule-conventions.md``):
-``int`` vs ``ceil`` vs round-half-even of ``ratio x total`` (HF uses ceil, the LLMs-from-scratch
-book and Composer int), the peak first used at update ``W`` (HF, torch LinearLR, nanoGPT), ``W-1``
-(``(k+1)/W`` ramps, HF ``cosine_warmup_with_min_lr``, OneCycleLR's ``pct_start x T - 1``) or
-``W+1`` (DeepSpeed linear warmup). Every reading that applies is a candidate; a configuration is
-consistent when one of its own readings equals the observed count. Otherwise the finding names
-the formula that does produce the observation, if any: another rounding, a ratio applied to
-micro-batches, a scheduler stepped per micro-batch or per process, a ratio of the logged length.
+Every reading of the configuration is computed (:mod:`.warmup_readings`). The verdict must hold under
+every reading the log allows: the step conventions the schedule could not rule out
+(``Convention.alternatives``) and, when the warmup end lies between two sparse logs, every position
+inside ``warmup_end_bracket``. Consistent under all of them: WC202. Consistent under none, W-1/W+1
+and both logging offsets included: WC201. In between: WC206, the log cannot decide, with the readings.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 from ..config import Settings
 from ..findings import Finding, make
 from ..model import Role, Run, Schedule
 from ..runconfig import Configured, configured
 from .schedule import PEAK_TOL, fmt_lr, pick_group
+from .warmup_readings import Candidate, candidates, ramp_zero, rounded
 
-_COMMON_RATIOS = (0.01, 0.02, 0.03, 0.05, 0.06, 0.1, 0.15, 0.2, 0.25, 0.3)
-_W_MINUS_1 = "the peak is the W-th update ((k+1)/W ramps, HF cosine_warmup_with_min_lr, OneCycleLR pct*T-1)"
-_W_PLUS_1 = "the peak comes one update late (DeepSpeed linear warmup, Composer)"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A number of warmup updates some reading of the configuration produces."""
-
-    value: int
-    formula: str
-    expected: bool  # a reading under which the configuration is consistent
-    note: str = ""
-
-
-def rounded(x: float) -> list[tuple[str, int]]:
-    """``x`` under each rounding rule frameworks use (float error included, as they compute it)."""
-    return [("int", int(x)), ("ceil", math.ceil(x)), ("round", round(x)), ("round-half-up", math.floor(x + 0.5))]
+__all__ = ["Candidate", "WarmupAudit", "candidates", "rounded"]
 
 
 def _num(x: float) -> str:
@@ -116,134 +96,201 @@ def _total(run: Run, sched: Schedule | None, s: Settings) -> Iterator[Finding]:
                details=details, **common)
 
 
-def _ratio_total(cfg: Configured, sched: Schedule) -> tuple[int, str]:
-    """The total a warmup ratio applies to: configured, epochs x steps per epoch, or the logged length."""
-    if cfg.total_steps is not None:
-        return int(cfg.total_steps.value), f"{int(cfg.total_steps.value)} ({cfg.total_steps.source})"
-    if cfg.epochs is not None and cfg.steps_per_epoch is not None:
-        t = int(cfg.epochs.value * cfg.steps_per_epoch.value)
-        return t, f"{t} (epochs x steps per epoch)"
-    return sched.total_steps, f"{sched.total_steps} logged steps"
-
-
-def candidates(cfg: Configured, sched: Schedule) -> list[Candidate]:
-    """Every reading of the configured warmup, the consistent ones first."""
-    out: list[Candidate] = []
-    g = int(cfg.grad_accum.value) if cfg.grad_accum else 1
-    skips = len(sched.ramp_repeats)
-    if cfg.warmup_steps is not None:
-        w = int(cfg.warmup_steps.value)
-        out.append(Candidate(w, f"warmup_steps={w}", True))
-        if cfg.framework == "hf":
-            if cfg.scheduler == "cosine_warmup_with_min_lr":
-                out.append(Candidate(w - 1, f"warmup_steps - 1 = {w - 1}", True, _W_MINUS_1))
-        elif cfg.framework == "deepspeed":
-            out.append(Candidate(w + 1, f"warmup_steps + 1 = {w + 1}", True, _W_PLUS_1))
-        else:
-            out.append(Candidate(w - 1, f"warmup_steps - 1 = {w - 1}", True, _W_MINUS_1))
-            out.append(Candidate(w + 1, f"warmup_steps + 1 = {w + 1}", True, _W_PLUS_1))
-        if skips:
-            out.append(Candidate(w + skips, f"{w} + {skips} skipped optimizer steps", True))
-        if sched.warmup_end_estimated and sched.log_interval > 1:
-            # Mixed-precision runs skip a few optimizer steps (loss-scale overflow) early on; the step
-            # counter advances, the scheduler does not. A log every few steps cannot show the repeats.
-            for d in range(2, max(2, int(0.01 * w)) + 1):
-                out.append(Candidate(w + d, f"{w} + {d} skipped optimizer steps", True,
-                                     f"consistent if {d} optimizer steps were skipped (fp16 loss-scale overflow), "
-                                     f"which a log every {sched.log_interval} steps cannot show"))
-        base = [(f"{w}", float(w))]
-    else:
-        assert cfg.warmup_ratio is not None
-        r = cfg.warmup_ratio.value
-        total, _ = _ratio_total(cfg, sched)
-        x = r * total
-        if cfg.onecycle and float(x).is_integer():
-            out.append(Candidate(int(x) - 1, f"pct_start x total - 1 = {_num(r)} x {total} - 1 (OneCycleLR)", True))
-        for rule, value in rounded(x):
-            consistent = cfg.framework != "hf" or rule == "ceil"
-            out.append(Candidate(value, f"{rule}({_num(r)} x {total})", consistent))
-            if cfg.framework not in ("hf",):
-                out.append(Candidate(value - 1, f"{rule}({_num(r)} x {total}) - 1", True, _W_MINUS_1))
-                out.append(Candidate(value + 1, f"{rule}({_num(r)} x {total}) + 1", True, _W_PLUS_1))
-            if skips:
-                out.append(Candidate(value + skips, f"{rule}({_num(r)} x {total}) + {skips} skipped steps", True))
-        base = [(f"{rule}({_num(r)} x {total})", float(v)) for rule, v in rounded(x)[:2]]
-        if g > 1:
-            for rule, value in rounded(r * total * g):
-                out.append(Candidate(value, f"{rule}({_num(r)} x {total * g}): the ratio applied to micro-batches "
-                                     f"(total x grad_accum {g})", False))
-        for rule, value in rounded(r * sched.total_steps):
-            if sched.total_steps != total:
-                out.append(Candidate(value, f"{rule}({_num(r)} x {sched.total_steps}): the ratio of the logged "
-                                     "length", False))
-    for label, base_w in base:
-        if g > 1:
-            out.append(Candidate(int(round(base_w * g)), f"{label} x grad_accum {g}: warmup counted in micro-batches",
-                                 False))
-            out.append(Candidate(int(base_w // g), f"{label} / grad_accum {g}: scheduler stepped per micro-batch",
-                                 False))
-        for n in (2, 4, 8):
-            out.append(Candidate(int(base_w // n), f"{label} / {n}: scheduler stepped {n} times per update "
-                                 f"(accelerate with {n} processes?)", False))
-    for ratio in _COMMON_RATIOS:
-        for rule, value in rounded(ratio * sched.total_steps)[:2]:
-            out.append(Candidate(value, f"{rule}({_num(ratio)} x {sched.total_steps})", False))
-    return out
-
-
 def _describe_config(cfg: Configured, sched: Schedule) -> str:
     if cfg.warmup_steps is not None:
         return f"warmup_steps={int(cfg.warmup_steps.value)} ({cfg.warmup_steps.source})"
     assert cfg.warmup_ratio is not None
-    _, total_text = _ratio_total(cfg, sched)
-    return f"warmup_ratio={_num(cfg.warmup_ratio.value)} ({cfg.warmup_ratio.source}) of {total_text}"
+    head = f"warmup_ratio={_num(cfg.warmup_ratio.value)} ({cfg.warmup_ratio.source}) of "
+    if cfg.total_steps is not None:
+        return head + f"{int(cfg.total_steps.value)} ({cfg.total_steps.source})"
+    if cfg.epochs is not None and cfg.steps_per_epoch is not None:
+        return head + f"{int(cfg.epochs.value * cfg.steps_per_epoch.value)} (epochs x steps per epoch)"
+    if sched.log_interval > 1:
+        return head + (f"{sched.total_steps}..{sched.total_steps + sched.log_interval - 1} updates (the log ends at "
+                       f"step {sched.last_step}, every {sched.log_interval})")
+    return head + f"{sched.total_steps} logged steps"
+
+
+def _deltas(sched: Schedule) -> list[int]:
+    """The label -> update offsets the log allows, the assumed one first."""
+    out = [sched.convention.delta]
+    out += [d for d in sched.convention.alternatives if d not in out]
+    return out
+
+
+def _update_of(d: int) -> str:
+    return "update s" if d == 0 else f"update s{d:+d}"
 
 
 def _warmup(run: Run, sched: Schedule | None, cfg: Configured) -> Iterator[Finding]:
     common = {"run": run.name, "tag": sched.tag if sched else None}
-    cfg_text = "" if sched is None else _describe_config(cfg, sched)
     if sched is None:
         yield make("WC206", "a warmup is configured but no learning-rate series was found to check it against",
                    **common)
         return
+    cfg_text = _describe_config(cfg, sched)
     if sched.warmup_steps is None:
-        yield make("WC206", f"configured {cfg_text} cannot be checked: the LR never reaches its peak (still rising "
-                   f"at step {sched.last_step})", step=sched.last_step, **common)
+        yield _unfinished(sched, cfg, cfg_text, common)
         return
     k, delta = sched.warmup_steps, sched.convention.delta
-    cands = candidates(cfg, sched)
+    zero = ramp_zero(run, sched)
+    deltas = _deltas(sched)
+    by_delta = {d: candidates(cfg, sched, None if zero is None else zero + d - delta) for d in deltas}
+    cands = by_delta[delta]
     details: dict[str, object] = {
         "observed_end_step": sched.warmup_end_step, "observed_warmup_steps": k, "estimated": sched.warmup_end_estimated,
         "convention": sched.convention.reason, "configured": cfg_text,
-        "expected": sorted({c.value for c in cands if c.expected}),
+        "expected": sorted({c.value for c in cands if c.expected and c.confirmed}),
     }
     if sched.no_warmup and sched.warmup_end_bracket is not None:
-        hi = sched.warmup_end_bracket[1]  # without a visible ramp the logging offset is unknown: allow delta 0
-        ok = [c for c in cands if c.expected and 0 <= c.value <= hi]
-        if ok:
+        # The peak is at or before the first logged step; without a visible ramp the logging offset is unknown.
+        hi = min(sched.warmup_end_bracket[1], sched.first_step) + max(_deltas(sched) + [0])
+        if [c for c in cands if c.expected and 0 <= c.value <= hi]:
             yield make("WC206", f"configured {cfg_text} cannot be checked exactly: the LR is already at its peak at "
                        f"the first logged step {sched.first_step}, so warmup ended at or before it",
                        step=sched.first_step, details=details, **common)
             return
-    lo_k, hi_k = k, k
-    if sched.warmup_end_estimated and sched.warmup_end_bracket is not None:
-        lo_k, hi_k = max(k - 1, sched.warmup_end_bracket[0] + delta), min(k + 1, sched.warmup_end_bracket[1] + delta)
-    where = (f"~step {sched.warmup_end_step} (estimated: between steps {sched.warmup_end_bracket[0]} and "
-             f"{sched.warmup_end_bracket[1]})" if sched.warmup_end_estimated and sched.warmup_end_bracket
-             else f"step {sched.warmup_end_step}")
-    match = next((c for c in cands if c.expected and lo_k <= c.value <= hi_k), None)
-    if match is not None:
-        note = f"; {match.note}" if match.note else ""
-        yield make("WC202", f"warmup ends at {where} ({k} updates below peak = {match.formula}), as configured: "
-                   f"{cfg_text}{note}", step=sched.warmup_end_step, details={**details, "matched": match.formula},
-                   **common)
+    bracket = sched.warmup_end_bracket if sched.warmup_end_estimated else None
+    if bracket is not None:
+        details["bracket"] = list(bracket)
+
+    def window(d: int) -> tuple[int, int]:
+        kd = k + d - delta
+        return (kd, kd) if bracket is None else (max(kd - 1, bracket[0] + d), min(kd + 1, bracket[1] + d))
+
+    def match(d: int, *, confirmed: bool) -> Candidate | None:
+        lo, hi = window(d)
+        return next((c for c in by_delta[d] if c.expected and (c.confirmed or not confirmed)
+                     and lo <= c.value <= hi), None)
+
+    where = (f"~step {sched.warmup_end_step} (estimated: between steps {bracket[0]} and {bracket[1]})"
+             if bracket else f"step {sched.warmup_end_step}")
+    found = match(delta, confirmed=True)
+    lo_k, hi_k = window(delta)
+    rivals = [c for c in cands if not c.expected and c.rival and lo_k <= c.value <= hi_k and bracket is not None
+              and found is not None and c.value != found.value]
+    if found is not None and all(match(d, confirmed=True) for d in deltas) and not rivals:
+        note = f"; {found.note}: {found.inputs.split('; ', 1)[-1]}" if found.note else ""
+        if len(deltas) > 1:
+            note += f" (under every reading of the steps the log allows: {', '.join(map(_update_of, deltas))})"
+        yield make("WC202", f"warmup ends at {where} ({k} updates below peak = {found.formula}), as configured: "
+                   f"{cfg_text}{note}", step=sched.warmup_end_step,
+                   details={**details, "matched": found.formula, "inputs": found.inputs}, **common)
+        return
+    readings = _readings(k, delta, deltas, match)
+    inside = _inside_bracket(cands, bracket, deltas)
+    if any(r["matched"] for r in readings) or inside:
+        yield _undecided(sched, cfg_text, where, k, readings, inside, rivals, details, common)
         return
     explain = next((c for c in cands if not c.expected and lo_k <= c.value <= hi_k), None)
-    expected = sorted({c.value for c in cands if c.expected and not c.note})
     if explain is not None:
-        msg = f"warmup ends at {where} ({k} updates below peak = {explain.formula}); configured {cfg_text} disagrees"
+        msg = (f"warmup ends at {where} ({k} updates below peak = {explain.formula}: {explain.inputs}); configured "
+               f"{cfg_text} disagrees")
     else:
-        msg = (f"warmup ends at {where} ({k} updates below peak); configured {cfg_text} disagrees (expected "
-               f"{' or '.join(map(str, expected))}); no known convention explains the difference")
+        msg = (f"warmup ends at {where} ({k} updates below peak); configured {cfg_text} disagrees{_gives(cfg, cands)}"
+               + _rising_at(run, sched, cands))
     yield make("WC201", msg, step=sched.warmup_end_step,
-               details={**details, "explanation": explain.formula if explain else None}, **common)
+               details={**details, "explanation": explain.formula if explain else None,
+                        "explanation_inputs": explain.inputs if explain else None}, **common)
+
+
+def _readings(k: int, delta: int, deltas: list[int],
+              match: Callable[..., Candidate | None]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for d in deltas:
+        c = match(d, confirmed=False)
+        out.append({"delta": d, "warmup_steps": k + d - delta, "matched": c.formula if c else None,
+                    "confirmed": bool(c and c.confirmed), "note": c.note if c else ""})
+    return out
+
+
+def _inside_bracket(cands: list[Candidate], bracket: tuple[int, int] | None, deltas: list[int]) -> list[int]:
+    """Logged steps inside the bracket at which a reading of the configuration puts the peak, any convention."""
+    if bracket is None:
+        return []
+    lo, hi = bracket
+    offsets = set(deltas) | {0, -1}
+    return sorted({c.value - d for c in cands if c.expected for d in offsets if lo <= c.value - d <= hi})
+
+
+def _undecided(sched: Schedule, cfg_text: str, where: str, k: int, readings: list[dict[str, object]],
+               inside: list[int], rivals: list[Candidate], details: dict[str, object],
+               common: dict[str, str | None]) -> Finding:
+    """WC206: the configuration fits some reading the log allows and not others."""
+    parts = []
+    for r in readings:
+        if not r["matched"]:
+            continue
+        how = f"{r['warmup_steps']} updates below peak = {r['matched']}"
+        if r["delta"] != sched.convention.delta:
+            parts.append(f"if the LR logged at step s is the one {_update_of(int(str(r['delta'])))} used ({how}), "
+                         "a reading the values cannot rule out")
+        elif not r["confirmed"]:
+            parts.append(f"if {r['note']} ({how}), which nothing configured or logged confirms")
+    head = f"warmup ends at {where} ({k} updates below peak); configured {cfg_text}"
+    if rivals:
+        msg = (f"{head} fits the estimate, but so does " + " and ".join(
+            f"{c.value} = {c.formula} ({c.inputs})" for c in rivals[:2]) + ": the log cannot decide")
+    elif parts:
+        msg = f"{head} fits only " + "; or ".join(parts) + ": the log cannot decide"
+    else:
+        steps = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
+        msg = (f"{head} puts the peak at step {steps} (under the step conventions that apply), inside the bracket: "
+               "the log cannot decide")
+    extra = {"readings": readings, "candidates_in_bracket": inside,
+             "rivals": [{"value": c.value, "formula": c.formula, "inputs": c.inputs} for c in rivals]}
+    return make("WC206", msg, step=sched.warmup_end_step, details={**details, **extra}, **common)
+
+
+def _rising_at(run: Run, sched: Schedule, cands: list[Candidate]) -> str:
+    """Where the configuration says warmup ended before the observed end: the LR logged there, still rising."""
+    plain = [c.value for c in cands if c.expected and c.confirmed and not c.note]
+    series = run.get(sched.tag)
+    if not plain or series is None or sched.warmup_end_step is None:
+        return ""
+    label = plain[0] - sched.convention.delta
+    hit = (series.steps == label).nonzero()[0]
+    if label >= sched.warmup_end_step or not hit.size:
+        return ""
+    lr = float(series.values[hit[0]])
+    return f": at step {label} the LR was {fmt_lr(lr)}, still rising ({lr / sched.peak_lr:.2g} x its peak)"
+
+
+def _gives(cfg: Configured, cands: list[Candidate]) -> str:
+    """What the configuration gives, unless that only repeats the configured number."""
+    if cfg.warmup_steps is not None:
+        return ""
+    plain: dict[int, str] = {}
+    for c in cands:
+        if c.expected and c.confirmed and not c.note:
+            plain.setdefault(c.value, c.formula)
+    return ": it gives " + " or ".join(f"{v} = {f}" for v, f in sorted(plain.items())[:4]) if plain else ""
+
+
+def _unfinished(sched: Schedule, cfg: Configured, cfg_text: str, common: dict[str, str | None]) -> Finding:
+    """The LR never reached its peak: a mismatch when every reading of the configuration ends before the log."""
+    base = {"last_step": sched.last_step, "last_lr": sched.final_lr, "configured": cfg_text}
+    if sched.never_ends and (cfg.warmup_steps is not None or cfg.total_steps is not None
+                             or cfg.epochs is not None and cfg.steps_per_epoch is not None):
+        cands = candidates(cfg, sched)
+        latest = max(c.value for c in cands if c.expected)
+        earliest = sched.last_step + min(_deltas(sched) + [0, -1]) + 1  # the peak comes after the last log
+        if earliest > latest:
+            st = sched.staircase
+            if st is not None:
+                first = cands[0]
+                why = (f"the LR rose in {st.length}-step plateaus and had not reached its peak at step "
+                       f"{sched.last_step}: the scheduler was stepped per epoch (a {first.value}-update warmup "
+                       f"stepped once per {st.length}-update epoch lasts {first.value} x {st.length} = "
+                       f"{first.value * st.length} updates)")
+                explanation = f"{first.value} x {st.length}: the scheduler stepped once per {st.length}-update epoch"
+            else:
+                why = (f"the LR was still rising at step {sched.last_step} ({fmt_lr(sched.final_lr)}), "
+                       f"{earliest - latest} or more updates after the configured warmup should have ended")
+                explanation = None
+            return make("WC201", f"configured {cfg_text}, but {why}", step=sched.last_step,
+                        details={**base, "expected": sorted({c.value for c in cands if c.expected}),
+                                 "earliest_possible_warmup_steps": earliest, "explanation": explanation,
+                                 "plateau_steps": st.length if st else None}, **common)
+    return make("WC206", f"configured {cfg_text} cannot be checked: the LR never reaches its peak (still rising "
+                f"at step {sched.last_step})", step=sched.last_step, details=base, **common)
