@@ -55,7 +55,22 @@ class Linear(torch.nn.Module):
         return {"loss": loss}
 
 
-def train(tmp_path: Path, callback: WarmcheckCallback, nan_after: int | None = None, **overrides: Any) -> Any:
+class Spiky(Linear):
+    """The loss of training forward calls ``first..last`` multiplied by ``factor`` (its gradients too)."""
+
+    def __init__(self, first: int, last: int, factor: float) -> None:
+        super().__init__()
+        self.first, self.last, self.factor = first, last, factor
+
+    def forward(self, x: Any, y: Any) -> dict[str, Any]:
+        out = super().forward(x, y)
+        if self.training and self.first <= self.calls <= self.last:
+            out = {"loss": out["loss"] * self.factor}
+        return out
+
+
+def train(tmp_path: Path, callback: WarmcheckCallback, nan_after: int | None = None, model: Any = None,
+          **overrides: Any) -> Any:
     torch.manual_seed(0)
     kwargs: dict[str, Any] = dict(
         output_dir=str(tmp_path / "out"), max_steps=MAX_STEPS, per_device_train_batch_size=8, learning_rate=0.05,
@@ -64,7 +79,7 @@ def train(tmp_path: Path, callback: WarmcheckCallback, nan_after: int | None = N
     )
     kwargs.update(overrides)
     args = transformers.TrainingArguments(**kwargs)
-    trainer = transformers.Trainer(model=Linear(nan_after), args=args, train_dataset=Regression(512),
+    trainer = transformers.Trainer(model=model or Linear(nan_after), args=args, train_dataset=Regression(512),
                                    eval_dataset=Regression(32, seed=1), callbacks=[callback])
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # no log lines on stdout
     trainer.train()
@@ -118,18 +133,33 @@ def test_stop_on_nothing_never_stops(tmp_path: Path) -> None:
 
 def test_configured_warmup_mismatch_is_reported_and_stop_on_decides(tmp_path: Path) -> None:
     mismatch = Settings(warmup_steps=5)  # TrainingArguments say 10: the settings win, as a flag would
-    only_nan = WarmcheckCallback(mismatch, stop_on=("WC4",))
-    trainer = train(tmp_path, only_nan)
-    assert trainer.state.global_step == MAX_STEPS  # a WC2xx error does not stop a ("WC4",) callback
-    wc201 = [f for f in only_nan.findings if f.code == "WC201"]
+    default = WarmcheckCallback(mismatch)  # by default only NaN/Inf and divergence (WC4xx) stop training
+    assert default.stop_on == ("WC4",)
+    trainer = train(tmp_path, default)
+    assert trainer.state.global_step == MAX_STEPS  # a WC2xx error is reported, it does not stop training
+    wc201 = [f for f in default.findings if f.code == "WC201"]
     assert len(wc201) == 1 and wc201[0].severity is Severity.ERROR
     assert wc201[0].details["observed_warmup_steps"] == WARMUP
-    assert only_nan.stopped_by == []
+    assert default.stopped_by == []
 
-    default = WarmcheckCallback(mismatch)  # stop_on=("WC",): any error stops, once the warmup is settled
-    trainer = train(tmp_path, default)
-    assert codes(default.stopped_by) == {"WC201"}
+    any_error = WarmcheckCallback(mismatch, stop_on=("WC",))  # any error stops, once the warmup is settled
+    trainer = train(tmp_path, any_error)
+    assert codes(any_error.stopped_by) == {"WC201"}
     assert WARMUP < trainer.state.global_step < MAX_STEPS
+
+
+def test_a_long_spike_that_comes_back_is_a_spike_not_a_divergence(tmp_path: Path) -> None:
+    # The loss x5 for 30 updates (31..60), then normal again: held for 20 points it looked like a divergence
+    # to the live engine, which stopped this training at step 50 with WC403. It never comes back only if the
+    # run ends first; live, a divergence waits for a NaN, a runaway or the end.
+    callback = WarmcheckCallback(stop_on=("WC",))  # stop on any error: nothing here is one
+    trainer = train(tmp_path, callback, model=Spiky(31, 60, 5.0), max_steps=90)
+    assert trainer.state.global_step == 90 and callback.stopped_by == []
+    assert callback.monitor is not None and callback.monitor.run.last is not None
+    finished = callback.monitor.run.last.findings  # the analysis of the whole run, as of a finished log
+    spikes = [f for f in finished if f.code == "WC301"]
+    assert len(spikes) == 1 and 31 <= spikes[0].step <= 33 and "WC403" not in codes(finished)
+    assert "WC403" not in codes(callback.findings) and spikes[0].step in {f.step for f in callback.findings}
 
 
 def test_a_warmup_ratio_is_judged_against_max_steps(tmp_path: Path) -> None:

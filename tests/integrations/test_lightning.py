@@ -129,12 +129,17 @@ def test_the_hparams_are_audited_like_hparams_yaml(tmp_path: Path) -> None:
 
     mismatch = WarmcheckCallback(Settings(warmup_steps=5))  # the settings win over hparams, as a flag would
     trainer = fit(tmp_path, mismatch, Regression())
-    assert codes(mismatch.stopped_by) == {"WC201"}  # the default stop_on stops on any error
+    assert trainer.global_step == MAX_STEPS and mismatch.stopped_by == []  # by default a WC2xx error never stops
+    assert [f.severity for f in mismatch.findings if f.code == "WC201"] == [Severity.ERROR]
+
+    any_error = WarmcheckCallback(Settings(warmup_steps=5), stop_on=("WC",))
+    trainer = fit(tmp_path, any_error, Regression())
+    assert codes(any_error.stopped_by) == {"WC201"}  # stop_on=("WC",) stops on any error
     assert WARMUP < trainer.global_step < MAX_STEPS
 
 
 def test_nan_loss_stops_training(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    callback = WarmcheckCallback(Settings(warmup_steps=WARMUP), stop_on=("WC4",))
+    callback = WarmcheckCallback(Settings(warmup_steps=WARMUP))  # the default stop_on: NaN/Inf, divergence
     with caplog.at_level(logging.WARNING, logger="warmcheck"):
         trainer = fit(tmp_path, callback, Regression(nan_from=20))
     assert trainer.global_step == 21  # update 20 (NaN) was made, then the loop stopped

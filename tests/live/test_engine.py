@@ -12,7 +12,7 @@ from synthetic import healthy, with_disguised_nan, with_divergence, with_spike
 from warmcheck.config import Settings
 from warmcheck.findings import Finding
 from warmcheck.live.buffer import Limits
-from warmcheck.live.engine import LiveRun, When, config_dir_of, finding_key, split_read, when
+from warmcheck.live.engine import RUNAWAY_RATIO, LiveRun, When, config_dir_of, finding_key, runaway, split_read, when
 from warmcheck.model import Format, Fragment, SourceInfo, SourceRead
 from warmcheck.pipeline import analyze, analyze_run
 from warmcheck.readers import discover, is_training_csv, reader_for
@@ -127,3 +127,69 @@ def test_long_run_with_thinned_memory_finds_the_same_instabilities(case):
 def test_disabled_codes_are_not_reported():
     _, log = fed(SAMPLES / "diverged", Settings(ignore=("WC401",)))
     assert "WC401" not in {f.code for _, f in log} and "WC403" in {f.code for _, f in log}
+
+
+def fed_synthetic(syn, per: int = 1) -> tuple[list[tuple[object, Finding]], list[Finding]]:
+    """``syn`` fed ``per`` points at a time: (last step fed or "end", finding) as reported; and what
+    the finished log gives."""
+    live = LiveRun("syn", "syn", Settings())
+    log: list[tuple[object, Finding]] = []
+    for piece in split_read(synthetic_reads(syn), per):
+        log.extend((int(piece.fragments[0].steps[-1]), f) for f in live.feed("syn", piece))
+    log.extend(("end", f) for f in live.finish())
+    return log, list(analyze_run(syn.run("syn"), Settings()).findings)
+
+
+def bump(syn, at: int, factor: float, width: int):
+    """The loss times ``factor ** sin(pi k / width)`` for k < width: a spike that climbs for half its width."""
+    k = np.arange(width)
+    syn.loss[at : at + width] *= factor ** np.sin(np.pi * k / width)
+    return syn
+
+
+def plateau(syn, at: int, factor: float, width: int):
+    syn.loss[at : at + width] *= factor
+    return syn
+
+
+@pytest.mark.parametrize("make", [lambda s: with_spike(s, 180, 4.0, width=30),
+                                  lambda s: with_spike(s, 180, 8.0, width=200), lambda s: bump(s, 180, 4.0, 60),
+                                  lambda s: bump(s, 180, 8.0, 100), lambda s: plateau(s, 180, 5.0, 200)],
+                         ids=["4x-fading-30", "8x-fading-200", "4x-climbing-30", "8x-climbing-50", "5x-for-200"])
+def test_a_long_spike_that_comes_back_is_never_called_a_divergence(make):
+    # Still up after 20 points, each of these comes back: the finished log calls it a spike (WC301), so
+    # live must not say "diverges ... never comes back" first (it did, 20 points after the onset).
+    log, batch = fed_synthetic(make(healthy(3, n=600, warmup=50)))
+    assert [f.code for f in batch if f.code in ("WC301", "WC403")] == ["WC301"]
+    assert "WC403" not in {f.code for _, f in log}
+    (at, spike), = [(at, f) for at, f in log if f.code == "WC301"]
+    assert spike.step == next(f.step for f in batch if f.code == "WC301")
+    assert at != "end" and at >= spike.details["recovered_step"]  # reported once it came back
+
+
+def test_a_loss_that_stays_up_without_a_nan_is_a_divergence_when_the_run_ends():
+    log, batch = fed_synthetic(plateau(healthy(3, n=600, warmup=50), 180, 5.0, 1000))
+    (div,) = [f for f in batch if f.code == "WC403"]
+    assert [(at, f.code, f.step) for at, f in log if f.code.startswith(("WC3", "WC4"))] == [("end", "WC403", div.step)]
+
+
+def test_a_runaway_loss_is_called_a_divergence_before_it_turns_nan():
+    syn = with_divergence(healthy(3, n=600, warmup=50), 300, rate=0.08, nan_after=1e6)
+    log, batch = fed_synthetic(syn)
+    (div,) = [f for f in batch if f.code == "WC403"]
+    nan_at = div.details["first_nonfinite_step"]
+    ((at, f),) = [(at, f) for at, f in log if f.code == "WC403"]
+    assert f.step == div.step and isinstance(at, int) and at < nan_at
+    # not before it lasted 20 points and ran 10x past the expected loss (RUNAWAY_RATIO)
+    assert at >= div.details["detected_step"] + 19
+    assert syn.loss[at] >= RUNAWAY_RATIO * div.details["expected"]
+
+
+def test_runaway_needs_a_tenfold_level_and_a_climb():
+    rising = np.exp(np.linspace(0.0, 1.0, 20))  # +5% a point
+    assert runaway(rising, 20, 1.0) and not runaway(rising, 20, 3.0)  # 2.7x at the end: not the level
+    assert not runaway(rising[::-1], 20, 0.1)  # coming back down
+    assert not runaway(np.full(20, 50.0), 20, 10.0)  # up but flat: it could still come back
+    assert not runaway(rising[:15], 20, 0.1)  # too few points
+    with_nan = np.concatenate([rising, [np.nan]])
+    assert runaway(with_nan, 20, 1.0)  # non-finite points are not levels

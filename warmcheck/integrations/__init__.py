@@ -21,6 +21,7 @@ from ..config import Settings
 from ..findings import Finding, Severity
 from ..live.monitor import Monitor
 
+STOP_ON = ("WC4",)  # the callbacks' default: stop on NaN/Inf and divergence only
 _LEVELS = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.INFO}
 
 
@@ -56,9 +57,11 @@ class MonitorCallback:
 
     ``settings``: what the analysis expects (a warmup length given here wins over the framework's
     configuration, as a flag wins over a log's metadata). ``stop_on``: error-severity findings whose
-    code starts with one of these prefixes stop training (``("WC",)``: any error; ``("WC4",)``: NaN/Inf
-    and divergence only; ``()``: never). ``every``: analyse after this many records (NaN and Inf are
-    analysed at once whatever it says). ``logger``: where findings are logged (``warmcheck``).
+    code starts with one of these prefixes stop training (default ``STOP_ON = ("WC4",)``: NaN/Inf and
+    divergence only, the findings that mean the training is lost; a warmup mismatch or a spike is
+    logged, never a reason to stop by default; ``("WC",)``: any error; ``()``: never). ``every``:
+    analyse after this many records (NaN and Inf are analysed at once whatever it says).
+    ``logger``: where findings are logged (``warmcheck``).
 
     ``monitor`` is the current training run's :class:`~warmcheck.Monitor` (``None`` before training
     begins), ``findings`` what it reported, ``stopped_by`` the findings that stopped training. A
@@ -66,7 +69,7 @@ class MonitorCallback:
     that run stops.
     """
 
-    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = ("WC",), every: int = 1,
+    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = STOP_ON, every: int = 1,
                  logger: logging.Logger | None = None) -> None:
         if isinstance(stop_on, str):
             raise TypeError("stop_on is a sequence of code prefixes, e.g. ('WC4',), not a string")
@@ -138,4 +141,4 @@ class MonitorCallback:
             log_findings(self.logger, findings)
 
 
-__all__ = ["MonitorCallback", "log_findings", "scalar", "stopping"]
+__all__ = ["STOP_ON", "MonitorCallback", "log_findings", "scalar", "stopping"]

@@ -2,7 +2,7 @@
 
     from warmcheck.integrations.hf import WarmcheckCallback
 
-    callback = WarmcheckCallback(stop_on=("WC4",))  # stop on NaN/Inf and divergence only
+    callback = WarmcheckCallback()  # stops training on NaN/Inf and divergence only (stop_on=("WC4",))
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
     trainer.train()
     callback.findings  # everything reported, in order
@@ -38,7 +38,7 @@ except ImportError as exc:
     raise ImportError('warmcheck.integrations.hf needs transformers: pip install "warmcheck[hf]" (and torch)') from exc
 
 from ..config import Settings
-from . import MonitorCallback, scalar
+from . import STOP_ON, MonitorCallback, scalar
 
 
 class WarmcheckCallback(TrainerCallback, MonitorCallback):
@@ -50,7 +50,7 @@ class WarmcheckCallback(TrainerCallback, MonitorCallback):
     logs (one every ``logging_steps`` updates), so the default analyses each one.
     """
 
-    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = ("WC",), every: int = 1,
+    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = STOP_ON, every: int = 1,
                  logger: logging.Logger | None = None) -> None:
         MonitorCallback.__init__(self, settings, stop_on, every, logger)
 

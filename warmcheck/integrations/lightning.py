@@ -2,7 +2,7 @@
 
     from warmcheck.integrations.lightning import WarmcheckCallback
 
-    callback = WarmcheckCallback(warmcheck.Settings(warmup_steps=500), stop_on=("WC4",))
+    callback = WarmcheckCallback(warmcheck.Settings(warmup_steps=500))  # stops on NaN/Inf, divergence
     trainer = lightning.pytorch.Trainer(max_steps=10_000, callbacks=[callback])
     trainer.fit(model, data)
     callback.findings  # everything reported, in order
@@ -58,7 +58,7 @@ except ImportError:  # the standalone package, or none
 import torch
 
 from ..config import Settings
-from . import MonitorCallback, scalar
+from . import STOP_ON, MonitorCallback, scalar
 
 
 class WarmcheckCallback(pl.Callback, MonitorCallback):
@@ -71,7 +71,7 @@ class WarmcheckCallback(pl.Callback, MonitorCallback):
     norm. ``name``: the run's name in findings (default: the LightningModule's class name).
     """
 
-    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = ("WC",), every: int = 10,
+    def __init__(self, settings: Settings | None = None, stop_on: Sequence[str] = STOP_ON, every: int = 10,
                  logger: logging.Logger | None = None, grad_norm: bool = True, name: str | None = None) -> None:
         MonitorCallback.__init__(self, settings, stop_on, every, logger)
         self.grad_norm = grad_norm

@@ -6,8 +6,11 @@ has a :class:`When`:
 
 - ``NOW``: data problems, NaN/Inf, spikes and divergence, reported from a window of the most
   recent points. A spike is reported once it has recovered or has lasted ``hold`` points (so its
-  severity and peak are known); a divergence once it has lasted ``hold`` points or turned NaN
-  (a 3x spike that comes back down within ``hold`` points is a spike, not a divergence).
+  severity and peak are known). A divergence (WC403) is the finished log's verdict on a loss that
+  never comes back, so live it waits until nothing but the loss's future could change it: it is
+  reported at once when the loss turns NaN/Inf (or the logger hides a NaN), and before that only
+  once it has lasted ``hold`` points and runs away (:func:`runaway`: 10x up and still climbing); a
+  loss that stays up without climbing, or is coming back down, is judged when the run ends.
 - ``SETTLED``: where warmup ended and whether it matches the configuration, reported once the
   warmup is over: the LR has started to decay, or held at its peak for as long as the warmup took
   (at least 20 points). A configured warmup ratio is only judged live when the total it applies to
@@ -183,7 +186,7 @@ class LiveRun:
             return []
         self.finished = True
         new = self._take_queued(final=True)
-        new.extend(self._window())
+        new.extend(self._window(final=True))
         new.extend(self._full(final=True))
         return new
 
@@ -222,8 +225,9 @@ class LiveRun:
                 metadata["config_files"] = configs
         return replace(run, metadata=metadata)
 
-    def _window(self) -> list[Finding]:
-        """Spikes, NaN and divergence among the new points, judged with ``window`` points of history."""
+    def _window(self, final: bool = False) -> list[Finding]:
+        """Spikes, NaN and divergence among the new points, judged with ``window`` points of history;
+        ``final``: the run is over, so an episode that has not come back never will."""
         need: dict[tuple[str, str], int] = {}
         truncated: set[str] = set()
         for src in self._sources.values():
@@ -241,7 +245,8 @@ class LiveRun:
                if s.tag in truncated and s.points}
         hold = max(self.settings.spike_window, 20)
         return self._report(f for f in run.findings if f.code in _WINDOW_CODES and f.step is not None
-                            and (f.tag not in cut or f.step >= cut[f.tag]) and _held(f, run, hold))
+                            and (f.tag not in cut or f.step >= cut[f.tag])
+                            and (final or _held(f, run, hold, self.settings.divergence_ratio)))
 
     def _full(self, final: bool) -> list[Finding]:
         """Analyse the whole retained run: schedule, audit; at the end, everything."""
@@ -257,7 +262,7 @@ class LiveRun:
         for f in run.findings:
             w = when(f.code)
             if f.code in _WINDOW_CODES:
-                ok = not thinned and (final or _held(f, run, hold))
+                ok = not thinned and (final or _held(f, run, hold, self.settings.divergence_ratio))
             elif w is When.SETTLED:
                 ok = final or (settled and (not f.code.startswith("WC2") or audit_live))
             elif w is When.END:
@@ -275,8 +280,13 @@ class LiveRun:
         return replace(base, sources=sources, findings=tuple(sorted(self.reported, key=Finding.sort_key)))
 
 
-def _held(f: Finding, run: Run, hold: int) -> bool:
-    """Whether an episode is over or has lasted long enough to be reported live."""
+def _held(f: Finding, run: Run, hold: int, ratio: float) -> bool:
+    """Whether a window finding may be reported before the run ends.
+
+    A spike: once it has recovered or lasted ``hold`` points. A divergence: at once when the loss
+    turned non-finite (or the logger hid a NaN); otherwise once it has lasted ``hold`` points and is
+    still running away (:func:`runaway`), never while it could still come back down to a spike.
+    """
     if f.code in ("WC401", "WC402"):
         return True
     role = Role.GRAD_NORM if f.code == "WC302" else Role.LOSS
@@ -293,7 +303,31 @@ def _held(f: Finding, run: Run, hold: int) -> bool:
             return True
         since = f.step
     after = int(s.points - np.searchsorted(s.steps, since if isinstance(since, int) else f.step))
-    return after >= hold
+    if after < hold:
+        return False
+    if f.code != "WC403":
+        return True
+    expected = d.get("expected")
+    return isinstance(expected, float) and runaway(s.values, hold, max(RUNAWAY_RATIO, ratio) * expected)
+
+
+# A loss that runs away is an order of magnitude above its expected value and still climbing. Loss
+# spikes that come back are smaller: at most 5x in the calibration set (bench/calibrate.py), 1.6x in
+# the real runs; and a spike that has begun to come back down is no longer climbing.
+RUNAWAY_RATIO = 10.0
+RUNAWAY_GROWTH = 1.1  # the detector's recover_ratio: a rise that 10-point medians show is no noise
+
+
+def runaway(values: np.ndarray, hold: int, level: float) -> bool:
+    """Whether a loss is running away at its newest point: the median of its newest ``hold // 2``
+    finite values is at least ``level`` and ``RUNAWAY_GROWTH`` times the median of the ``hold // 2``
+    before them."""
+    v = values[np.isfinite(values)]
+    half = max(hold // 2, 1)
+    if v.shape[0] < 2 * half or not level > 0 or bool(np.any(v[-2 * half:] <= 0)):
+        return False
+    newer, older = float(np.median(v[-half:])), float(np.median(v[-2 * half:-half]))
+    return newer >= level and newer >= RUNAWAY_GROWTH * older
 
 
 def warmup_settled(run: Run) -> bool:
@@ -359,5 +393,5 @@ def config_dir_of(path: str, shown: str) -> tuple[str, str]:
     return os.path.dirname(path), os.path.dirname(shown)
 
 
-__all__ = ["LiveRun", "Limits", "When", "when", "finding_key", "warmup_settled", "live_audit_possible",
+__all__ = ["LiveRun", "Limits", "When", "when", "finding_key", "runaway", "warmup_settled", "live_audit_possible",
            "split_read", "config_dir_of"]
