@@ -1,0 +1,2 @@
+"""stub"""
+SCHEDULE_CASES: dict = {}
