@@ -117,7 +117,8 @@ def _hf_events(path, steps, loss, lr) -> None:
 
 def _trainer_state(path, steps, loss, lr, max_steps=30, evals=()) -> None:
     import json
-    history = [{"epoch": s / 100, "learning_rate": r, "loss": v, "step": s} for s, v, r in zip(steps, loss, lr)]
+    history = [{"epoch": s / 100, "learning_rate": r, "loss": v, "step": s}
+               for s, v, r in zip(steps, loss, lr, strict=True)]
     history += [{"epoch": s / 100, "eval_loss": v, "step": s} for s, v in evals]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"global_step": steps[-1], "max_steps": max_steps, "logging_steps": 1,
