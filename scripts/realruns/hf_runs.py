@@ -30,7 +30,8 @@ STEP_INDEXING = ("1-based optimizer steps (state.global_step after the update). 
                  "learning_rate is read before lr_scheduler.step(), so the value at step k is the LR used by update k "
                  "= peak * lambda(k-1).")
 TAGS = {"lr": "train/learning_rate", "loss": "train/loss", "grad_norm": "train/grad_norm", "epoch": "train/epoch"}
-STATE_KEYS = {"step": "step", "lr": "learning_rate", "loss": "loss", "grad_norm": "grad_norm", "total_steps": "max_steps"}
+STATE_KEYS = {"step": "step", "lr": "learning_rate", "loss": "loss", "grad_norm": "grad_norm",
+              "total_steps": "max_steps"}
 NO_PROBLEM = {"divergence": None, "nonfinite_loss": False, "spike": None, "spikes_by_corpus_criterion": [],
               "truncated": False, "resume_overlap": None, "healthy": True}
 
@@ -183,6 +184,64 @@ def linear_lambda(k: int, w: int, t: int) -> float:
     return k / max(1, w) if k < w else max(0.0, (t - k) / max(1, t - w))
 
 
+def cosine_lambda(k: int, w: int, t: int) -> float:
+    return k / max(1, w) if k < w else max(0.0, 0.5 * (1 + math.cos(math.pi * (k - w) / max(1, t - w))))
+
+
+def cosine_min_lr_rate_lambda(k: int, w: int, t: int, m: float) -> float:
+    """transformers' cosine_warmup_with_min_lr: ramp (k+1)/W, progress (k-W+1)/(T-W), floor m."""
+    if k < w:
+        return (k + 1) / max(1, w)
+    progress = (k - w + 1) / max(1, t - w)
+    return max(0.0, m + (1 - m) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def polynomial_lambda(k: int, w: int, t: int, p: float, end: float, power: float) -> float:
+    if k < w:
+        return k / max(1, w)
+    if k > t:
+        return end / p
+    return ((p - end) * (1 - (k - w) / (t - w)) ** power + end) / p
+
+
+def hard_restarts_lambda(k: int, w: int, t: int, cycles: int) -> float:
+    if k < w:
+        return k / max(1, w)
+    progress = (k - w) / max(1, t - w)
+    if progress >= 1.0:
+        return 0.0
+    return max(0.0, 0.5 * (1 + math.cos(math.pi * ((cycles * progress) % 1.0))))
+
+
+def standard_case(out: Path, case: str, *, total: int, peak: float, warmup: int, scheduler: str,
+                  lam: Callable[[int], float], sched_kwargs: dict[str, Any] | None = None,
+                  seed: int = 0, logging_steps: int = 1) -> tuple[Path, str, dict[str, Any], list[dict[str, Any]],
+                                                                  list[tuple[int, float]], dict[str, Any]]:
+    """Train a healthy run, check both logs against the closed form; (dir, event path, state, rows, lr, args)."""
+    d = out / case
+    hf_train(d, seed=seed, max_steps=total, lr=peak, scheduler=scheduler, warmup=warmup,
+             logging_steps=logging_steps, sched_kwargs=sched_kwargs)
+    ev, sc, texts = read_events(d)
+    state = read_state(d / "trainer_state.json")
+    rows = train_rows(state)
+    lr = series(rows, "learning_rate")
+    for kind, key in (("lr", "learning_rate"), ("loss", "loss"), ("grad_norm", "grad_norm")):
+        check_same_training(tb_series(sc, kind), series(rows, key))
+    check_lr(lr, lambda k: peak * lam(k), 1e-12)
+    check_lr(tb_series(sc, "lr"), lambda k: peak * lam(k), 1e-6)
+    assert_healthy(series(rows, "loss"))
+    args = json.loads(texts["args/text_summary"])
+    assert args["lr_scheduler_type"] == scheduler and args["warmup_steps"] == warmup and args["max_steps"] == total
+    assert state["global_step"] == total == state["max_steps"]
+    return d, ev, state, rows, lr, args
+
+
+def args_summary(args: dict[str, Any]) -> dict[str, Any]:
+    keys = ("learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "max_steps",
+            "logging_steps", "gradient_accumulation_steps", "per_device_train_batch_size")
+    return {"tag": "args/text_summary", **{k: args[k] for k in keys}}
+
+
 # ---------------------------------------------------------------- cases
 
 
@@ -246,9 +305,10 @@ def hf_sparse_accum2_log10(out: Path) -> None:
             "lr_at_logged_step_10_over_peak": f"{W - 2}/{W} (update 10 uses lambda(9) = 9/11)",
             "lr_at_logged_step_20_over_peak": f"{T - 19}/{T - W} (update 20 uses lambda(19) = 84/92)",
             "bracket_from_log": [11, 20],
-            "bracket_rule": "the peak label lies after the last logged step still on the ramp (10) and at or before the "
-                            "first logged step after it (20); any correct bracket must contain the true peak label 12. "
-                            "A configured warmup of 11 updates (= peak at label 12) lies inside it and is not an error.",
+            "bracket_rule": "the peak label lies after the last logged step still on the ramp (10) and at or before "
+                            "the first logged step after it (20); any correct bracket must contain the true peak label "
+                            "12. A configured warmup of 11 updates (= peak at label 12) lies inside it and is not an "
+                            "error.",
             "two_line_intersection_step": round(cross, 9),
             "two_line_note": "ramp line through (step 1, LR 0) [HF >= 4.51 logs LR 0 at step 1] and (10, 9/11 peak); "
                              "decay line through the logged steps 20..100: they cross at step 12 exactly.",
@@ -267,8 +327,184 @@ def hf_sparse_accum2_log10(out: Path) -> None:
     tiny.write_truth(d, truth)
 
 
+def hf_blowup_hidden_nan(out: Path) -> None:
+    case = "hf_blowup_hidden_nan"
+    d = out / case
+    T, W, P, seed = 60, 30, 2.5, 1
+    hf_train(d, seed=seed, max_steps=T, lr=P, scheduler="cosine", warmup=W, logging_steps=1, optim="sgd",
+             max_grad_norm=0.0)
+    ev, sc, texts = read_events(d)
+    state = read_state(d / "trainer_state.json")  # json.loads reads the bare NaN tokens the Trainer wrote
+    rows = train_rows(state)
+    loss, gn, lr = series(rows, "loss"), series(rows, "grad_norm"), series(rows, "learning_rate")
+    for kind, key in (("lr", "learning_rate"), ("loss", "loss"), ("grad_norm", "grad_norm")):
+        check_same_training(tb_series(sc, kind), series(rows, key))
+    check_lr(lr, lambda k: P * cosine_lambda(k, W, T), 1e-12)
+    steps = [s for s, _ in loss]
+    assert steps == list(range(1, T + 1))
+    assert all(math.isfinite(v) for _, v in loss)  # the filter leaves no NaN in the loss series
+    first_bad_gn = next(s for s, g in gn if not math.isfinite(g))
+    filtered = [s for s, v in loss if v == 0.0]
+    first_filtered = filtered[0]
+    assert filtered == list(range(first_filtered, T + 1)), filtered  # 0.0 at every step from there on
+    assert all(not math.isfinite(g) for s, g in gn if s >= first_filtered)
+    assert first_bad_gn <= first_filtered
+    # expected value: median of the preceding (up to) 20 logged losses, at least 5
+    vals = dict(loss)
+    gt3 = None
+    for i, s in enumerate(steps):
+        if i < 5 or s >= first_filtered:
+            continue
+        med = statistics.median(vals[t] for t in steps[max(0, i - 20):i])
+        if vals[s] > 3 * med:
+            gt3, gt3_expected = s, med
+            break
+    assert gt3 is not None
+    finite_before = [(s, v) for s, v in loss if s < first_filtered]
+    max_step, max_loss = max(finite_before, key=lambda p: p[1])
+    assert max_loss > 1e10 and first_filtered - gt3 >= 5, (max_loss, gt3, first_filtered)
+    best_step, best_loss = min(((s, v) for s, v in loss if s < gt3), key=lambda p: p[1])
+    initial = loss[0][1]
+    gt3_initial = next(s for s, v in loss if v > 3 * initial)
+    around = {str(s): vals[s] for s in range(gt3 - 6, first_filtered + 3)}
+    # the final climb: the first step from which every logged loss before the filtered ones is > 1.25x its
+    # expected value (same expected-value rule as above)
+    expected = {s: statistics.median(vals[t] for t in steps[max(0, i - 20):i]) for i, s in enumerate(steps)
+                if i >= 5 and s < first_filtered}
+    rise = min(s for s in expected if all(vals[t] > 1.25 * expected[t] for t in expected if t >= s))
+    train_loss = state["log_history"][-1]["train_loss"]
+    truth = base_truth(
+        case, f"HF Trainer, plain SGD (no momentum) with peak LR {P} (too high), cosine with warmup_steps={W}, "
+        f"max_steps={T}, logging_steps=1, max_grad_norm=0 (no clipping; the Trainer still logs the total grad norm). "
+        f"The loss climbs from ~{vals[gt3 - 1]:.3g} at step {gt3 - 1} to {max_loss:.3g} at step {max_step} (finite), "
+        f"the grad norm is NaN from step {first_bad_gn}, and from step {first_filtered} the true loss is NaN but "
+        "logging_nan_inf_filter (default True) logs 0.0 beside a NaN grad norm to the end.",
+        d, ev, total=T, steps=steps,
+        schedule={"family": "linear_warmup_then_cosine", "peak_lr": P, "final_lr": 0.0,
+                  "lambda": f"k<W: k/W; else 0.5*(1+cos(pi*(k-W)/(T-W))), k = 0-based update, T={T}, W={W}"},
+        configured={"warmup_steps": W, "rounding": "integer given; used as is"})
+    truth.update({
+        "optimizer": "torch.optim.SGD (TrainingArguments optim='sgd', no momentum, weight_decay=0)",
+        "max_grad_norm": 0.0,
+        "seed": seed,
+        "args_text_summary": args_summary(json.loads(texts["args/text_summary"])),
+        "observed_warmup": {"lr_first_reaches_peak_at_logged_step": first_peak_label(lr, P),
+                            "note": "the LR schedule keeps running after the NaN (the optimizer step is never "
+                                    "skipped in fp32), so the peak is logged at step W+1 as usual"},
+        "how_hf_logs_a_nan_loss": (
+            "transformers 5.25 Trainer._inner_training_loop: when a micro-batch loss is NaN or inf and "
+            "args.logging_nan_inf_filter is True (the default), it does `self._tr_loss += self._tr_loss / (1 + "
+            "state.global_step - self._globalstep_last_logged)` instead of adding the loss. With logging_steps=1 "
+            "_tr_loss was reset to 0 by the previous log, so it adds 0 and the logged `loss` is exactly 0.0 (with "
+            "logging_steps=N it would be the mean of the finite losses since the last log, scaled). grad_norm is "
+            "logged unfiltered (NaN), learning_rate normally. The filter only looks at the loss: a finite loss "
+            f"with a NaN grad norm (here step {first_bad_gn}) is logged as it is. trainer_state.json stores NaN as "
+            "the bare token NaN (Python json); tfevents as a float32 NaN simple_value."),
+        "final_summary_row": {"step": T, "train_loss": train_loss,
+                              "note": "train_loss = sum of the logged losses / steps, dominated by the finite blow-up"},
+        "expected_findings": {
+            "healthy": False,
+            "divergence": {
+                "diverged": True,
+                "kind": "finite blow-up (LR too high, SGD) then NaN hidden by logging_nan_inf_filter",
+                "phase": "warmup" if gt3 <= W else "after warmup",
+                "initial_loss": initial,
+                "best_loss_before_divergence": {"step": best_step, "loss": best_loss},
+                "expected_value_rule": "expected(s) = median of the (up to) 20 logged losses before s (at least 5)",
+                "first_step_loss_gt_3x_expected": gt3,
+                "expected_value_there": gt3_expected,
+                "first_step_loss_gt_3x_initial": gt3_initial,
+                "sustained_rise_from_step": rise,
+                "sustained_rise_rule": "first step from which every logged loss before the first filtered one is "
+                                       "> 1.25x its expected value; before it the loss wobbles (best "
+                                       f"{best_loss:.3g} at step {best_step}, up to {vals[17]:.3g} at step 17, "
+                                       f"back to {vals[19]:.3g} at step 19)",
+                "wc403_onset_window": [min(rise, gt3 - 3), gt3 + 3],
+                "wc403_rule": "WC403 must be reported from the finite blow-up, before the first filtered loss: at a "
+                              "step within 3 of first_step_loss_gt_3x_expected, or from the start of the sustained "
+                              "rise (sustained_rise_from_step) if that is earlier",
+                "max_finite_loss": {"step": max_step, "loss": max_loss},
+                "first_nonfinite_grad_norm_step": first_bad_gn,
+                "grad_norm_value_there": gn[first_bad_gn - 1][1],
+                "loss_at_first_nonfinite_grad_norm": vals[first_bad_gn],
+                "first_filtered_loss_step": first_filtered,
+                "filtered_loss_value": 0.0,
+                "filtered_loss_steps": [first_filtered, T],
+                "first_nonfinite_loss_step_logged": None,
+                "wc402_expected": True,
+                "wc402_at_step": first_filtered,
+                "loss_values_around_onset": around,
+                "grad_norm_values_around_onset": {str(s): gn[s - 1][1] for s in range(gt3 - 6, first_filtered + 3)},
+                "lr_at_onset": lr[gt3 - 1][1],
+            },
+            "nonfinite_loss": True,
+            "nonfinite_loss_logged": False,
+            "nonfinite_loss_note": f"the training loss is NaN from step {first_filtered}, but every logged loss is "
+                                   "finite (0.0 from the filter); the NaN shows only in grad_norm",
+            "spike": None,
+            "spikes_by_corpus_criterion": corpus_spikes([(s, v) for s, v in loss if s < first_filtered]),
+            "truncated": False,
+            "resume_overlap": None,
+        },
+    })
+    tiny.write_truth(d, truth)
+
+
+def hf_cosine_min_lr_warmup(out: Path) -> None:
+    case = "hf_cosine_min_lr_warmup"
+    T, W, P, m = 100, 10, 1e-3, 0.1
+    d, ev, state, rows, lr, args = standard_case(
+        out, case, total=T, peak=P, warmup=W, scheduler="cosine_warmup_with_min_lr",
+        lam=lambda k: cosine_min_lr_rate_lambda(k, W, T, m), sched_kwargs={"min_lr_rate": m}, seed=2)
+    steps = [s for s, _ in lr]
+    label = first_peak_label(lr, P)
+    assert label == W and math.isclose(lr[0][1], P / W) and math.isclose(lr[-1][1], m * P)
+    truth = base_truth(
+        case, f"HF Trainer, lr_scheduler_type='cosine_warmup_with_min_lr' (min_lr_rate={m}), warmup_steps={W}, "
+        f"max_steps={T}, logging every step. Its ramp is (k+1)/W, not k/W: the first logged LR (step 1) is "
+        f"P/{W}, not 0, and the peak is first logged at step {W} (update {W}, 0-based k={W - 1}), one step earlier "
+        "than HF's other warmup schedules. The event file carries the TrainingArguments (args/text_summary); "
+        "trainer_state.json of the same training does not.", d, ev, total=T, steps=steps,
+        schedule={"family": "linear_warmup_then_cosine_to_min_lr", "peak_lr": P, "min_lr_rate": m,
+                  "final_lr": lr[-1][1],
+                  "lambda": f"k<W: (k+1)/W; else m+(1-m)*0.5*(1+cos(pi*(k-W+1)/(T-W))), k = 0-based update, "
+                            f"T={T}, W={W}, m={m}",
+                  "transformers_function": "optimization.get_cosine_with_min_lr_schedule_with_warmup_lr_rate "
+                                           "(_get_cosine_with_min_lr_schedule_with_warmup_lr_rate_lambda)",
+                  "lr_logged_at_step_1": lr[0][1], "lr_logged_at_last_step": lr[-1][1]},
+        configured={"warmup_steps": W, "rounding": "integer given; used as is",
+                    "lr_scheduler_kwargs": {"min_lr_rate": m}})
+    truth.update({
+        "args_text_summary": args_summary(args),
+        "observed_warmup": {
+            "lr_first_reaches_peak_at_logged_step": label,
+            "updates_below_peak": W - 1,
+            "updates_below_peak_rule": "update k (0-based) uses P*(k+1)/W: k = 0..W-2 are below the peak, k = W-1 "
+                                       "is the first at peak; HF logs it at step k+1 = W",
+            "lr_logged_at_step_1_over_peak": f"1/{W}",
+            "ramp_extrapolates_to_zero_at_step": 0,
+            "ramp_note": "the logged ramp P*s/W hits 0 at step 0, one step before HF's usual first label (step 1, "
+                         "LR 0 for the k/W schedules); a reader assuming the k/W ramp gets k* = W (one too many)",
+        },
+        "claim_checks": [
+            {"claim": f"warmup_steps={W} with cosine_warmup_with_min_lr", "verdict": "correct: this scheduler "
+             f"runs {W - 1} updates below the peak ((k+1)/W ramp); the peak at logged step {W} is as configured"},
+            {"claim": f"warmup_steps={W} read with the k/W ramp of 'linear'/'cosine' (peak at step {W + 1})",
+             "verdict": "wrong reading for this scheduler"},
+            {"claim": f"warmup_steps={W - 1}", "verdict": "the same curve under a k/W reading; not what was "
+                                                         "configured"},
+        ],
+        "expected_findings": dict(NO_PROBLEM, first_logged_lr_is_zero=False,
+                                  convention_hint="args/text_summary lr_scheduler_type in the event file; "
+                                                  "trainer_state.json alone has no scheduler name"),
+    })
+    tiny.write_truth(d, truth)
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "hf_sparse_accum2_log10": hf_sparse_accum2_log10,
+    "hf_blowup_hidden_nan": hf_blowup_hidden_nan,
+    "hf_cosine_min_lr_warmup": hf_cosine_min_lr_warmup,
 }
 
 
