@@ -241,3 +241,31 @@ def test_two_training_logs_leave_an_evaluation_log_alone(tmp_path) -> None:
         (tmp_path / name).write_text("step,loss\n0,2\n1,1\n")
     assert [r.name.rsplit("/", 1)[-1] for r in discover([str(tmp_path)], is_training_csv=is_training_csv).runs] == [
         "a.csv", "b.csv", "eval.csv"]
+
+
+def test_the_watcher_keeps_following_a_run_joined_into_its_output_dir(tmp_path) -> None:
+    # Live, the event files come first; the trainer_state.json appears with the first checkpoint, and
+    # later checkpoints supersede (and rotate away) earlier ones. The run continues under the output
+    # dir's name: nothing is reported twice and no checkpoint copy is a "disappeared" file (WC001).
+    import shutil
+
+    from warmcheck.live.watch import Watcher
+
+    steps = list(range(1, 31))
+    loss, lr = _ramp(steps)
+    loss[24:] = [float("nan")] * 6
+    _hf_events(tmp_path / "out" / "runs" / "a" / "events.out.tfevents.1.h", steps, loss, lr)
+    watcher = Watcher([str(tmp_path)], settle=0.0)
+    first = watcher.poll()
+    assert [_rel(tmp_path, n) for n in watcher.runs] == ["out/runs/a"]
+    assert [f.code for f in first if f.code == "WC401"] == ["WC401"]
+    _trainer_state(tmp_path / "out" / "checkpoint-10" / "trainer_state.json", steps[:10], loss[:10], lr[:10])
+    second = watcher.poll()
+    _trainer_state(tmp_path / "out" / "checkpoint-20" / "trainer_state.json", steps[:20], loss[:20], lr[:20])
+    shutil.rmtree(tmp_path / "out" / "checkpoint-10")
+    third = watcher.poll()
+    later = second + third + watcher.finish()
+    assert [_rel(tmp_path, n) for n in watcher.runs] == ["out"]
+    assert not [f for f in later if f.code in ("WC401", "WC001", "WC006")], [f.message for f in later]
+    (run,) = watcher.outcome_runs()
+    assert {s.format for s in run.sources} == {Format.TFEVENTS, Format.HF_TRAINER_STATE}
