@@ -54,8 +54,6 @@ def test_warmup_matches_truth(name: str) -> None:
     for run in outcome.runs:
         if not run.schedules or run.schedules[0].tag not in (lr_tag, lr_tag.rsplit("/", 1)[-1], "learning_rate"):
             continue
-        if run.name.endswith("eval.csv"):  # nanoGPT's eval log: the LR at eval points only, not the run's LR log
-            continue
         s = run.schedules[0]
         assert (s.warmup_end_step, s.warmup_steps) == (end, below), (run.name, s.as_dict())
         loud = [f for f in run.findings if f.code.startswith("WC2") and f.severity.value != "info"]
