@@ -501,10 +501,160 @@ def hf_cosine_min_lr_warmup(out: Path) -> None:
     tiny.write_truth(d, truth)
 
 
+def hf_output_dir(out: Path) -> None:
+    case = "hf_output_dir"
+    d = out / case
+    T, W, P, every, save = 60, 7, 1e-3, 2, 20
+    hf_train(d, seed=5, max_steps=T, lr=P, scheduler="cosine", warmup=W, logging_steps=every, evaluate=True,
+             eval_steps=save, save_steps=save)
+    removed: dict[str, list[str]] = {}
+    for ck in sorted(d.glob("checkpoint-*")):  # keep the small JSON files, drop weights/optimizer/rng pickles
+        removed[ck.name] = sorted(p.name for p in ck.iterdir() if p.suffix != ".json")
+        for p in ck.iterdir():
+            if p.suffix != ".json":
+                p.unlink()
+    ev, sc, texts = read_events(d)
+    state = read_state(d / "trainer_state.json")
+    rows = train_rows(state)
+    lr = series(rows, "learning_rate")
+    for kind, key in (("lr", "learning_rate"), ("loss", "loss"), ("grad_norm", "grad_norm")):
+        check_same_training(tb_series(sc, kind), series(rows, key))
+    check_lr(lr, lambda k: P * cosine_lambda(k, W, T), 1e-12)
+    assert_healthy(series(rows, "loss"))
+    evals = [(r["step"], r["eval_loss"]) for r in state["log_history"] if "eval_loss" in r]
+    check_same_training(sorted(dict(sc["eval/loss"]).items()), evals)
+    assert [s for s, _ in evals] == list(range(save, T + 1, save))
+    checkpoints = {}
+    for ck in sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        cs = read_state(ck / "trainer_state.json")
+        n = len(cs["log_history"])
+        assert cs["log_history"] == state["log_history"][:n] and cs["global_step"] == int(ck.name.split("-")[1])
+        assert cs["max_steps"] == T
+        checkpoints[f"{ck.name}/trainer_state.json"] = {
+            "global_step": cs["global_step"], "log_history_rows": n,
+            "is_prefix_of_top_level_log_history": True, "files_kept": sorted(p.name for p in ck.iterdir()),
+            "files_removed_after_training": removed[ck.name]}
+    args = json.loads(texts["args/text_summary"])
+    steps = [s for s, _ in lr]
+    label = first_peak_label(lr, P)
+    assert label == W + 1 and steps == list(range(every, T + 1, every))
+    truth = base_truth(
+        case, f"A whole HF Trainer output_dir of ONE training (max_steps={T}, cosine, warmup_steps={W}, logging "
+        f"every {every}, evaluation and checkpoints every {save} steps): the TensorBoard events in runs/<date>_<host>/ "
+        "(the 5.x default logging dir), trainer_state.json written by save_state() at the end, and checkpoint-20/40/60 "
+        "with their own trainer_state.json (prefixes of the same log_history). Model weights, optimizer/scheduler "
+        "states, rng states and training_args.bin were deleted from the checkpoints after training to keep the repo "
+        "small; nothing else was changed.", d, ev, total=T, steps=steps,
+        schedule={"family": "linear_warmup_then_cosine", "peak_lr": P, "final_lr": lr[-1][1],
+                  "lambda": f"k<W: k/W; else 0.5*(1+cos(pi*(k-W)/(T-W))), k = 0-based update, T={T}, W={W}"},
+        configured={"warmup_steps": W, "rounding": "integer given; used as is",
+                    "where": "args/text_summary in the event file; trainer_state.json has max_steps but no warmup"})
+    truth["files"].update(checkpoints=list(checkpoints), one_training_run=[ev, "trainer_state.json", *checkpoints])
+    truth.update({
+        "args_text_summary": args_summary(args),
+        "max_steps_in_trainer_state": state["max_steps"],
+        "checkpoints": checkpoints,
+        "eval": {"tags": {"eval_loss": "eval/loss"}, "trainer_state_key": "eval_loss",
+                 "steps": [s for s, _ in evals], "values": {str(s): v for s, v in evals},
+                 "other_eval_tags": sorted(t for t in sc if t.startswith("eval/") and t != "eval/loss")},
+        "observed_warmup": {"lr_first_reaches_peak_at_logged_step": label, "updates_below_peak": W},
+        "expected_single_run_verdict": {
+            "runs": 1,
+            "sources": [ev, "trainer_state.json"],
+            "checkpoint_states": "copies of the same training at steps 20/40/60: not runs of their own",
+            "total_steps": T,
+            "warmup": f"peak first at step {label} ({W} updates below peak) = warmup_steps={W}: consistent",
+            "eval_loss": "role eval_loss, joined to the run; not a training loss",
+            "healthy": True,
+        },
+        "expected_findings": dict(NO_PROBLEM, first_logged_lr_is_zero=False),
+    })
+    tiny.write_truth(d, truth)
+
+
+def hf_polynomial_power2(out: Path) -> None:
+    case = "hf_polynomial_power2"
+    T, W, P, end, power = 120, 10, 1e-3, 1e-5, 2.0
+    d, ev, state, rows, lr, args = standard_case(
+        out, case, total=T, peak=P, warmup=W, scheduler="polynomial",
+        lam=lambda k: polynomial_lambda(k, W, T, P, end, power), sched_kwargs={"power": power, "lr_end": end},
+        seed=6)
+    label = first_peak_label(lr, P)
+    assert label == W + 1 and lr[0][1] == 0.0
+    mid = W + (T - W) // 2 + 1
+    truth = base_truth(
+        case, f"HF Trainer, lr_scheduler_type='polynomial' with lr_scheduler_kwargs power={power}, lr_end={end}; "
+        f"warmup_steps={W}, max_steps={T}, logging every step: linear warmup, then (P-end)*(1-(k-W)/(T-W))^2 + end, "
+        "a convex decay (not linear, not cosine).", d, ev, total=T, steps=[s for s, _ in lr],
+        schedule={"family": "linear_warmup_then_polynomial_decay", "peak_lr": P, "power": power, "lr_end": end,
+                  "final_lr": lr[-1][1],
+                  "lambda": f"k<W: k/W; k<=T: ((P-end)*(1-(k-W)/(T-W))^{power:g}+end)/P, k = 0-based update, "
+                            f"T={T}, W={W}",
+                  "transformers_function": "optimization.get_polynomial_decay_schedule_with_warmup",
+                  "decay_midpoint": {"logged_step": mid, "lr": dict(lr)[mid],
+                                     "fraction_of_peak": dict(lr)[mid] / P,
+                                     "note": "halfway through the decay the LR is ~1/4 of the peak (power 2); a "
+                                             "linear decay would be at 1/2, a cosine at 1/2"},
+                  "lr_logged_at_step_1": lr[0][1], "lr_logged_at_last_step": lr[-1][1]},
+        configured={"warmup_steps": W, "rounding": "integer given; used as is",
+                    "lr_scheduler_kwargs": {"power": power, "lr_end": end}})
+    truth.update({
+        "args_text_summary": args_summary(args),
+        "observed_warmup": {"lr_first_reaches_peak_at_logged_step": label, "updates_below_peak": W},
+        "expected_findings": dict(NO_PROBLEM, first_logged_lr_is_zero=True,
+                                  schedule_recognised="polynomial decay, power 2 (no WC108 warning)"),
+    })
+    tiny.write_truth(d, truth)
+
+
+def hf_cosine_hard_restarts(out: Path) -> None:
+    case = "hf_cosine_hard_restarts"
+    T, W, P, cycles = 130, 10, 1e-3, 3
+    d, ev, state, rows, lr, args = standard_case(
+        out, case, total=T, peak=P, warmup=W, scheduler="cosine_with_restarts",
+        lam=lambda k: hard_restarts_lambda(k, W, T, cycles), sched_kwargs={"num_cycles": cycles}, seed=7)
+    label = first_peak_label(lr, P)
+    assert label == W + 1
+    vals = dict(lr)
+    jumps = [s for s in vals if s > label and s - 1 in vals and vals[s] > vals[s - 1]]
+    cycle_len = (T - W) // cycles
+    assert jumps == [W + 1 + c * cycle_len for c in range(1, cycles)], jumps
+    assert all(math.isclose(vals[s], P, rel_tol=1e-12) for s in jumps)
+    truth = base_truth(
+        case, f"HF Trainer, lr_scheduler_type='cosine_with_restarts' with lr_scheduler_kwargs num_cycles={cycles}; "
+        f"warmup_steps={W}, max_steps={T}, logging every step: linear warmup, then {cycles} cosine cycles of "
+        f"{cycle_len} updates, each restarting at the peak (hard restarts at logged steps {jumps}).",
+        d, ev, total=T, steps=[s for s, _ in lr],
+        schedule={"family": "linear_warmup_then_cosine_with_hard_restarts", "peak_lr": P, "num_cycles": cycles,
+                  "cycle_length_updates": cycle_len, "final_lr": lr[-1][1],
+                  "lambda": f"k<W: k/W; else 0.5*(1+cos(pi*((C*(k-W)/(T-W)) % 1))), 0 once progress >= 1; "
+                            f"k = 0-based update, T={T}, W={W}, C={cycles}",
+                  "transformers_function": "optimization.get_cosine_with_hard_restarts_schedule_with_warmup",
+                  "restart_logged_steps": jumps,
+                  "restart_updates_0based": [s - 1 for s in jumps],
+                  "lr_before_restart": {str(s - 1): vals[s - 1] for s in jumps},
+                  "cycle_starts_logged_steps": [label, *jumps]},
+        configured={"warmup_steps": W, "rounding": "integer given; used as is",
+                    "lr_scheduler_kwargs": {"num_cycles": cycles}})
+    truth.update({
+        "args_text_summary": args_summary(args),
+        "observed_warmup": {"lr_first_reaches_peak_at_logged_step": label, "updates_below_peak": W,
+                            "note": "the warmup ends at the first peak; the later returns to the peak are scheduled "
+                                    "restarts, not the end of the warmup and not LR excursions"},
+        "expected_findings": dict(NO_PROBLEM, first_logged_lr_is_zero=True,
+                                  schedule_recognised=f"cosine with {cycles} hard restarts (WC104 says a restart "
+                                                      "was scheduled; no WC108 warning)"),
+    })
+    tiny.write_truth(d, truth)
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "hf_sparse_accum2_log10": hf_sparse_accum2_log10,
     "hf_blowup_hidden_nan": hf_blowup_hidden_nan,
     "hf_cosine_min_lr_warmup": hf_cosine_min_lr_warmup,
+    "hf_output_dir": hf_output_dir,
+    "hf_polynomial_power2": hf_polynomial_power2,
+    "hf_cosine_hard_restarts": hf_cosine_hard_restarts,
 }
 
 
