@@ -9,9 +9,9 @@ when it is ``z`` noise scales and ``min_ratio`` times above the expectation, and
 window's highest value by ``above_max`` (per-batch losses have heavy tails that a MAD understates);
 an episode runs until the series is back within ``recover_ratio`` of the level at its onset and stays
 there (the median of the next ``recover_points`` points too: one dip inside a long elevated stretch is
-not a recovery). Its ratio is the peak over the value expected at the peak: the trailing expectation,
-lowered along the line to the level after recovery when the series came back lower (a loss that kept
-falling under the spike).
+not a recovery). Its ratio is the peak over the value expected at the peak: for an episode that
+recovered, the line from the level before it to the level after it (a loss that kept falling under the
+spike is expected lower and lower), never above the trailing expectation at the onset.
 Defaults were set with ``bench/calibrate.py`` (synthetic runs) and checked on real logs.
 
 The named detectors reproduce published rules with their published parameters (see
@@ -64,6 +64,8 @@ class Episode:
     points: int
     index: int  # position of the onset among the detector's valid points
     expected_at_peak: float | None = None  # the value expected at the peak step (None: ``expected``)
+    held_ratio: float | None = None  # the ratio three consecutive points of the episode all reach (None: fewer)
+    median_ratio: float | None = None  # the median ratio of the episode's points: the level it held
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +125,19 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
             continue
         base = float(expected[i])
         j = recovery(y, i, base, p)
-        k_rel = int(np.argmax(y[i:j] - _expected_line(y, i, j, base, p)))
+        excess = y[i:j] - _expected_line(y, i, j, base, p)
+        k_rel = int(np.argmax(excess))
         k = i + k_rel
-        at_peak = float(_expected_line(y, i, j, base, p)[k_rel])
+        at_peak = float(y[k] - excess[k_rel])
+        held = (float(np.lib.stride_tricks.sliding_window_view(excess, 3).min(axis=1).max())
+                if excess.shape[0] >= 3 else None)
         episodes.append(Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(v[k]),
                                 expected=float(math.exp(base)), ratio=float(math.exp(y[k] - at_peak)),
                                 z=float((y[k] - at_peak) / noise[i]), end=int(st[j - 1]),
                                 recovered=int(st[j]) if j < n else None, points=j - i, index=i,
-                                expected_at_peak=float(math.exp(at_peak))))
+                                expected_at_peak=float(math.exp(at_peak)),
+                                held_ratio=float(math.exp(held)) if held is not None else None,
+                                median_ratio=float(math.exp(np.median(excess)))))
         i = j
     return Detection("warmcheck", params, tuple(episodes), int(flags.sum()), evaluated)
 
@@ -153,19 +160,23 @@ def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:
 
 
 def _expected_line(y: Arr, i: int, j: int, base: float, p: SpikeParams) -> Arr:
-    """The value expected at points ``i..j-1`` of an episode (log units): ``base`` (the trailing
-    expectation at the onset), lowered linearly to the level after recovery (median of the next
-    ``window // 2`` points) when the series came back below ``base``; never raised."""
+    """The value expected at points ``i..j-1`` of an episode (log units).
+
+    Unrecovered: ``base``, the trailing expectation at the onset. Recovered: the line through the median
+    of the ``window // 2`` points before the onset and the median of as many points from the recovery
+    (each at its centre), so that a loss that kept falling under the spike is expected lower and lower;
+    never above ``base``.
+    """
     out = np.full(j - i, base)
     n = y.shape[0]
-    if j >= n:
-        return out
     h = max(p.recover_points, p.window // 2)
-    after = y[j : j + h]
-    level, centre = float(np.median(after)), j + (after.shape[0] - 1) / 2.0
-    if level >= base or centre <= i:
+    if j >= n or i < 1:
         return out
-    return base + (level - base) * (np.arange(i, j, dtype=np.float64) - i) / (centre - i)
+    before, after = y[max(0, i - h) : i], y[j : j + h]
+    x0, y0 = i - (before.shape[0] + 1) / 2.0, float(np.median(before))
+    x1, y1 = j + (after.shape[0] - 1) / 2.0, float(np.median(after))
+    line = y0 + (y1 - y0) * (np.arange(i, j, dtype=np.float64) - x0) / (x1 - x0)
+    return np.minimum(line, base)
 
 
 def filtered_nan(loss_steps: NDArray[np.int64], loss_values: Arr, gn_steps: NDArray[np.int64],

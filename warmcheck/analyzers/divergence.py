@@ -120,11 +120,10 @@ class NonFiniteAnalyzer:
             nan_txt += f"; the gradient norm is non-finite from step {gn_nan}"
         how = ("left its running minimum for good" if rule == "left_minimum"
                else "started to climb away from its expected value")
-        at_level = f" ({level:.4g} at step {level_step})" if level_step is not None else ""
-        cross_txt = (f"; above {settings.divergence_ratio:g}x that level from step {crossed}"
-                     if crossed is not None else "")
+        cross_txt = (f"; above {settings.divergence_ratio:g}x its level before the climb ({level:.4g}, the "
+                     f"running minimum at step {level_step}) from step {crossed}" if crossed is not None else "")
         restart = max(int(loss.steps[0]), onset - 100)
-        yield make("WC403", f"loss diverges from step {onset} ({phase}): it {how}{at_level}, reaches "
+        yield make("WC403", f"loss diverges from step {onset} ({phase}): it {how}, reaches "
                    f"{diverged.peak_value:.4g} at step {diverged.peak} ({diverged.ratio:.3g}x the expected "
                    f"{diverged.expected:.4g}) and never comes back{cross_txt}{nan_txt}; last good step {last_good} "
                    f"(a restart point ~100 steps before: {restart})",
