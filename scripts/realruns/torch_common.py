@@ -91,14 +91,16 @@ def trailing_median(loss: Series, step: int, n: int = 10) -> float:
 
 
 def elevated_region(loss: Series, onset_from: int, baseline: float, upper: float,
-                    hold: int = 10) -> tuple[int, int | None, int | None]:
+                    hold: int = 10) -> tuple[int | None, int | None, int | None]:
     """(first step >= ``onset_from`` with loss > 1.25*baseline, last elevated step, recovery step).
 
     The recovery step is the first step after the onset from which ``hold`` consecutive logged losses
     all lie at or below ``upper`` (the top of the normal band): back within the band and staying there,
     not the first dip. ``None`` when that never happens within the run."""
     steps = sorted(loss)
-    onset = next(s for s in steps if s >= onset_from and loss[s] > 1.25 * baseline)
+    onset = next((s for s in steps if s >= onset_from and loss[s] > 1.25 * baseline), None)
+    if onset is None:
+        return None, None, None
     after = [s for s in steps if s > onset]
     for i, s in enumerate(after):
         run = after[i:i + hold]
@@ -116,7 +118,8 @@ def longest_run(steps: list[int], logged: list[int]) -> list[int] | None:
         if s is not None and prev is not None and pos[s] == pos[prev] + 1:
             prev = s
             continue
-        if start is not None and prev is not None and (best is None or pos[prev] - pos[start] > pos[best[1]] - pos[best[0]]):
+        longer = best is None or pos[prev] - pos[start] > pos[best[1]] - pos[best[0]] if prev is not None else False
+        if start is not None and prev is not None and longer:
             best = [start, prev]
         start = prev = s
     return best

@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import torch_common as tc  # noqa: E402
 from tiny import TinyLM, batches, corpus, seed_all  # noqa: E402
 
-
 NOISE = 0.3
 
 
@@ -65,12 +64,12 @@ def sustained_spike_1p5x(out: Path) -> None:
     w.close()
     control = [r[1] for r in _spike_training(noisy=False)[0]]
     peak = 3e-3
-    note = ("Real sustained moderate spike right after warmup: AdamW(0.9,0.95) peak 3e-3, linear warmup 50 steps "
-            "(peak LR used at 0-based step 49), cosine to 0.1x peak at step 300, clip_grad_norm_(1.0). "
+    note = ("Real sustained moderate spike right after warmup: AdamW(0.9,0.95) peak 3e-3, linear warmup 50 "
+            "steps (peak LR used at 0-based step 49), cosine to 0.1x peak at step 300, clip_grad_norm_(1.0). "
             "Intervention in the training data: for steps 51..80 every character of every window (inputs and "
-            "targets) is replaced with probability 0.3 by a uniformly random one (unlearnable noise), so the loss rises to ~1.5x its expected value for 30 "
-            "steps and falls back when the clean data returns at step 81. A control run (same seeds, no "
-            "intervention, not logged) gives the counterfactual loss.")
+            "targets) is replaced with probability 0.3 by a uniformly random one (unlearnable noise), so the "
+            "loss rises to ~1.5x its expected value for 30 steps and falls back when the clean data returns at "
+            "step 81. A control run (same seeds, no intervention, not logged) gives the counterfactual loss.")
     truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
         "family": "linear_warmup_then_cosine", "peak_lr": peak, "optimizer": "AdamW betas=(0.9,0.95) wd=0",
         "warmup_formula": "peak*(s+1)/50 for s<50; then peak*(0.1+0.9*0.5*(1+cos(pi*(s-50)/250)))"},
