@@ -121,7 +121,7 @@ def with_hidden_blowup(run: Synthetic, onset: int, rate: float = 1.0, nan_after:
     ``nan_after`` x up it is NaN, which ``logging_nan_inf_filter`` logs as 0.0 (or the running average)
     beside a NaN gradient norm. ``divergence`` is the onset, ``disguised`` the first filtered step."""
     n = run.loss.shape[0]
-    growth = np.exp(rate * np.maximum(np.arange(n) - onset, 0))
+    growth = np.exp(np.minimum(rate * np.maximum(np.arange(n) - onset, 0), 700.0))  # float64 ends near e^709
     run.loss = run.loss * growth
     run.grad_norm = run.grad_norm * growth
     blown = np.flatnonzero(growth > nan_after)
@@ -138,7 +138,7 @@ def with_overflowing_grad_norm(run: Synthetic, onset: int, rate: float = 1.0, in
     the gradient norm has already overflowed to inf (``inf_after`` x up); the loss is NaN once
     ``nan_after`` x up. Nothing is disguised: the finite losses are real."""
     n = run.loss.shape[0]
-    growth = np.exp(rate * np.maximum(np.arange(n) - onset, 0))
+    growth = np.exp(np.minimum(rate * np.maximum(np.arange(n) - onset, 0), 700.0))
     run.loss = run.loss * growth
     run.grad_norm = np.where(growth > inf_after, np.inf, run.grad_norm * growth)
     run.loss[growth > nan_after] = np.nan

@@ -236,21 +236,22 @@ def _first_above(loss: Series, onset: int, level: float, ratio: float) -> int | 
 
 
 def _hinge(y: np.ndarray, i: int, before: int = 40, after: int = 20) -> int:
-    """Refine a climb's start: the knot of the best ``a + r * max(0, t - t0)`` fit around ``i``.
+    """Refine a climb's start: the knot of the best ``a + b * min(0, t - t0) + r * max(0, t - t0)`` fit
+    around ``i`` (two lines meeting at ``t0``, the later one rising and steeper).
 
     Exponential growth is a straight line in log space, so the knot is where growth began; the
-    "left the minimum by 10%" index lags it by ln(1.1)/rate steps, a lot for a slow climb.
+    "left the minimum by 10%" index lags it by ln(1.1)/rate steps, a lot for a slow climb, and more when
+    the loss was still falling where the climb began (hence the slope ``b`` before the knot).
     """
     lo, hi = max(0, i - before), min(y.shape[0], i + after)
     t = np.arange(lo, hi, dtype=np.float64)
     seg = y[lo:hi]
     best, best_sse = i, np.inf
     for t0 in range(max(lo + 2, i - 25), min(i + 1, hi - 2)):
-        x = np.maximum(0.0, t - t0)
-        a = np.column_stack([np.ones_like(t), x])
+        a = np.column_stack([np.ones_like(t), np.minimum(0.0, t - t0), np.maximum(0.0, t - t0)])
         coef, *_ = np.linalg.lstsq(a, seg, rcond=None)
         sse = float(np.sum((seg - a @ coef) ** 2))
-        if coef[1] > 0 and sse < best_sse:
+        if coef[2] > 0 and coef[2] > coef[1] and sse < best_sse:
             best, best_sse = t0, sse
     return best
 
