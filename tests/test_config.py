@@ -74,6 +74,17 @@ def test_defaults() -> None:
     assert Settings(select=("WC201",), ignore=("WC2",)).enabled("WC201")  # the longer prefix wins
 
 
+def test_steps_and_ratio_in_one_layer_are_both_kept(tmp_path) -> None:
+    (tmp_path / "warmcheck.toml").write_text("warmup-ratio = 0.3\n")
+    both = load_settings({"warmup_steps": 20, "warmup_ratio": 0.2}, start=tmp_path)
+    assert (both.warmup_steps, both.warmup_ratio) == (20, 0.2)
+    assert both.sources["warmup_ratio"] == "--warmup-ratio"
+    over = load_settings({"warmup_steps": 20}, start=tmp_path)  # a flag replaces the file's alternative
+    assert (over.warmup_steps, over.warmup_ratio) == (20, None)
+    (tmp_path / "warmcheck.toml").write_text("warmup-ratio = 0.3\nwarmup-steps = 12\n")
+    assert load_settings({}, start=tmp_path).warmup_ratio == 0.3
+
+
 def test_environment_sits_between_file_and_flags(tmp_path, monkeypatch) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.warmcheck]\nwarmup-ratio = 0.5\nfail-on = 'never'\n")
     monkeypatch.chdir(tmp_path)

@@ -174,6 +174,12 @@ def test_founding_run_against_the_book(folder: str) -> None:
     sched = doc["runs"][0]["schedule"]
     assert (sched["warmup_end_step"], sched["warmup_steps"], sched["warmup_shape"], sched["decay_shape"]) == (
         27, 27, "linear", "cosine")
+    # The book's code (ratio 0.2) and its text (20) given together: the text is checked, the code explains.
+    code, doc = _analyse(str(SAMPLES / folder), "--warmup-steps", "20", "--warmup-ratio", "0.2")
+    (f,) = [f for r in doc["runs"] for f in r["findings"] if f["code"].startswith("WC2")]
+    assert code == 1 and (f["code"], f["step"]) == ("WC201", 27)
+    assert f["details"]["explanation"] == "int(0.2 x 135)" and "warmup_steps=20" in f["message"]
+    assert "--warmup-ratio" in f["details"]["explanation_inputs"] and "135" in f["details"]["explanation_inputs"]
 
 
 def test_anomaly_scenarios() -> None:

@@ -303,14 +303,16 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
         merged[name] = value
         if name != "runs":
             sources[name] = f"{config_path.name if config_path else 'config'} {name.replace('_', '-')}"
-    for name, value in (env_values or {}).items():
-        _drop_alternative(merged, sources, name)
-        merged[name] = value
-        sources[name] = "$WARMCHECK_" + name.upper()
-    for name, value in flag_values.items():
-        _drop_alternative(merged, sources, name)
-        merged[name] = value
-        sources[name] = "--" + name.replace("_", "-")
+    # A layer replaces the lower layers' warmup alternative (--warmup-ratio over a file's warmup-steps),
+    # but both given in one layer are both kept: the step count is checked, the ratio explains.
+    layers = (((env_values or {}), lambda n: "$WARMCHECK_" + n.upper()),
+              (flag_values, lambda n: "--" + n.replace("_", "-")))
+    for values, label in layers:
+        for name in values:
+            _drop_alternative(merged, sources, name)
+        for name, value in values.items():
+            merged[name] = value
+            sources[name] = label(name)
     known = {f.name for f in fields(Settings)}
     unknown = set(merged) - known
     if unknown:  # pragma: no cover - guarded by KEYS

@@ -174,15 +174,20 @@ def _apply_settings(cfg: Configured, s: Settings) -> None:
     """Settings on top of the run's own configuration; labelled by where they came from (a flag, the
     config file, the environment, or ``Settings(...)`` built in code, as the in-process monitor's are)."""
     src = s.sources
-    if s.warmup_steps is not None or s.warmup_ratio is not None:
-        _shadow(cfg, src.get("warmup_steps" if s.warmup_steps is not None else "warmup_ratio", "Settings"))
-    if s.warmup_steps is not None:
-        cfg.warmup_steps = Value(s.warmup_steps, src.get("warmup_steps", "Settings.warmup_steps"))
-        cfg.warmup_ratio = None
+    # Both given (the founding story: the code computes int(0.2 x total), the text says 20): the step
+    # count is the claim under test, as in HF v4 where warmup_steps > 0 wins over warmup_ratio; the ratio
+    # stays an explanation ("observed 27 = int(0.2 x 135); configured 20 disagrees").
     if s.warmup_ratio is not None:
-        cfg.warmup_ratio = Value(s.warmup_ratio, src.get("warmup_ratio", "Settings.warmup_ratio"))
+        ratio_src = src.get("warmup_ratio", "Settings.warmup_ratio")
+        _shadow(cfg, ratio_src)
+        cfg.warmup_ratio = Value(s.warmup_ratio, ratio_src)
         cfg.warmup_steps = None
         cfg.onecycle = False
+    if s.warmup_steps is not None:
+        steps_src = src.get("warmup_steps", "Settings.warmup_steps")
+        _shadow(cfg, steps_src)
+        cfg.warmup_steps = Value(s.warmup_steps, steps_src)
+        cfg.warmup_ratio = None
     for name in ("total_steps", "epochs", "steps_per_epoch", "grad_accum", "peak_lr"):
         v = getattr(s, name)
         if v is not None:
