@@ -91,9 +91,9 @@ def test_diverging_run_is_flagged_inside_its_truth() -> None:
     truth = _truth("diverge_sgd_in_warmup")["expected_findings"]["divergence"]
     (run,) = analyze([str(REAL / "diverge_sgd_in_warmup")], Settings()).runs
     found = {f.code: f for f in run.findings if f.tag == "train/loss"}
-    around = sorted(int(k) for k in truth["loss_values_around_onset"])
     div = found["WC403"]
-    assert around[0] <= div.step <= truth["first_step_loss_gt_3x_initial"], div.step
+    # The earliest defensible onset (issue 9, item 10): after the best loss, by the first 3x step.
+    assert truth["best_loss_before_divergence"]["step"] < div.step <= truth["first_step_loss_gt_3x_initial"], div.step
     assert div.details["first_nonfinite_step"] == truth["first_nonfinite_loss_step"] == found["WC401"].step
     assert div.details["phase"] == "warmup"
     assert not [f for f in run.findings if f.code == "WC301"]  # the blow-up is one divergence, not spikes
