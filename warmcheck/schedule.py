@@ -16,15 +16,15 @@ updates from 0; a logger writes pairs ``(label s, value v)`` with ``v = LR_used(
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
-from .shapes import Fit, best_decay, best_ramp, extrapolating_decay, fit_linear, line_coefficients
+from .shapes import Fit, best_decay, best_ramp, fit_linear, line_coefficients
+from .sparse import estimate_end, past_top
 
 REL_TOL = 1e-6  # relative to the peak: float32 rounding (6e-8) passes, a 1-in-10^6 ramp step does not
 _RISE = 0.01  # a rise after the peak smaller than 1% of the peak is float jitter, not a restart
@@ -46,13 +46,6 @@ def infer_schedules(run: Run) -> list[Schedule]:
     lrs = run.with_role(Role.LR)
     out = [infer_schedule(s, hf=hf, source_starts=starts, scheduler=scheduler) for s in lrs if s.points]
     return [s for s in out if s is not None]
-
-
-def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 1e-6) -> float:
-    """``scipy.optimize.brentq``, imported on first use (see :func:`warmcheck.shapes.minimize_scalar`)."""
-    from scipy.optimize import brentq as scipy_brentq
-
-    return float(scipy_brentq(f, a, b, xtol=xtol))
 
 
 def _is_hf(run: Run) -> bool:
@@ -99,10 +92,11 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
 
     estimated, bracket, end_step = False, None, int(steps[end_idx])
     if gap_before_peak and not never_ends:
-        end_step, bracket = _estimate_end(s, v, end_idx, seg_max)
+        end_step, bracket = estimate_end(s, v, end_idx, seg_max, anchor=-convention.delta)
         estimated = True
     elif no_warmup and int(steps[0]) > convention.base:
-        bracket = (convention.base, int(steps[0]))  # warmup, if any, ended before the first log
+        # warmup, if any, ended by the first log, or before the second unless the first is provably past the top
+        bracket = (convention.base, int(steps[0]) if past_top(s, v, 0, seg_max) else int(steps[1]))
 
     decay_fit, decay_shape, collapse = _decay(s, v, end_idx, top, never_ends, ramp)
     # Only where every step around the peak is logged: with gaps, a logged maximum below the ramp's line
@@ -217,78 +211,6 @@ def _zero_crossing(steps: NDArray[np.int64], v: Arr, end_idx: int) -> float | No
     if fit.residual > 1e-3 or b <= 0:
         return None
     return -a / b
-
-
-def _estimate_end(s: Arr, v: Arr, end_idx: int, peak: float) -> tuple[int, tuple[int, int]]:
-    """First step at the peak when it was not logged: an estimate and the bracket it lies in.
-
-    The ramp is fitted on the points below the logged maximum. If that maximum still lies on the
-    ramp, the peak came after it, before the next point; otherwise it came in the gap before it.
-    A cosine rise tops out where its fitted half period ends. Otherwise the ramp is run forward to
-    where it meets the level after the peak: the logged maximum when the LR holds there (constant,
-    WSD), or the decay curve extrapolated back (a decay logged only after the peak had passed).
-    """
-    n = v.shape[0]
-    lo, hi = int(s[end_idx - 1]), int(s[end_idx])
-    if end_idx < 2:
-        return hi, (lo + 1, hi)
-    ramp = best_ramp(s[:end_idx], v[:end_idx], open_end=True)
-    on_ramp = float(ramp.model(np.array([s[end_idx]]))[0]) <= v[end_idx] * (1 + 1e-6) and end_idx + 1 < n
-    first_decay = end_idx + 1 if on_ramp else end_idx
-    if on_ramp:
-        lo, hi = int(s[end_idx]) - 1, int(s[end_idx + 1])
-    bracket = (lo + 1, hi)
-    if ramp.shape == "cosine" and ramp.end is not None:
-        return int(min(max(math.ceil(ramp.end - 0.05), lo + 1), hi)), bracket
-    xs, ys = s[first_decay : first_decay + 12], v[first_decay : first_decay + 12]
-    decay: Fit | None = None
-    if xs.shape[0] >= 2 and (ys[0] < peak * (1 - REL_TOL) or ys[1] < ys[0] * (1 - REL_TOL)):
-        decay = extrapolating_decay(xs, ys) if xs.shape[0] >= 3 else fit_linear(xs, ys)
-        crest = _switched_early(ramp, decay, peak, lo, hi)
-        if crest is not None:
-            return crest, bracket
-    level = (lambda t: float(decay.model(np.array([t]))[0])) if decay is not None else (lambda t: peak)
-
-    def gap(t: float) -> float:
-        return float(ramp.model(np.array([t]))[0]) - level(t)
-
-    try:
-        if gap(hi) <= 0:
-            x = float(hi)
-        elif gap(lo) >= 0:
-            x = lo + 1.0
-        else:
-            x = float(brentq(gap, lo, hi, xtol=1e-6))
-    except (ValueError, RuntimeError):
-        x = float(hi)
-    est = math.ceil(x - 0.05)  # a ramp that reaches the peak at an integer step lands on it
-    return int(min(max(est, lo + 1), hi)), bracket
-
-
-def _switched_early(ramp: Fit, decay: Fit, peak: float, lo: int, hi: int) -> int | None:
-    """A decay already under way when warmup stopped (timm ``warmup_prefix=False``).
-
-    The fitted cosine's crest lies before the gap and above anything logged: the ramp was heading
-    for that crest and the schedule switched to the decay where the ramp reached it; the maximum is
-    the last ramp step or the first decay step, whichever is higher.
-    """
-    if decay.shape != "cosine" or decay.end is None or decay.end >= lo:
-        return None
-    crest = float(decay.model(np.array([decay.end]))[0])
-    if crest <= peak * 1.005:
-        return None
-    f = lambda t: float(ramp.model(np.array([t]))[0]) - crest  # noqa: E731
-    far = hi + 2 * (hi - lo)
-    try:
-        if not f(lo) < 0 < f(far):
-            return None
-        switch = math.ceil(float(brentq(f, lo, far, xtol=1e-6)) - 0.05)
-    except (ValueError, RuntimeError):
-        return None
-    last_ramp = float(ramp.model(np.array([switch - 1.0]))[0])
-    first_decay = float(decay.model(np.array([float(switch)]))[0])
-    est = switch - 1 if last_ramp > first_decay else switch
-    return int(min(max(est, lo + 1), hi))
 
 
 def _decay(s: Arr, v: Arr, end_idx: int, top: float, never_ends: bool,

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 Arr = NDArray[np.float64]
 TIE = 1e-4
+FREE_FIT = 1e-3  # a ramp shape with a searched parameter is believed only this close (and 10x closer than the rest)
 ARC_TRIGGER = 2e-3  # a cosine pinned at the peak fits worse than this: try the free-phase arc (costlier)
 
 
@@ -126,16 +127,24 @@ def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
         return fit_linear(x, y) if x.shape[0] == 2 else Fit("linear", 0.0, lambda t: np.full_like(t, y[0]))
     x, y = thin(x, y)
     fits = [fit_linear(x, y), fit_cosine_ramp(x, y, open_end), fit_log_ramp(x, y), fit_exponential(x, y)]
-    return _pick(fits)
+    best = _pick(fits)
+    if best.residual > TIE:  # freer shapes (a searched time constant, a free start): only when far better
+        extra = [fit_saturating(x, y)]
+        if open_end and x.shape[0] >= 6:  # four free parameters: a fit needs more points
+            extra.append(fit_cosine_rise(x, y))
+        good = [f for f in extra if f.residual <= min(FREE_FIT, 0.1 * best.residual)]
+        if good:
+            return min(good, key=lambda f: f.residual)
+    return best
 
 
-def fit_cosine_arc(x: Arr, y: Arr) -> Fit:
+def fit_cosine_arc(x: Arr, y: Arr, after: bool = False) -> Fit:
     """A cosine decay whose start and horizon are both free: ``m + A cos(w (t - t0))``, ``w = pi / L``.
 
     For a fixed frequency the model is linear (``a + b cos(w t) + c sin(w t)``), so only ``w`` is
     searched: a coarse log-spaced grid, then a bounded refinement around the best. Unclipped, so it
     can be extrapolated back before the first point (a decay seen only after a gap); ``Fit.end`` is
-    the crest that precedes the data.
+    the crest that precedes the data (``after``: the first crest at or after the last point).
     """
     span = float(x[-1] - x[0]) or 1.0
     xc = x - x[0]
@@ -167,9 +176,32 @@ def fit_cosine_arc(x: Arr, y: Arr) -> Fit:
     amp, phase = float(np.hypot(b, c)), float(np.arctan2(c, b))
     crest = phase / w  # cos(w (t - crest)) peaks here, in the shifted coordinates
     crest -= (2 * np.pi / w) * np.ceil((crest - 0.0) / (2 * np.pi / w))  # the crest at or before the data
+    if after:
+        crest += (2 * np.pi / w) * np.ceil((float(xc[-1]) - crest) / (2 * np.pi / w))  # the first at or after
     t0 = float(x[0]) + crest
     model = lambda t: a + amp * np.cos(w * (t - t0))  # noqa: E731
     return Fit("cosine", _residual(y, model(x)), model, end=t0)
+
+
+def fit_cosine_rise(x: Arr, y: Arr) -> Fit:
+    """A rising cosine with free start and length (a OneCycle rise logged from a later step); the
+    crest after the points is where it tops out (``Fit.end``), and the model holds that level after."""
+    arc = fit_cosine_arc(x, y, after=True)
+    end = float(arc.end) if arc.end is not None else float(x[-1])
+    top = float(arc.model(np.array([end]))[0])
+    model = lambda t: np.where(t < end, arc.model(t), top)  # noqa: E731
+    return Fit("cosine", arc.residual, model, end=end)
+
+
+def fit_saturating(x: Arr, y: Arr) -> Fit:
+    """A saturating exponential rise ``a - b exp(-(x - x0) / tau)``, ``tau`` searched (named "exponential")."""
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+    tau = search_length(lambda L: np.exp(-(x[None, :] - x0) / L[:, None]), y, span / 50.0, span * 20.0)
+    a, b = _lstsq([np.ones_like(x), np.exp(-(x - x0) / tau)], y)
+    if b >= 0:  # not a rise
+        return Fit("exponential", np.inf, lambda t: np.full_like(t, np.nan))
+    model = lambda t: a + b * np.exp(-(t - x0) / tau)  # noqa: E731
+    return Fit("exponential", _residual(y, model(x)), model)
 
 
 def extrapolating_decay(x: Arr, y: Arr) -> Fit:

@@ -20,8 +20,10 @@ def describe(s: Schedule) -> str:
         return (f"{s.tag}: {s.warmup_shape} rise from {fmt_lr(s.initial_lr)} to {fmt_lr(s.peak_lr)}, still rising at "
                 f"step {s.last_step} (warmup never ends)")
     if s.no_warmup and s.warmup_end_bracket is not None:
-        head = (f"{s.tag}: already at its peak {fmt_lr(s.peak_lr)} at the first logged step {s.first_step} "
-                "(any warmup ended before it)")
+        hi = s.warmup_end_bracket[1]
+        when = "before it" if hi == s.first_step else f"by step {hi}, the next log"
+        head = (f"{s.tag}: already at its highest logged LR {fmt_lr(s.peak_lr)} at the first logged step "
+                f"{s.first_step} (any warmup ended {when})")
     elif s.no_warmup:
         head = f"{s.tag}: no warmup, starts at its peak {fmt_lr(s.peak_lr)} at step {s.first_step}"
     else:

@@ -1,0 +1,56 @@
+"""Schedule inference on the issue-9 real runs (tests/data/realruns/<case>), against each truth.json.
+
+Each case was written by the real library (HF Trainer, torch schedulers, timm) through the generators
+in scripts/realruns/. A case not generated yet is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from warmcheck.config import Settings
+from warmcheck.model import Run
+from warmcheck.pipeline import analyze
+
+REAL = Path(__file__).parent / "data" / "realruns"
+
+
+def _case(name: str) -> tuple[dict, list[Run]]:
+    if not (REAL / name / "truth.json").is_file():
+        pytest.skip(f"real run {name} not generated yet")
+    truth = json.loads((REAL / name / "truth.json").read_text())
+    return truth, list(analyze([str(REAL / name)], Settings()).runs)
+
+
+def _lr_runs(truth: dict, runs: list[Run]) -> list[Run]:
+    tag = truth["tags"]["lr"]
+    found = [r for r in runs if r.schedules and r.schedules[0].tag in (tag, tag.rsplit("/", 1)[-1], "learning_rate")]
+    assert found, [r.name for r in runs]
+    return found
+
+
+def test_hf_sparse_accum2_log10_bracket_holds_the_true_peak() -> None:
+    truth, runs = _case("hf_sparse_accum2_log10")
+    obs = truth["observed_warmup"]
+    peak_label = obs["true_peak_update"]  # 1-based HF labels: update n carries label n
+    for run in _lr_runs(truth, runs):
+        s = run.schedules[0]
+        lo, hi = s.warmup_end_bracket
+        assert lo <= peak_label <= hi and [lo, hi] == obs["bracket_from_log"]
+        assert s.warmup_end_estimated and s.warmup_end_step == round(obs["two_line_intersection_step"])
+        assert s.warmup_steps == obs["warmup_updates"] == truth["configured_warmup"]["warmup_steps"]
+        assert not [f for f in run.findings if f.code.startswith("WC2") and f.severity.value != "info"]
+
+
+def test_onecycle_sparse_log50_bracket_opens_before_the_logged_max() -> None:
+    truth, runs = _case("onecycle_sparse_log50")
+    obs = truth["observed_warmup"]
+    for run in _lr_runs(truth, runs):
+        s = run.schedules[0]
+        lo, hi = s.warmup_end_bracket
+        assert lo <= obs["true_peak_label"] <= hi and lo <= obs["logged_steps_around_true_peak"][0] + 1
+        assert lo <= s.warmup_end_step <= hi and abs(s.warmup_end_step - obs["true_peak_label"]) <= 1
+        assert s.peak_step == obs["max_logged_lr_step"]
