@@ -43,10 +43,10 @@ def _lit_module() -> type:
             return loss
 
         def configure_optimizers(self) -> Any:
-            opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=0.0)
-            w = self.hparams.warmup_steps
+            opt = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=0.0)
+            w = self.hparams["warmup_steps"]
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / w))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams.interval}}
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams["interval"]}}
 
     return LitTiny
 
