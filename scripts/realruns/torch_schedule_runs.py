@@ -7,6 +7,7 @@ against the schedule's closed form (``torch_common.check_closed_form``) before t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import sys
 import types
@@ -171,9 +172,249 @@ def lr_excursion_x20(out: Path) -> None:
     tc.finish(run_dir, truth, loss)
 
 
+def legacy_last_lr_linearlr(out: Path) -> None:
+    name, total, peak, warm = "torch_legacy_last_lr_linearlr", 200, 1e-3, 50
+    model, stream = setup(3)
+    opt = tc.adamw(model, peak)
+    ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, end_factor=1.0, total_iters=warm)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warm, eta_min=1e-5)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cos], milestones=[warm])
+    run_dir, w = tc.fresh(out, name)
+    used = []
+    for step in range(1, total + 1):  # the legacy pattern: log get_last_lr() AFTER scheduler.step()
+        used.append(tc.lr_of(opt))
+        loss, gnorm = tc.update(model, opt, *next(stream), max_norm=1.0)
+        sched.step()
+        tc.log(w, step, sched.get_last_lr()[0], loss, gnorm)
+    w.close()
+
+    def f(u: int) -> float:  # the LR update u (1-based) uses
+        e = u - 1
+        if e < warm:
+            return peak * (0.01 + 0.99 * e / warm)
+        return 1e-5 + (peak - 1e-5) * 0.5 * (1 + math.cos(math.pi * (e - warm) / (total - warm)))
+    for u, v in enumerate(used, 1):
+        assert abs(v - f(u)) <= 1e-9 * peak, (u, v, f(u))
+    note = ("The legacy torch logging pattern in a 1-based loop: for step in 1..200: train the update, "
+            "opt.step(), sched.step(), then writer.add_scalar('train/lr', sched.get_last_lr()[0], step). So the "
+            "value at step s is the LR of the NEXT update (s+1), while loss/grad_norm at s are from update s. "
+            "AdamW(0.9,0.95) peak 1e-3; SequentialLR(LinearLR(start_factor=0.01, total_iters=50), "
+            "CosineAnnealingLR(T_max=150, eta_min=1e-5), milestones=[50]); clip_grad_norm_(1.0). The first update's "
+            "LR (0.01 x peak) is never logged.")
+    truth, sc = tc.base_truth(name, note, run_dir, total,
+                              "1-based optimizer steps; the LR at step s is get_last_lr() after sched.step(), i.e. the "
+                              "LR used by update s+1 (step s carries update s+1's LR); loss/grad_norm at s are from "
+                              "update s (grad_norm = total norm from clip_grad_norm_, before clipping).",
+                              schedule={"family": "linear_warmup_then_cosine", "peak_lr": peak,
+                                        "optimizer": "AdamW betas=(0.9,0.95) wd=0",
+                                        "warmup_formula": "update u (1-based) uses peak*(0.01+0.99*min(u-1,50)/50); "
+                                                          "then 1e-5+(peak-1e-5)*0.5*(1+cos(pi*(u-51)/150))",
+                                        "logged_formula": "value at step s = LR of update s+1"})
+    truth["configured_warmup"] = {"warmup_steps": warm, "total_iters": warm, "start_factor": 0.01,
+                                  "rounding": "LinearLR total_iters=50: updates 1..50 below the peak, update 51 is "
+                                              "the first at the peak"}
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, lambda s: f(s + 1))
+    first, top = tc.first_at_max(lr)
+    assert first == warm and tc.close(top, peak)
+    truth["observed_warmup"] = {
+        "lr_first_reaches_peak_at_logged_step": first, "peak_lr_logged": top,
+        "true_peak_update": warm + 1, "updates_below_peak": warm,
+        "note": "label 50 first shows the peak, but it is the LR of update 51: k* = 50 updates below the peak (= "
+                "total_iters). Reading label s as 'the LR update s used' gives k* = 49, one too small.",
+        "wrong_reading": {"convention": "step s = LR used by update s", "updates_below_peak": warm - 1},
+        "lr_at_step_1": lr[1], "lr_at_step_1_is_update": 2,
+        "ramp_extrapolates_to_zero_at": "the logged ramp peak*(0.01+0.99*s/50) crosses 0 at s = -0.505 and "
+                                        "reaches 0.01*peak at s = 0: "
+                                        "the start factor 0.01 sits at label 0 (update 1), not at label 1",
+    }
+    truth["generic_expected"] = {"warmup_end_step": first, "warmup_steps": warm}
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
+def warmup30_noconfig(out: Path) -> None:
+    name, total, peak, warm = "torch_warmup30_noconfig", 150, 1e-3, 30
+    model, stream = setup(4)
+    opt = tc.adamw(model, peak)
+    f = tc.warmup_cosine(peak, warm, total, floor=0.1)
+    run_dir = loop0(out, name, total, model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: f(s) / peak),
+                    stream)
+    note = ("Plain torch loop, 150 updates, AdamW(0.9,0.95) peak 1e-3, LambdaLR linear warmup (s+1)/30 then cosine "
+            "to 0.1x peak at 150, clip_grad_norm_(1.0). No configuration file of any kind is written (no ratio "
+            "exists anywhere): the warmup length 30 is only in this generator.")
+    truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
+        "family": "linear_warmup_then_cosine", "peak_lr": peak, "optimizer": "AdamW betas=(0.9,0.95) wd=0",
+        "warmup_formula": "peak*(s+1)/30 for s<30; then peak*(0.1+0.9*0.5*(1+cos(pi*(s-30)/120)))"},
+        configured_warmup={"warmup_steps": warm, "ratio": None, "source": "the training script only (no config "
+                           "file, no hparams, no text summary)", "rounding": "integer; peak used at 0-based step 29"})
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, f)
+    truth["observed_warmup"] = tc.peak_obs(lr)
+    assert truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"] == warm - 1
+    truth["no_config_files"] = True
+    truth["expected_explanations"] = "no formula with a ratio (e.g. int(0.2 x 150)): no ratio was configured or logged"
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
+def constant_lr_no_warmup(out: Path) -> None:
+    name, total, lr0 = "constant_lr_no_warmup", 400, 1e-3
+    model, stream = setup(5)
+    opt = tc.adamw(model, lr0)
+    run_dir, w = tc.fresh(out, name)
+    for step in range(1, total + 1):
+        lr = tc.lr_of(opt)
+        loss, gnorm = tc.update(model, opt, *next(stream), max_norm=1.0)
+        tc.log(w, step, lr, loss, gnorm)
+    w.close()
+    note = ("Constant LR 1e-3 (AdamW(0.9,0.95), no scheduler, no warmup at all), 400 updates logged at 1-based steps "
+            "1..400, clip_grad_norm_(1.0).")
+    truth, sc = tc.base_truth(name, note, run_dir, total, tc.ONE_BASED_USED, schedule={
+        "family": "constant", "lr": lr0, "optimizer": "AdamW betas=(0.9,0.95) wd=0", "formula": "lr = 1e-3"},
+        configured_warmup={"warmup_steps": 0, "note": "no warmup configured"})
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, lambda s: lr0)
+    truth["observed_warmup"] = tc.peak_obs(lr, warmup="none", no_warmup=True, updates_below_peak=0,
+                                           summary_warmup_end="none",
+                                           note="the LR is at its (only) value from the first logged step; a "
+                                                "summary must show 'none', not the first logged step")
+    truth["generic_expected"] = {"no_warmup": True, "warmup_steps": 0}
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
+def exp_saturating_warmup(out: Path) -> None:
+    name, total, peak, tau, warm = "torch_exp_saturating_warmup", 300, 1e-3, 15.0, 75
+    model, stream = setup(6)
+    opt = tc.adamw(model, peak)
+
+    def f(s: int) -> float:
+        if s < warm:
+            return peak * (1 - math.exp(-(s + 1) / tau)) / (1 - math.exp(-warm / tau))
+        return peak * 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
+    run_dir = loop0(out, name, total, model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: f(s) / peak),
+                    stream)
+    note = ("Saturating-exponential warmup: LambdaLR with lr = peak*(1-exp(-(s+1)/15))/(1-exp(-75/15)) for s<75 "
+            "(tau=15, 5 tau, normalised so that step 74 is exactly the peak), then cosine to 0 at 300. "
+            "AdamW(0.9,0.95) peak 1e-3, clip_grad_norm_(1.0).")
+    truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
+        "family": "exponential_warmup_then_cosine", "warmup_shape": "exponential (saturating: 1-exp(-t/tau)), not log",
+        "peak_lr": peak, "tau": tau, "optimizer": "AdamW betas=(0.9,0.95) wd=0",
+        "warmup_formula": "peak*(1-exp(-(s+1)/15))/(1-exp(-5)) for s<75; then peak*0.5*(1+cos(pi*(s-75)/225))"},
+        configured_warmup={"warmup_steps": warm, "rounding": "integer; peak used at 0-based step 74"})
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, f)
+    truth["observed_warmup"] = tc.peak_obs(lr, shape="exponential (saturating)",
+                                           lr_at_step_44_relative=lr[44] / peak)
+    assert truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"] == warm - 1
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
+def cycliclr(out: Path) -> None:
+    name, total, lo, hi, up = "torch_cycliclr", 400, 1e-4, 2e-3, 50
+    model, stream = setup(7)
+    opt = tc.adamw(model, lo)
+    sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=lo, max_lr=hi, step_size_up=up, mode="triangular2",
+                                              cycle_momentum=False)
+    run_dir = loop0(out, name, total, model, opt, sched, stream)
+
+    def f(s: int) -> float:
+        cycle = s // (2 * up)
+        x = abs(s / up - 2 * cycle - 1)
+        return lo + (hi - lo) * max(0.0, 1 - x) / 2 ** cycle
+    note = ("torch CyclicLR(base_lr=1e-4, max_lr=2e-3, step_size_up=50, mode='triangular2', cycle_momentum=False) on "
+            "AdamW(0.9,0.95), stepped per update, 400 updates = 4 cycles of 100 with the amplitude halved each "
+            "cycle; clip_grad_norm_(1.0). A standard cyclic schedule: no warmup configured, every rise is a cycle.")
+    truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
+        "family": "cyclic_triangular2", "base_lr": lo, "max_lr": hi, "step_size_up": up, "cycle_length": 2 * up,
+        "cycles": total // (2 * up), "formula": "base + (max-base)*max(0, 1-|s/50 - 2c - 1|)/2**c, c = s // 100"},
+        configured_warmup={"warmup_steps": None, "note": "no warmup: CyclicLR's first rise is its first cycle"})
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, f)
+    first, top = tc.first_at_max(lr)
+    assert first == up
+    truth["observed_warmup"] = {"lr_first_reaches_peak_at_logged_step": first, "peak_lr_logged": top,
+                                "cycle_peaks": {s: lr[s] for s in range(up, total, 2 * up)},
+                                "cycle_troughs": {s: lr[s] for s in range(0, total, 2 * up)}}
+    truth["generic_warmup_check"] = False
+    truth["generic_warmup_check_reason"] = "cyclic schedule: the first peak is the top of cycle 1, not a warmup end"
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
+def _timm_cosine() -> Any:
+    """timm's CosineLRScheduler; without a working torchvision ``import timm`` fails (timm.layers imports it),
+    so the scheduler subpackage (which needs only torch and numpy) is then loaded on its own."""
+    try:
+        return importlib.import_module("timm.scheduler.cosine_lr").CosineLRScheduler
+    except (ImportError, RuntimeError):
+        spec = importlib.util.find_spec("timm")
+        assert spec is not None and spec.submodule_search_locations
+        pkg = types.ModuleType("_timm_scheduler")
+        pkg.__path__ = [str(Path(spec.submodule_search_locations[0]) / "scheduler")]
+        sys.modules["_timm_scheduler"] = pkg
+        return importlib.import_module("_timm_scheduler.cosine_lr").CosineLRScheduler
+
+
+def timm_cosine_cycles(out: Path) -> None:
+    name, total, base, warm, t_i = "timm_cosine_cycles", 320, 1e-3, 10, 100
+    model, stream = setup(8)
+    opt = tc.adamw(model, base)
+    sched = _timm_cosine()(opt, t_initial=t_i, lr_min=1e-5, warmup_t=warm, warmup_lr_init=1e-5, warmup_prefix=True,
+                           cycle_limit=3, t_in_epochs=False)
+    run_dir, w = tc.fresh(out, name)
+    for step in range(1, total + 1):  # as timm train.py: num_updates incremented after the update
+        lr = tc.lr_of(opt)
+        loss, gnorm = tc.update(model, opt, *next(stream), max_norm=1.0)
+        tc.log(w, step, lr, loss, gnorm)
+        sched.step_update(num_updates=step)
+    w.close()
+
+    def f(t: int) -> float:
+        if t < warm:
+            return 1e-5 + t * (base - 1e-5) / warm
+        i, t_cur = divmod(t - warm, t_i)
+        return 1e-5 + 0.5 * (base - 1e-5) * (1 + math.cos(math.pi * t_cur / t_i)) if i < 3 else 1e-5
+    from importlib.metadata import version
+    note = ("timm CosineLRScheduler(t_initial=100, lr_min=1e-5, warmup_t=10, warmup_lr_init=1e-5, warmup_prefix=True, "
+            "cycle_limit=3, cycle_mul=1, cycle_decay=1, t_in_epochs=False), step_update(num_updates) after every "
+            "update, 320 updates: warmup 10, three cosine cycles of 100 restarting at base_lr (updates 111 and 211), "
+            "then lr_min after the cycle limit (updates 311..320). AdamW(0.9,0.95), clip_grad_norm_(1.0).")
+    truth, sc = tc.base_truth(name, note, run_dir, total,
+                              "1-based num_updates (incremented right after optimizer.step, as in timm train.py); the "
+                              "LR logged at step s is the LR used by update s, i.e. scheduler value at t=s-1.",
+                              schedule={"family": "linear_warmup_then_cosine_cycles", "base_lr": base,
+                                        "warmup_lr_init": 1e-5, "lr_min": 1e-5, "t_initial": t_i, "cycle_limit": 3,
+                                        "warmup_prefix": True, "restarts_at_logged_steps": [111, 211],
+                                        "after_cycle_limit": "lr_min from logged step 311",
+                                        "formula": "t<10: 1e-5 + t*(base-1e-5)/10; then i, c = divmod(t-10, 100); "
+                                                   "i<3: lr_min + 0.5*(base-lr_min)*(1+cos(pi*c/100)); else lr_min"},
+                              configured_warmup={"warmup_t": warm, "unit": "optimizer updates (t_in_epochs=False)",
+                                                 "rounding": "integer given"})
+    truth["versions"]["timm"] = version("timm")
+    truth["timm_import_note"] = ("timm.scheduler.cosine_lr loaded directly: this venv's torchvision did not load "
+                                 "(import timm needs it); the scheduler code is timm's own, unchanged")
+    lr = sc[tc.TAGS["lr"]]
+    tc.check_closed_form(lr, lambda s: f(s - 1))
+    first, top = tc.first_at_max(lr)
+    assert first == warm + 1 and all(tc.close(lr[s], base) for s in (111, 211))
+    truth["observed_warmup"] = {"lr_first_reaches_peak_at_logged_step": first, "peak_lr_logged": top,
+                                "restart_peaks_at_logged_steps": [111, 211],
+                                "note": "update 11 (t=10) is the first at base_lr; the restarts at 111 and 211 "
+                                        "reach base_lr again (cycle_decay=1) and are not warmup ends"}
+    _healthy(truth, sc[tc.TAGS["loss"]])
+    tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
+
+
 SCHEDULE_CASES: dict[str, Any] = {
     "onecycle_sparse_log50": onecycle_sparse_log50,
     "lr_excursion_x20": lr_excursion_x20,
+    "torch_legacy_last_lr_linearlr": legacy_last_lr_linearlr,
+    "torch_warmup30_noconfig": warmup30_noconfig,
+    "constant_lr_no_warmup": constant_lr_no_warmup,
+    "torch_exp_saturating_warmup": exp_saturating_warmup,
+    "torch_cycliclr": cycliclr,
+    "timm_cosine_cycles": timm_cosine_cycles,
 }
-
-__all__ = ["SCHEDULE_CASES", "importlib", "types"]
