@@ -54,3 +54,23 @@ def test_onecycle_sparse_log50_bracket_opens_before_the_logged_max() -> None:
         assert lo <= obs["true_peak_label"] <= hi and lo <= obs["logged_steps_around_true_peak"][0] + 1
         assert lo <= s.warmup_end_step <= hi and abs(s.warmup_end_step - obs["true_peak_label"]) <= 1
         assert s.peak_step == obs["max_logged_lr_step"]
+
+
+def test_lr_excursion_x20_is_its_own_finding_not_the_peak() -> None:
+    truth, runs = _case("lr_excursion_x20")
+    exc = truth["expected_findings"]["lr_excursion"]
+    (run,) = _lr_runs(truth, runs)
+    s = run.schedules[0]
+    assert s.warmup_end_step == truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"]
+    assert s.peak_lr == pytest.approx(truth["observed_warmup"]["peak_lr_logged"])
+    found = {f.code: f for f in run.findings}
+    f = found["WC111"]
+    assert [f.step, f.step_end] == exc["steps"] and f.details["factor"] == pytest.approx(exc["factor"], rel=1e-3)
+    assert f.details["lr_before"] == pytest.approx(exc["lr_before"]) and f.details["lr_after"] == pytest.approx(
+        exc["lr_after"])
+    assert not {"WC104", "WC108"} & set(found)
+    spikes = [g for g in run.findings if g.code in ("WC301", "WC304") and g.tag == truth["tags"]["loss"]]
+    assert spikes and all(g.details["phase"] == "decay" for g in spikes)  # the real schedule's phase
+    (configured,) = [r for r in analyze([str(REAL / "lr_excursion_x20")],
+                                        Settings(warmup_steps=truth["configured_warmup"]["warmup_steps"])).runs]
+    assert not [g for g in configured.findings if g.code.startswith("WC2") and g.severity.value != "info"]

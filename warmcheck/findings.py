@@ -319,6 +319,16 @@ What it detects: consecutive steps with the same LR in an otherwise rising ramp:
 Why it matters: warmup ends that many steps late.
 What to do: nothing if the loss scale recovered; the warmup audit accounts for the skipped steps.
 """),
+    _rule("WC111", "lr-excursion", _W, "The learning rate left its schedule for a few steps and came back.",
+          """
+What it detects: a short run of logged steps (at most 1/20 of the log, 50 at most) where the LR is at
+least 2x above or below the curve around it, by a consistent factor, after which it returns to where
+the schedule was heading. The finding gives the steps, the factor and the LR before, inside and after.
+Why it matters: those updates ran at a very different LR (a hand-set LR, a warm restart undone by the
+next scheduler step, an LR zeroed for a few steps); a loss spike right after is usually its effect.
+The excursion is left out of the warmup and decay inference: the warmup ends at the sustained peak.
+What to do: if it was not intended, look for code that sets param_group["lr"] outside the scheduler.
+"""),
     # ---- WC2xx: warmup against the configuration -----------------------------------------------
     _rule("WC201", "warmup-mismatch", _E, "The observed warmup disagrees with the configured one.",
           """

@@ -144,6 +144,44 @@ class Staircase:
 
 
 @dataclass(frozen=True, slots=True)
+class Excursion:
+    """A brief LR excursion: ``points`` logged steps ``start..end`` at ``factor`` x the surrounding
+    curve, which the LR came back to (``before``: the LR just before, ``extreme``: the furthest
+    value inside, ``after``: the LR just after)."""
+
+    start: int
+    end: int
+    factor: float
+    points: int
+    before: float
+    extreme: float
+    after: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``runs[].schedule.excursions[]``)."""
+        return {"start": self.start, "end": self.end, "factor": float(f"{self.factor:.4g}"), "points": self.points,
+                "lr_before": self.before, "lr_extreme": self.extreme, "lr_after": self.after}
+
+
+@dataclass(frozen=True, slots=True)
+class Cycles:
+    """A schedule that restarts by design after its first peak: cosine with (hard or warm) restarts,
+    timm cosine cycles, CyclicLR. ``length``: the first cycle, in steps (peak to peak);
+    ``restarts``: steps where later cycles begin; ``peak_ratio``: each later cycle's peak over the
+    previous one's (1 for hard restarts, timm's ``cycle_decay``, 0.5 for ``triangular2``)."""
+
+    kind: str  # "cosine-restarts" | "cyclic"
+    length: int
+    restarts: tuple[int, ...]
+    peak_ratio: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``runs[].schedule.cycles``)."""
+        return {"kind": self.kind, "length": self.length, "restarts": list(self.restarts),
+                "peak_ratio": float(f"{self.peak_ratio:.4g}")}
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
     """The schedule of one LR series (see the module docstring for the definitions)."""
 
@@ -175,6 +213,8 @@ class Schedule:
     discontinuities: tuple[tuple[int, float, float], ...] = ()
     leading_hold: int = 0  # updates at the starting LR before it first changes (0: not every step logged)
     ramp_repeats: tuple[int, ...] = ()  # steps where the LR repeated inside a rising ramp
+    excursions: tuple[Excursion, ...] = ()  # brief excursions, left out of the inference above
+    cycles: Cycles | None = None  # restarts the schedule makes by design
     groups: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
@@ -202,6 +242,8 @@ class Schedule:
             "staircase": None if self.staircase is None else {
                 "length": self.staircase.length, "plateaus": self.staircase.plateaus,
                 "first_step": self.staircase.first_step},
+            "excursions": [e.as_dict() for e in self.excursions],
+            "cycles": None if self.cycles is None else self.cycles.as_dict(),
             "groups": list(self.groups),
         }
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .excursions import find_excursions
 from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
 from .shapes import Fit, best_decay, best_ramp, fit_linear, line_coefficients
 from .sparse import estimate_end, past_top
@@ -64,11 +65,12 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     ``lr_scheduler_type`` when known; ``source_starts``: first steps of later log files (resumes).
     """
     ok = np.isfinite(series.values)
-    s = series.steps[ok].astype(np.float64)
-    v = series.values[ok].astype(np.float64)
-    if s.shape[0] == 0:
+    if not ok.any():
         return None
-    steps = series.steps[ok]
+    excursions, outside = find_excursions(series.steps[ok], series.values[ok].astype(np.float64))
+    steps = series.steps[ok][outside]
+    s = steps.astype(np.float64)
+    v = series.values[ok][outside].astype(np.float64)
     n = s.shape[0]
     top = float(np.max(np.abs(v))) or 1.0
     tol = REL_TOL * top
@@ -123,7 +125,7 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
         no_warmup=no_warmup, never_ends=never_ends, staircase=stair, rise_after_peak=rise,
         collapse_step=collapse, shortfall=shortfall,
         discontinuities=_discontinuities(steps, v, source_starts, top),
-        leading_hold=hold, ramp_repeats=repeats,
+        leading_hold=hold, ramp_repeats=repeats, excursions=excursions,
     )
 
 

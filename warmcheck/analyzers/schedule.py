@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..config import Settings
+from ..excursions import FACTOR as EXCURSION_FACTOR
+from ..excursions import ZERO as EXCURSION_ZERO
 from ..findings import Finding, make
-from ..model import Role, Run, Schedule
+from ..model import Excursion, Role, Run, Schedule
 
 
 def fmt_lr(x: float) -> str:
@@ -41,7 +43,7 @@ class ScheduleAnalyzer:
     """WC101-WC110 from the inferred schedule of the run's learning rate."""
 
     codes = frozenset({"WC101", "WC102", "WC103", "WC104", "WC105", "WC106", "WC107", "WC108", "WC109",
-                       "WC110"})
+                       "WC110", "WC111"})
 
     def check(self, run: Run, settings: Settings) -> Iterator[Finding]:
         """See :class:`~warmcheck.analyzers.interface.Analyzer`."""
@@ -89,6 +91,8 @@ class ScheduleAnalyzer:
                        f"{s.first_step + s.leading_hold - 1}): one more than HF/torch schedules, as DeepSpeed's "
                        "WarmupLR does", step=s.first_step,
                        details={"updates": s.leading_hold, "lr": s.initial_lr, "threshold": 2}, **common)
+        for e in s.excursions:
+            yield _excursion(e, common)
         if s.ramp_repeats:
             n = len(s.ramp_repeats)
             yield make("WC110", f"LR repeated at {n} step{'s' if n > 1 else ''} during warmup "
@@ -114,6 +118,19 @@ class ScheduleAnalyzer:
                        "warmup_prefix=False or a decay that starts where the ramp ends?", step=s.peak_step,
                        details={"ramp_target": heading, "observed_peak": got, "ratio": got / heading,
                                 "threshold": 0.01}, **common)
+
+def _excursion(e: Excursion, common: dict[str, str]) -> Finding:
+    where = f"step {e.start}" if e.start == e.end else f"steps {e.start}..{e.end}"
+    if e.factor >= 1:
+        what = f"jumped x{e.factor:.3g}"
+    elif e.factor <= EXCURSION_ZERO:
+        what = "dropped to ~0"
+    else:
+        what = f"dropped x{e.factor:.3g}"
+    return make("WC111", f"LR {what} at {where} and came back: {fmt_lr(e.before)} -> {fmt_lr(e.extreme)} -> "
+                f"{fmt_lr(e.after)} (left out of the schedule's inference)", step=e.start, step_end=e.end,
+                details={**e.as_dict(), "threshold_factor": EXCURSION_FACTOR}, **common)
+
 
 PEAK_TOL = 1e-4  # relative: float32 storage and printing round LRs by far less
 
