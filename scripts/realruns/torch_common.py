@@ -206,7 +206,9 @@ def check_closed_form(lr: Series, f: Callable[[int], float]) -> None:
 def finish(run_dir: Path, truth: dict[str, Any], loss: Series) -> None:
     ef = truth["expected_findings"]
     ef.setdefault("spikes_by_corpus_criterion", corpus_spikes(loss))
-    truth.setdefault("healthy", ef["divergence"] is None and not ef["nonfinite_loss"] and not ef.get("spike"))
+    # healthy: no WC3xx/WC4xx warning or error is a correct verdict on this run
+    ef.setdefault("healthy", ef["divergence"] is None and not ef["nonfinite_loss"] and not ef.get("spike")
+                  and not ef["spikes_by_corpus_criterion"])
     write_truth(run_dir, truth)
     size = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
     assert size < 200_000, (run_dir, size)

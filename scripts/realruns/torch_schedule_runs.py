@@ -47,7 +47,7 @@ def loop0(out: Path, name: str, total: int, model: TinyLM, opt: torch.optim.Opti
 def _healthy(truth: dict[str, Any], loss: tc.Series) -> None:
     truth["expected_findings"] = dict(tc.NO_FINDINGS)
     truth["expected_findings"]["spikes_by_corpus_criterion"] = tc.corpus_spikes(loss)
-    truth["healthy"] = not truth["expected_findings"]["spikes_by_corpus_criterion"]
+    truth["expected_findings"]["healthy"] = not truth["expected_findings"]["spikes_by_corpus_criterion"]
 
 
 def onecycle_sparse_log50(out: Path) -> None:
@@ -279,7 +279,6 @@ def constant_lr_no_warmup(out: Path) -> None:
                                            summary_warmup_end="none",
                                            note="the LR is at its (only) value from the first logged step; a "
                                                 "summary must show 'none', not the first logged step")
-    truth["generic_expected"] = {"no_warmup": True, "warmup_steps": 0}
     _healthy(truth, sc[tc.TAGS["loss"]])
     tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
 
