@@ -16,6 +16,7 @@ while it is held (a live verdict waits at least 20 points).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -90,3 +91,26 @@ def test_live_never_reports_a_divergence_the_finished_log_does_not(paths):
                 f"{run.name}: live onset {f.step} (call {at}), offline {offline[f.tag].step}")
         # and the end of the run tells live what the finished log tells (the monitor keeps every point here)
         assert {f.tag for _, f in live} == set(offline), (run.name, [f.message for f in offline.values()])
+
+
+def _diverged() -> list[tuple[str, int]]:
+    """(case, first step whose logged loss is non-finite or a logger's stand-in for NaN) of the real runs
+    whose truth says they diverged."""
+    out = []
+    for p in sorted(REAL.glob("*/truth.json")):
+        div = (json.loads(p.read_text()).get("expected_findings") or {}).get("divergence") or {}
+        bad = div.get("first_nonfinite_loss_step") or div.get("first_filtered_loss_step")
+        if div.get("diverged", bad is not None) and isinstance(bad, int):
+            out.append((p.parent.name, bad))
+    return out
+
+
+@pytest.mark.parametrize(("case", "nan_at"), _diverged())
+def test_a_real_divergence_is_called_live_no_later_than_its_nan(case, nan_at):
+    # Waiting for the end of the run is only for a loss that stays up without running away: these blow up.
+    for run in [r for r in analyze([str(REAL / case)], Settings()).runs if r.series]:
+        (offline,) = [f for f in run.findings if f.code == "WC403"]
+        ((at, live),) = [(at, f) for at, f in replay(run) if f.code == "WC403"]
+        assert isinstance(at, int) and at <= nan_at, (run.name, at, nan_at)
+        assert offline.step is not None and live.step is not None
+        assert abs(live.step - offline.step) <= ONSET_TOLERANCE
