@@ -191,36 +191,28 @@ def filtered_nan(loss_steps: NDArray[np.int64], loss_values: Arr, gn_steps: NDAr
     finite loss that is larger than every loss before it is a real value, even beside an overflowed
     gradient norm. The mask covers the filtered points from the first one on.
     """
-    bad_gn = {int(s) for s, v in zip(gn_steps.tolist(), gn_values.tolist(), strict=True) if not math.isfinite(v)}
+    bad_steps = gn_steps[~np.isfinite(gn_values)]
     n = loss_values.shape[0]
-    if not bad_gn or n == 0:
+    if bad_steps.shape[0] == 0 or n == 0:
         return None
-    vals = loss_values.tolist()
-    steps = loss_steps.tolist()
-
-    def filled(i: int) -> bool:
-        v = vals[i]
-        if steps[i] not in bad_gn or not math.isfinite(v):
-            return False
-        if v == 0.0:
-            return True
-        prev = vals[i - 1] if i > 0 else float("nan")
-        return math.isfinite(prev) and abs(v - prev) <= 1e-6 * abs(prev)
-
-    mask = np.zeros(n, dtype=bool)
-    first: int | None = None
-    for i in range(n):
-        hit = filled(i)
-        if not hit and i + 1 < n and filled(i + 1) and steps[i] in bad_gn and math.isfinite(vals[i]) and i > 0:
-            before = [x for x in vals[:i] if math.isfinite(x)]
-            hit = bool(before) and min(before) <= vals[i] <= max(before)
-        if hit:
-            mask[i] = True
-            if first is None:
-                first = i
-    if first is None:
+    beside = np.isin(loss_steps, bad_steps) & np.isfinite(loss_values)  # a finite loss beside a bad norm
+    if not beside.any():
         return None
-    return int(steps[first]), mask
+    prev = np.concatenate([[np.nan], loss_values[:-1]])
+    with np.errstate(invalid="ignore"):
+        repeat = np.isfinite(prev) & (np.abs(loss_values - prev) <= 1e-6 * np.abs(prev))
+    filled = beside & ((loss_values == 0.0) | repeat)
+    # The average a filter wrote first, which the next points repeat: within the range of the losses before.
+    starts = beside & ~filled & np.concatenate([filled[1:], [False]])
+    finite = np.where(np.isfinite(loss_values), loss_values, np.nan)
+    with np.errstate(invalid="ignore"):
+        lo = np.fmin.accumulate(np.concatenate([[np.nan], finite[:-1]]))
+        hi = np.fmax.accumulate(np.concatenate([[np.nan], finite[:-1]]))
+        starts &= (lo <= loss_values) & (loss_values <= hi)
+    mask = filled | starts
+    if not mask.any():
+        return None
+    return int(loss_steps[int(np.argmax(mask))]), mask
 
 
 def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:
