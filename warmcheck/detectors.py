@@ -107,7 +107,7 @@ def detect(steps: NDArray[np.int64], values: Arr, detector: str = "warmcheck",
 
 def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
     params = {"z": p.z, "min_ratio": p.min_ratio, "above_max": p.above_max, "window": p.window,
-              "recover_ratio": p.recover_ratio}
+              "recover_ratio": p.recover_ratio, "recover_points": p.recover_points}
     if v.shape[0] and float(v.min()) <= 0:
         return Detection("warmcheck", params, (), 0, 0, applicable=False,
                          note="values <= 0 (a loss that is not a positive quantity): ratios are undefined")
