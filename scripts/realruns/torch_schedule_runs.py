@@ -111,11 +111,16 @@ def onecycle_sparse_log50(out: Path) -> None:
     tc.finish(run_dir, truth, sc[tc.TAGS["loss"]])
 
 
-def lr_excursion_x20(out: Path) -> None:
-    name, total, peak, factor, exc = "lr_excursion_x20", 450, 2e-3, 20, (200, 204)
+def lr_excursion_constant_x20(out: Path) -> None:
+    """The issue's run: warmup 50, then a CONSTANT LR, x20 at 200..204 (no decay before the excursion)."""
+    lr_excursion_x20(out, name="lr_excursion_constant_x20", constant=True)
+
+
+def lr_excursion_x20(out: Path, name: str = "lr_excursion_x20", constant: bool = False) -> None:
+    total, peak, factor, exc = 450, 2e-3, 20, (200, 204)
     model, stream = setup(2)
     opt = tc.adamw(model, peak)
-    f = tc.warmup_cosine(peak, 50, total)
+    f = tc.warmup_cosine(peak, 50, total) if not constant else (lambda s: peak * min(1.0, (s + 1) / 50))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: f(s) / peak)
     run_dir, w = tc.fresh(out, name)
     for s in range(total):
@@ -127,13 +132,16 @@ def lr_excursion_x20(out: Path) -> None:
         sched.step()
         tc.log(w, s, lr, loss, gnorm)
     w.close()
-    note = ("AdamW(0.9,0.95) peak 2e-3, LambdaLR: linear warmup (s+1)/50 (peak used at 0-based step 49), then cosine "
-            "to 0 at step 450; clip_grad_norm_(1.0). Intervention in the training: for steps 200..204 the param "
+    after = "then constant at the peak" if constant else "then cosine to 0 at step 450"
+    note = ("AdamW(0.9,0.95) peak 2e-3, LambdaLR: linear warmup (s+1)/50 (peak used at 0-based step 49), " + after +
+            "; clip_grad_norm_(1.0). Intervention in the training: for steps 200..204 the param "
             "group's LR is set to 20x the scheduler's value (the updates really used it), then the scheduler's next "
             "step restores the schedule (LambdaLR is closed-form).")
     truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
-        "family": "linear_warmup_then_cosine", "peak_lr": peak, "optimizer": "AdamW betas=(0.9,0.95) wd=0",
-        "warmup_formula": "peak*(s+1)/50 for s<50; then peak*0.5*(1+cos(pi*(s-50)/400))",
+        "family": "linear_warmup_then_constant" if constant else "linear_warmup_then_cosine", "peak_lr": peak,
+        "optimizer": "AdamW betas=(0.9,0.95) wd=0",
+        "warmup_formula": "peak*(s+1)/50 for s<50; then " + (
+            "peak" if constant else "peak*0.5*(1+cos(pi*(s-50)/400))"),
         "excursion": {"steps": list(exc), "factor": factor,
                       "formula": "lr(s) = 20 * closed form for 200 <= s <= 204"}},
         configured_warmup={"warmup_steps": 50, "rounding": "integer; (s+1)/W form: peak used at 0-based step 49"})
@@ -155,7 +163,8 @@ def lr_excursion_x20(out: Path) -> None:
         "divergence": None, "nonfinite_loss": False,
         "lr_excursion": {"steps": list(exc), "factor": factor, "lr_before": lr[exc[0] - 1], "lr_after": lr[exc[1] + 1],
                          "lr_values": tc.window(lr, exc[0] - 1, exc[1] + 1),
-                         "phase": "decay (after warmup: cosine phase, 150 steps after the warmup end at 49)"},
+                         "phase": ("after warmup (constant LR)" if constant else
+                                   "decay (after warmup: cosine phase, 150 steps after the warmup end at 49)")},
         "spike": {"cause": "the x20 LR excursion at steps 200..204",
                   "baseline_median": base, "baseline_window_steps": [exc[0] - 20, exc[0] - 1],
                   "first_step_loss_gt_1p25x_baseline": high[0] if high else None,
@@ -164,7 +173,8 @@ def lr_excursion_x20(out: Path) -> None:
                                           "recovery_step (10 consecutive logged losses <= 1.10 x baseline_median)",
                   "max_loss_step": top_step, "max_loss": region[top_step],
                   "max_ratio_to_baseline": region[top_step] / base,
-                  "phase": "decay (the LR phase of the real schedule: the excursion is not a warmup end)",
+                  "phase": ("after warmup" if constant else "decay") + " (the LR phase of the real schedule: the "
+                           "excursion is not a warmup end)",
                   "loss_values": tc.window(loss, exc[0] - 5, exc[0] + 30),
                   "grad_norm_values": tc.window(gn, exc[0] - 5, exc[0] + 30)},
         "truncated": False, "resume_overlap": None,
@@ -410,6 +420,7 @@ def timm_cosine_cycles(out: Path) -> None:
 SCHEDULE_CASES: dict[str, Any] = {
     "onecycle_sparse_log50": onecycle_sparse_log50,
     "lr_excursion_x20": lr_excursion_x20,
+    "lr_excursion_constant_x20": lr_excursion_constant_x20,
     "torch_legacy_last_lr_linearlr": legacy_last_lr_linearlr,
     "torch_warmup30_noconfig": warmup30_noconfig,
     "constant_lr_no_warmup": constant_lr_no_warmup,
