@@ -167,3 +167,64 @@ def logged(lr_used: np.ndarray, k_star: int, *, delta: int = 0, interval: int = 
     s = labels[keep].astype(np.int64)
     series = Series(tag, s, values, np.zeros(s.shape[0]))
     return Logged(series, k_star, k_star - delta)
+
+
+def hf_polynomial(P: float, W: int, T: int, power: float = 2.0, end: float = 1e-7) -> np.ndarray:
+    """transformers ``get_polynomial_decay_schedule_with_warmup``."""
+    k = np.arange(T, dtype=float)
+    decay = (P - end) * np.clip(1 - (k - W) / (T - W), 0, 1) ** power + end
+    return np.where(k < W, P * k / max(1, W), decay)
+
+
+def hf_cosine_hard_restarts(P: float, W: int, T: int, cycles: int = 3) -> np.ndarray:
+    """transformers ``get_cosine_with_hard_restarts_schedule_with_warmup``."""
+    k = np.arange(T, dtype=float)
+    prog = (k - W) / max(1, T - W)
+    cos = np.where(prog >= 1, 0.0, 0.5 * (1 + np.cos(np.pi * ((cycles * prog) % 1.0))))
+    return np.where(k < W, P * k / max(1, W), P * cos)
+
+
+def timm_cycles(P: float, warmup_t: int, t_initial: int, T: int, cycle_limit: int, cycle_decay: float = 1.0,
+                cycle_mul: float = 1.0, lr_min: float = 1e-5, warmup_lr_init: float = 1e-5) -> np.ndarray:
+    """timm ``CosineLRScheduler`` with ``warmup_prefix=True`` and several cycles, per update."""
+    out = []
+    for t in range(T):
+        if t < warmup_t:
+            out.append(warmup_lr_init + t * (P - warmup_lr_init) / warmup_t)
+            continue
+        tt = t - warmup_t
+        if cycle_mul != 1:
+            i = math.floor(math.log(1 - tt / t_initial * (1 - cycle_mul), cycle_mul))
+            t_i = cycle_mul**i * t_initial
+            t_curr = tt - (1 - cycle_mul**i) / (1 - cycle_mul) * t_initial
+        else:
+            i, t_i, t_curr = tt // t_initial, t_initial, tt - t_initial * (tt // t_initial)
+        if i >= cycle_limit:
+            out.append(lr_min)
+        else:
+            top = P * cycle_decay**i
+            out.append(lr_min + 0.5 * (top - lr_min) * (1 + math.cos(math.pi * t_curr / t_i)))
+    return np.array(out)
+
+
+def torch_cyclic(base: float, top: float, up: int, T: int, mode: str = "triangular",
+                 gamma: float = 0.999) -> np.ndarray:
+    """torch ``CyclicLR`` (step_size_down = step_size_up)."""
+    out = []
+    for k in range(T):
+        cycle = math.floor(1 + k / (2 * up))
+        x = 1.0 + k / (2 * up) - cycle
+        scale = x / 0.5 if x <= 0.5 else (x - 1) / (0.5 - 1)
+        height = (top - base) * scale
+        if mode == "triangular2":
+            height /= 2.0 ** (cycle - 1)
+        elif mode == "exp_range":
+            height *= gamma**k
+        out.append(base + height)
+    return np.array(out)
+
+
+def torch_cosine_annealing(P: float, t_max: int, T: int, eta_min: float = 0.0) -> np.ndarray:
+    """torch ``CosineAnnealingLR`` (no warmup), run for ``T`` steps: past ``t_max`` it climbs back up."""
+    k = np.arange(T, dtype=float)
+    return eta_min + (P - eta_min) * 0.5 * (1 + np.cos(np.pi * k / t_max))

@@ -74,3 +74,62 @@ def test_lr_excursion_x20_is_its_own_finding_not_the_peak() -> None:
     (configured,) = [r for r in analyze([str(REAL / "lr_excursion_x20")],
                                         Settings(warmup_steps=truth["configured_warmup"]["warmup_steps"])).runs]
     assert not [g for g in configured.findings if g.code.startswith("WC2") and g.severity.value != "info"]
+
+
+def _schedule_findings(run: Run) -> dict[str, object]:
+    return {f.code: f for f in run.findings if f.code.startswith("WC1")}
+
+
+def _quiet(run: Run) -> None:
+    """A standard schedule: no WC108, nothing at warning or error from the schedule."""
+    loud = [f.message for f in run.findings if f.code.startswith("WC1") and f.severity.value != "info"]
+    assert "WC108" not in _schedule_findings(run) and not loud, loud
+
+
+def test_hf_polynomial_power2_is_recognised() -> None:
+    truth, runs = _case("hf_polynomial_power2")
+    for run in _lr_runs(truth, runs):
+        s = run.schedules[0]
+        assert s.decay_shape == "polynomial" and s.warmup_shape == "linear"
+        assert (s.warmup_end_step, s.warmup_steps) == (truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"],
+                                                       truth["observed_warmup"]["updates_below_peak"])
+        _quiet(run)
+
+
+@pytest.mark.parametrize("name,restarts_key", [("hf_cosine_hard_restarts", "restart_logged_steps"),
+                                               ("timm_cosine_cycles", "restarts_at_logged_steps")])
+def test_cosine_restarts_are_scheduled(name: str, restarts_key: str) -> None:
+    truth, runs = _case(name)
+    sched = truth["schedule"]
+    for run in _lr_runs(truth, runs):
+        s = run.schedules[0]
+        assert s.decay_shape == "cosine-restarts" and s.cycles is not None
+        assert list(s.cycles.restarts) == sched[restarts_key]
+        assert s.cycles.length == sched.get("cycle_length_updates", sched.get("t_initial"))
+        assert s.warmup_end_step == truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"]
+        wc104 = _schedule_findings(run)["WC104"]
+        assert wc104.severity.value == "info" and wc104.details["scheduled"] is True
+        _quiet(run)
+
+
+def test_torch_cycliclr_triangular2_is_scheduled() -> None:
+    truth, runs = _case("torch_cycliclr")
+    sched, obs = truth["schedule"], truth["observed_warmup"]
+    (run,) = _lr_runs(truth, runs)
+    s = run.schedules[0]
+    assert s.decay_shape == "cyclic" and s.cycles.length == sched["cycle_length"]
+    assert list(s.cycles.restarts) == sorted(int(k) for k in obs["cycle_troughs"])[1:]
+    assert s.cycles.amplitude_ratio == pytest.approx(0.5, rel=1e-3)  # triangular2 halves the amplitude
+    assert s.warmup_end_step == obs["lr_first_reaches_peak_at_logged_step"]
+    assert _schedule_findings(run)["WC104"].severity.value == "info"
+    _quiet(run)
+
+
+def test_saturating_exponential_warmup_is_exponential() -> None:
+    truth, runs = _case("torch_exp_saturating_warmup")
+    (run,) = _lr_runs(truth, runs)
+    s = run.schedules[0]
+    assert s.warmup_shape == "exponential" and truth["schedule"]["warmup_shape"].startswith("exponential")
+    assert s.warmup_end_step == truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"]
+    assert s.decay_shape == "cosine"
+    _quiet(run)

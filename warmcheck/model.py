@@ -168,17 +168,19 @@ class Cycles:
     """A schedule that restarts by design after its first peak: cosine with (hard or warm) restarts,
     timm cosine cycles, CyclicLR. ``length``: the first cycle, in steps (peak to peak);
     ``restarts``: steps where later cycles begin; ``peak_ratio``: each later cycle's peak over the
-    previous one's (1 for hard restarts, timm's ``cycle_decay``, 0.5 for ``triangular2``)."""
+    previous one's (1 for hard restarts, timm's ``cycle_decay``); ``amplitude_ratio``: the same for
+    the height above the trough before it (0.5 for CyclicLR ``triangular2``)."""
 
     kind: str  # "cosine-restarts" | "cyclic"
     length: int
     restarts: tuple[int, ...]
     peak_ratio: float
+    amplitude_ratio: float
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``runs[].schedule.cycles``)."""
         return {"kind": self.kind, "length": self.length, "restarts": list(self.restarts),
-                "peak_ratio": float(f"{self.peak_ratio:.4g}")}
+                "peak_ratio": float(f"{self.peak_ratio:.4g}"), "amplitude_ratio": float(f"{self.amplitude_ratio:.4g}")}
 
 
 @dataclass(frozen=True, slots=True)

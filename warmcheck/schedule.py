@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .cycles import find_cycles
 from .excursions import find_excursions
 from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
 from .shapes import Fit, best_decay, best_ramp, fit_linear, line_coefficients
@@ -111,6 +112,11 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     if decay_shape == "cosine" and warm_shape == "cosine":
         decay_shape = "one-cycle"
     rise = _rise_after(steps, v, seg_end, seg_max)
+    cycles, decay_residual = None, decay_fit.residual if decay_fit else None
+    if rise is not None and not never_ends:
+        found = find_cycles(steps, v, end_idx, seg_max)
+        if found is not None:
+            (cycles, decay_residual), decay_shape = found, found[0].kind
     last_label = int(steps[-1])
     hold, repeats = _holds(steps, v, end_idx, tol, interval, stair)
     return Schedule(
@@ -120,12 +126,12 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
         warmup_end_bracket=bracket,
         warmup_steps=None if never_ends else end_step + convention.delta,
         convention=convention, warmup_shape=warm_shape, decay_shape=decay_shape,
-        warmup_residual=ramp.residual if ramp else None, decay_residual=decay_fit.residual if decay_fit else None,
+        warmup_residual=ramp.residual if ramp else None, decay_residual=decay_residual,
         total_steps=last_label + (1 if convention.base == 0 else 0),
         no_warmup=no_warmup, never_ends=never_ends, staircase=stair, rise_after_peak=rise,
         collapse_step=collapse, shortfall=shortfall,
         discontinuities=_discontinuities(steps, v, source_starts, top),
-        leading_hold=hold, ramp_repeats=repeats, excursions=excursions,
+        leading_hold=hold, ramp_repeats=repeats, excursions=excursions, cycles=cycles,
     )
 
 

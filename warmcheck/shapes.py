@@ -281,8 +281,37 @@ def best_decay(x: Arr, y: Arr) -> Fit:
     best = _pick(fits)
     if best.shape == "cosine" and best.residual > ARC_TRIGGER:  # a cosine already under way at the peak
         arc = fit_cosine_arc(x, y)
-        return arc if arc.residual < best.residual else best
+        best = arc if arc.residual < best.residual else best
+    if best.residual > TIE and x.shape[0] >= 6:  # a power with a free exponent: only when far better
+        poly = fit_polynomial_decay(x, y)
+        if poly.residual <= min(FREE_FIT, 0.1 * best.residual):
+            return poly
     return best
+
+
+def fit_polynomial_decay(x: Arr, y: Arr) -> Fit:
+    """``end + A (1 - (x - x0) / L)^p`` (HF ``polynomial``, power ``p`` > 1): ``p`` and ``L`` searched."""
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+
+    def columns(p: float) -> Callable[[Arr], Arr]:
+        return lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p
+
+    def sse(p: float) -> tuple[float, float, Arr]:
+        length = search_length(columns(p), y, span * 0.98, span * 4.0, rounds=3)
+        basis = [np.ones_like(x), np.clip(1.0 - (x - x0) / length, 0.0, None) ** p]
+        coef = _lstsq(basis, y)
+        return float(np.sum((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)), length, coef
+
+    powers = np.geomspace(1.2, 8.0, 12)
+    errors = [sse(float(p))[0] for p in powers]
+    i = int(np.argmin(errors))
+    fine = np.geomspace(float(powers[max(i - 1, 0)]), float(powers[min(i + 1, powers.shape[0] - 1)]), 9)
+    p = min((float(q) for q in fine), key=lambda q: sse(q)[0])
+    _, length, (a, b) = sse(p)
+    if b <= 0:
+        return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))
+    model = lambda t: a + b * np.clip(1.0 - (t - x0) / length, 0.0, None) ** p  # noqa: E731
+    return Fit("polynomial", _residual(y, model(x)), model)
 
 
 def thin(x: Arr, y: Arr, limit: int = 256) -> tuple[Arr, Arr]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..config import Settings
 from ..excursions import FACTOR as EXCURSION_FACTOR
 from ..excursions import ZERO as EXCURSION_ZERO
-from ..findings import Finding, make
+from ..findings import Finding, Severity, make
 from ..model import Excursion, Role, Run, Schedule
 
 
@@ -66,7 +67,9 @@ class ScheduleAnalyzer:
                        "plateaus): scheduler stepped per epoch instead of per step?", step=st.first_step,
                        details={"plateau_steps": st.length, "plateaus": st.plateaus}, **common)
         yield from self._peak(run, s, settings, common)
-        if s.rise_after_peak is not None:
+        if s.rise_after_peak is not None and s.cycles is not None:
+            yield _scheduled_restart(s, common)
+        elif s.rise_after_peak is not None:
             step, before, after = s.rise_after_peak
             yield make("WC104", f"LR rises again after the peak: {fmt_lr(before)} -> {fmt_lr(after)} at step {step} "
                        f"(restart, second warmup or a schedule run past its end)", step=step,
@@ -118,6 +121,29 @@ class ScheduleAnalyzer:
                        "warmup_prefix=False or a decay that starts where the ramp ends?", step=s.peak_step,
                        details={"ramp_target": heading, "observed_peak": got, "ratio": got / heading,
                                 "threshold": 0.01}, **common)
+
+_CYCLE_NAMES = {"cosine-restarts": "cosine with restarts", "cyclic": "cyclic (triangle wave)"}
+
+
+def _scheduled_restart(s: Schedule, common: dict[str, str]) -> Finding:
+    """WC104 at info: the LR rises again because the recognised schedule restarts by design.
+
+    The code stays WC104 (the same observation, so filters on it keep working); the severity drops
+    to info because a standard schedule doing what it was configured to do is not a warning.
+    """
+    c = s.cycles
+    assert c is not None and s.rise_after_peak is not None
+    step, before, after = s.rise_after_peak
+    shown = ", ".join(map(str, c.restarts[:6])) + (", ..." if len(c.restarts) > 6 else "")
+    scale = "" if abs(c.amplitude_ratio - 1) < 0.01 else f", each cycle {c.amplitude_ratio:.3g}x as high as the last"
+    plural = "s" if len(c.restarts) != 1 else ""
+    message = (f"LR restarts as scheduled: {_CYCLE_NAMES.get(c.kind, c.kind)}, cycles of {c.length} steps{scale}; "
+               f"{len(c.restarts)} restart{plural} (steps {shown}); first rise {fmt_lr(before)} -> {fmt_lr(after)}")
+    details = {"before": before, "after": after, "peak_lr": s.peak_lr, "threshold": 0.01, "scheduled": True,
+               **c.as_dict()}
+    finding = make("WC104", message, step=c.restarts[0] if c.restarts else step, details=details, **common)
+    return replace(finding, severity=Severity.INFO)
+
 
 def _excursion(e: Excursion, common: dict[str, str]) -> Finding:
     where = f"step {e.start}" if e.start == e.end else f"steps {e.start}..{e.end}"
