@@ -30,8 +30,12 @@ from tiny import TinyLM, batches, corpus, seed_all  # noqa: E402
 NOISE = 0.3
 
 
-def _spike_training(noisy: bool) -> tuple[list[tuple[float, float, float]], int]:
-    """The sustained-spike run (``noisy``) or its control (same seeds, no intervention)."""
+def _spike_training(noisy: bool, p: float = NOISE, q: float = 1.0) -> tuple[list[tuple[float, float, float]], int]:
+    """The sustained-spike run (``noisy``) or its control (same seeds, no intervention).
+
+    During steps 51..80 each batch is corrupted with probability ``q`` (1: every batch), each character
+    of a corrupted batch replaced by a uniform one with probability ``p``.
+    """
     seed_all(1)
     data = corpus(200_000)
     model = TinyLM()
@@ -43,9 +47,9 @@ def _spike_training(noisy: bool) -> tuple[list[tuple[float, float, float]], int]
     rows = []
     for s in range(300):
         x, y = next(stream)
-        if noisy and 51 <= s <= 80:  # character noise: each character replaced by a uniform one with p=0.3
+        if noisy and 51 <= s <= 80 and (q >= 1.0 or noise.random() < q):  # character noise (p per char)
             chars = torch.cat([x, y[:, -1:]], 1)
-            hit = torch.from_numpy(noise.random(chars.shape) < NOISE)
+            hit = torch.from_numpy(noise.random(chars.shape) < p)
             chars = torch.where(hit, torch.from_numpy(noise.integers(0, 30, size=chars.shape)), chars)
             x, y = chars[:, :-1], chars[:, 1:]
         lr = tc.lr_of(opt)
@@ -55,19 +59,25 @@ def _spike_training(noisy: bool) -> tuple[list[tuple[float, float, float]], int]
     return rows, 300
 
 
-def sustained_spike_1p5x(out: Path) -> None:
-    name = "sustained_spike_1p5x"
+def sustained_spike_bursty(out: Path) -> None:
+    """A bad-data stretch mixed with clean batches: the loss dips inside the episode (not a recovery)."""
+    sustained_spike_1p5x(out, name="sustained_spike_bursty", p=0.22, q=0.85)
+
+
+def sustained_spike_1p5x(out: Path, name: str = "sustained_spike_1p5x", p: float = NOISE, q: float = 1.0) -> None:
     run_dir, w = tc.fresh(out, name)
-    rows, total = _spike_training(noisy=True)
+    rows, total = _spike_training(noisy=True, p=p, q=q)
     for s, (lr, loss, gnorm) in enumerate(rows):
         tc.log(w, s, lr, loss, gnorm)
     w.close()
     control = [r[1] for r in _spike_training(noisy=False)[0]]
+    which = ("every window" if q >= 1.0 else
+             f"each batch with probability {q:g} (the others clean, so the loss dips inside the episode)")
     peak = 3e-3
     note = ("Real sustained moderate spike right after warmup: AdamW(0.9,0.95) peak 3e-3, linear warmup 50 "
             "steps (peak LR used at 0-based step 49), cosine to 0.1x peak at step 300, clip_grad_norm_(1.0). "
-            "Intervention in the training data: for steps 51..80 every character of every window (inputs and "
-            "targets) is replaced with probability 0.3 by a uniformly random one (unlearnable noise), so the "
+            f"Intervention in the training data: for steps 51..80, in {which}, every character (inputs and "
+            f"targets) is replaced with probability {p:g} by a uniformly random one (unlearnable noise), so the "
             "loss rises to ~1.5x its expected value for 30 steps and falls back when the clean data returns at "
             "step 81. A control run (same seeds, no intervention, not logged) gives the counterfactual loss.")
     truth, sc = tc.base_truth(name, note, run_dir, total, tc.ZERO_BASED, schedule={
@@ -86,15 +96,16 @@ def sustained_spike_1p5x(out: Path) -> None:
     peak_step = max(region, key=lambda s: region[s])
     ratios_control = {s: loss[s] / control[s] for s in range(45, 96)}
     assert onset == 51 and last is not None and recovery is not None and 78 <= last <= 86
-    assert median(ratios_control[s] for s in range(51, 81)) >= 1.5
+    if q >= 1.0:
+        assert median(ratios_control[s] for s in range(51, 81)) >= 1.5
     corpus_end = next((s for s in sorted(loss) if s >= onset + 9 and tc.trailing_median(loss, s) < 1.05 * baseline),
                       None)
     at_15 = [s for s in region if region[s] >= 1.5 * baseline]
     truth["expected_findings"] = {
         "divergence": None, "nonfinite_loss": False,
         "spike": {
-            "cause": "steps 51..80 trained on windows whose characters were replaced with probability 0.3 by uniformly "
-                     "random ones (data intervention)",
+            "cause": f"steps 51..80 trained, in {which}, on windows whose characters were replaced with "
+                     f"probability {p:g} by uniformly random ones (data intervention)",
             "intervention_steps": [51, 80],
             "baseline_median": baseline, "baseline_window_steps": list(base_steps),
             "expected_value_rule": "the per-step expected value is the control run's loss (same seeds, no "
@@ -220,6 +231,7 @@ def finite_loss_inf_gradnorm(out: Path) -> None:
 
 CASES: dict[str, Any] = {
     "sustained_spike_1p5x": sustained_spike_1p5x,
+    "sustained_spike_bursty": sustained_spike_bursty,
     "torch_finite_loss_inf_gradnorm": finite_loss_inf_gradnorm,
 }
 
