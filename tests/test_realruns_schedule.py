@@ -135,3 +135,30 @@ def test_saturating_exponential_warmup_is_exponential() -> None:
     assert s.warmup_end_step == truth["observed_warmup"]["lr_first_reaches_peak_at_logged_step"]
     assert s.decay_shape == "cosine"
     _quiet(run)
+
+
+def test_torch_legacy_last_lr_linearlr_reads_the_round_start_factor() -> None:
+    truth, runs = _case("torch_legacy_last_lr_linearlr")
+    obs = truth["observed_warmup"]
+    (run,) = _lr_runs(truth, runs)
+    s = run.schedules[0]
+    assert s.warmup_end_step == obs["lr_first_reaches_peak_at_logged_step"]
+    assert s.warmup_steps == obs["updates_below_peak"] == truth["configured_warmup"]["total_iters"]
+    assert s.warmup_steps != obs["wrong_reading"]["updates_below_peak"] and not s.convention.ambiguous
+
+
+def test_hf_cosine_min_lr_warmup_with_and_without_its_arguments() -> None:
+    truth, runs = _case("hf_cosine_min_lr_warmup")
+    obs = truth["observed_warmup"]
+    for run in _lr_runs(truth, runs):  # event files (TrainingArguments) and trainer_state.json of one training
+        s = run.schedules[0]
+        assert (s.warmup_end_step, s.warmup_steps) == (obs["lr_first_reaches_peak_at_logged_step"],
+                                                       obs["updates_below_peak"])
+        assert not s.convention.ambiguous
+    # trainer_state.json alone has no TrainingArguments: the (k+1)/W ramp and HF <= 4.50's k/W ramp log the same
+    # values, so the reading is ambiguous and the true one is among the alternatives.
+    (alone,) = analyze([str(REAL / "hf_cosine_min_lr_warmup" / "trainer_state.json")], Settings()).runs
+    s = alone.schedules[0]
+    assert s.convention.ambiguous and s.warmup_end_step == obs["lr_first_reaches_peak_at_logged_step"]
+    readings = {s.warmup_steps} | {s.warmup_end_step + d for d in s.convention.alternatives}
+    assert obs["updates_below_peak"] in readings

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .conventions import convention as infer_convention
 from .cycles import find_cycles
 from .excursions import find_excursions
-from .model import Convention, Format, Role, Run, Schedule, Series, Staircase
+from .model import Format, Role, Run, Schedule, Series, Staircase
 from .shapes import Fit, best_decay, best_ramp, fit_linear, line_coefficients
 from .sparse import estimate_end, past_top
 
@@ -43,10 +44,12 @@ def infer_schedules(run: Run) -> list[Schedule]:
 
     hf = _is_hf(run)
     starts = [int(s) for s in run.metadata.get("source_first_steps", {}).values()]
-    kind = hf_arguments(run).get("lr_scheduler_type")
+    args = hf_arguments(run)
+    kind = args.get("lr_scheduler_type")
     scheduler = str(kind) if kind else None
+    v5 = bool(args) and "warmup_ratio" not in args and not args.get("deepspeed")  # warmup_ratio left in 5.0
     lrs = run.with_role(Role.LR)
-    out = [infer_schedule(s, hf=hf, source_starts=starts, scheduler=scheduler) for s in lrs if s.points]
+    out = [infer_schedule(s, hf=hf, source_starts=starts, scheduler=scheduler, hf_v5=v5) for s in lrs if s.points]
     return [s for s in out if s is not None]
 
 
@@ -59,11 +62,12 @@ def _is_hf(run: Run) -> bool:
 
 
 def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int] = (),
-                   scheduler: str | None = None) -> Schedule | None:
+                   scheduler: str | None = None, hf_v5: bool = False) -> Schedule | None:
     """Infer the schedule of one LR series; ``None`` if it has no finite value.
 
     ``hf``: the run was logged by the HF Trainer (1-based steps); ``scheduler``: its
-    ``lr_scheduler_type`` when known; ``source_starts``: first steps of later log files (resumes).
+    ``lr_scheduler_type`` when known; ``source_starts``: first steps of later log files (resumes);
+    ``hf_v5``: its TrainingArguments come from transformers 5 (see :mod:`warmcheck.conventions`).
     """
     ok = np.isfinite(series.values)
     if not ok.any():
@@ -91,7 +95,7 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     gap_before_peak = end_idx >= 1 and int(steps[end_idx] - steps[end_idx - 1]) > 1
     ramp_end = end_idx if gap_before_peak and end_idx >= 2 else end_idx + 1  # the logged max may be past the ramp
     ramp = best_ramp(s[:ramp_end], v[:ramp_end], open_end=gap_before_peak) if end_idx >= 1 else None
-    convention = _convention(steps, v, end_idx, hf, interval, scheduler)
+    convention = infer_convention(steps, v, end_idx, hf, interval, scheduler, hf_v5)
 
     estimated, bracket, end_step = False, None, int(steps[end_idx])
     if gap_before_peak and not never_ends:
@@ -176,49 +180,6 @@ def _staircase(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float) -> St
     if inner.max() - inner.min() > max(1, int(0.05 * inner.max())):
         return None
     return Staircase(length=int(np.median(inner)), plateaus=int(starts.shape[0]), first_step=int(ramp_s[change[0]]))
-
-
-def _convention(steps: NDArray[np.int64], v: Arr, end_idx: int, hf: bool, interval: int,
-                scheduler: str | None) -> Convention:
-    first = int(steps[0])
-    x0 = _zero_crossing(steps, v, end_idx)
-    if first == 0:
-        return Convention(0, 0, "0-based steps: the LR logged at step s is the one update s used")
-    if hf:
-        who = "HF Trainer steps (1-based)"
-    elif first == 1:
-        who = "1-based steps"
-    elif first == interval:
-        who = f"steps are multiples of the logging interval {interval} counted from 1"
-    elif x0 is not None and abs(x0 - 1.0) < 0.25:
-        who = "1-based steps (the ramp from 0 crosses zero at step 1)"
-    else:
-        return Convention(0, 0, f"0-based steps (the first logged step is {first}): the LR logged at step s is "
-                                "the one update s used")
-    top = max(float(np.max(np.abs(v))), 1e-300)
-    if (first == 1 and abs(v[0]) <= REL_TOL * top) or (x0 is not None and abs(x0 - 1.0) < 0.25):
-        return Convention(1, -1, f"{who}; the LR logged at step s is the one update s used: the first update's "
-                                 "LR (0) sits at step 1 (HF >= 4.51)")
-    if x0 is not None and abs(x0) < 0.25 and scheduler == "cosine_warmup_with_min_lr":
-        return Convention(1, -1, f"{who}; cosine_warmup_with_min_lr starts at peak/W, so the ramp's zero at "
-                                 "step 0 still means the LR logged at step s is the one update s used")
-    if x0 is not None and abs(x0) < 0.25:
-        return Convention(1, 0, f"{who}; the ramp from 0 crosses zero at step 0, so the LR logged at step s is "
-                                "the next update's (HF <= 4.50, torchtune, Megatron)")
-    return Convention(1, -1, f"{who}; the LR logged at step s is taken to be the one update s used "
-                             "(HF >= 4.51, timm)")
-
-
-def _zero_crossing(steps: NDArray[np.int64], v: Arr, end_idx: int) -> float | None:
-    """Where a linear ramp through the points below the peak crosses LR = 0 (if it is linear)."""
-    if end_idx < 2:
-        return None
-    x, y = steps[:end_idx].astype(np.float64), v[:end_idx]
-    fit = fit_linear(x, y)
-    a, b = line_coefficients(x, y)
-    if fit.residual > 1e-3 or b <= 0:
-        return None
-    return -a / b
 
 
 def _decay(s: Arr, v: Arr, end_idx: int, top: float, never_ends: bool,
