@@ -92,3 +92,18 @@ def test_offline_onset_is_where_the_slow_climb_began_not_where_it_accelerated(se
     assert d["onset_rule"] == "left_minimum" and d["first_nonfinite_step"] == 135
     assert d["threshold_near_minimum"] == pytest.approx(1.1) and d["first_step_above_ratio"] is not None
     assert d["level_step"] is not None and d["level_step"] < div.step < d["first_step_above_ratio"]
+
+
+def test_a_plateau_above_the_minimum_is_not_the_start_of_a_later_climb() -> None:
+    # A settled loss leaves its minimum at 100 for a level 30% higher, holds it for 300 steps, then
+    # climbs 5% a step from 400 to NaN: the climb that ends in the NaN began at 400, not at 100.
+    rng = np.random.default_rng(3)
+    k = np.arange(700)
+    level = np.where(k < 100, 0.0, np.log(1.3)) + np.where(k < 400, 0.0, 0.05 * (k - 400))
+    loss = 2.0 * np.exp(level + rng.normal(0.0, 0.02, 700))
+    loss[560:] = np.nan
+    run = syn.Synthetic(loss, np.full(700, 1e-3), np.ones(700), warmup=0).run()
+    (div,) = _by_code(run)["WC403"]
+    assert 397 <= div.step <= 403, div.details
+    assert div.details["first_nonfinite_step"] == 560 and 350 <= div.details["level_step"] < div.step
+    assert div.details["level_before_onset"] == pytest.approx(2.6, rel=0.05)  # the plateau, not the minimum

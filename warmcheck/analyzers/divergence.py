@@ -118,10 +118,11 @@ class NonFiniteAnalyzer:
         gn_nan = first_nonfinite(gn) if gn is not None and gn.points else None
         if gn_nan is not None and (nan_at is None or gn_nan < nan_at):
             nan_txt += f"; the gradient norm is non-finite from step {gn_nan}"
-        how = ("left its running minimum for good" if rule == "left_minimum"
+        how = ("left its lowest level for good" if rule == "left_minimum"
                else "started to climb away from its expected value")
-        cross_txt = (f"; above {settings.divergence_ratio:g}x its level before the climb ({level:.4g}, the "
-                     f"running minimum at step {level_step}) from step {crossed}" if crossed is not None else "")
+        cross_txt = (f"; above {settings.divergence_ratio:g}x its level before the climb ({level:.4g} at step "
+                     f"{level_step}, the lowest of the {_PLATEAU} points before) from step {crossed}"
+                     if crossed is not None else "")
         restart = max(int(loss.steps[0]), onset - 100)
         yield make("WC403", f"loss diverges from step {onset} ({phase}): it {how}, reaches "
                    f"{diverged.peak_value:.4g} at step {diverged.peak} ({diverged.ratio:.3g}x the expected "
@@ -153,6 +154,7 @@ def _diverging_episode(episodes: tuple[Episode, ...], nan_at: int | None, ratio:
 
 
 _NEAR_MIN = math.log(1.1)  # within 10% of the running minimum still counts as "at the minimum"
+_PLATEAU = 50  # points: a level held this long after leaving the minimum is where a later climb starts
 
 
 def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Episode] | None:
@@ -203,14 +205,19 @@ def _climb_start(loss: Series, upto: int) -> int | None:
     """Step where the climb that reaches point ``upto`` (an index among the finite positive points) began:
     the first point after the last one within 10% of the running minimum (the minimum of a centred
     median of 5, so one lucky low batch is not the minimum; a point counts as back near it when it or
-    its median is), refined by a hinge fit. None when the stretch is a saw-tooth
-    (it fell back by a third or more on the way) rather than one climb."""
+    its median is), refined by a hinge fit. A plateau is not a climb: when the loss settled on a higher
+    level after leaving its minimum, the climb starts where it left the lowest level of the
+    ``_PLATEAU`` points before (a climb slower than ~0.2% a point counts as such a plateau). None when
+    the stretch is a saw-tooth (it fell back by a third or more on the way) rather than one climb."""
     st, raw, y = _smoothed_log(loss)
     if upto < 10 or upto >= raw.shape[0]:
         return None
-    low = np.minimum.accumulate(y[: upto + 1])
+    seg, low = y[: upto + 1], np.minimum.accumulate(y[: upto + 1])
+    padded = np.concatenate([np.full(_PLATEAU, np.inf), seg])
+    local = np.lib.stride_tricks.sliding_window_view(padded, _PLATEAU + 1).min(axis=1)
     # Back near the minimum on the smoothed series or at one logged point: not left for good yet.
-    near = np.flatnonzero(np.minimum(y[: upto + 1], raw[: upto + 1]) - low <= _NEAR_MIN)
+    lowest = np.minimum(seg, raw[: upto + 1])
+    near = np.flatnonzero((lowest - low <= _NEAR_MIN) | (lowest - local <= _NEAR_MIN))
     i = int(near[-1]) + 1
     if i > upto or np.any(np.diff(y[i : upto + 1]) < -math.log(1.5)):
         return None
@@ -218,12 +225,13 @@ def _climb_start(loss: Series, upto: int) -> int | None:
 
 
 def _level_before(loss: Series, onset: int) -> tuple[float, int | None]:
-    """The loss level the climb left: the running minimum (median of 5) up to the step before ``onset``."""
+    """The loss level the climb left: the lowest median of 5 among the ``_PLATEAU`` points before ``onset``."""
     st, _, y = _smoothed_log(loss)
     before = np.flatnonzero(st < onset)
     if before.shape[0] == 0:
         return float("nan"), None
-    k = int(np.argmin(y[: before[-1] + 1]))
+    lo = max(0, int(before[-1]) + 1 - _PLATEAU)
+    k = lo + int(np.argmin(y[lo : before[-1] + 1]))
     return float(math.exp(y[k])), int(st[k])
 
 
