@@ -44,17 +44,21 @@ def find_excursions(steps: NDArray[np.int64], v: Arr) -> tuple[tuple[Excursion, 
     longest = max(1, min(MAX_POINTS, n // 20))
     s = steps.astype(np.float64)
     found: list[Excursion] = []
-    i = 1
-    while i < n - 1:
+    prev, cur = v[:-1], v[1:]
+    real = prev > _REAL_LEVEL * top
+    jumps = real & ((cur >= FACTOR * prev) | (cur <= prev / FACTOR))
+    after = -1
+    for i in (np.flatnonzero(jumps) + 1).tolist():  # only where the LR jumps: a few indices at most
+        if i <= after or i >= n - 1:
+            continue
         run = _run_at(s, v, i, longest, top)
         if run is None:
-            i += 1
             continue
         j, factor, extreme = run
         found.append(Excursion(start=int(steps[i]), end=int(steps[j]), factor=factor, points=j - i + 1,
                                before=float(v[i - 1]), extreme=extreme, after=float(v[j + 1])))
         keep[i : j + 1] = False
-        i = j + 1
+        after = j
     return tuple(found), keep
 
 

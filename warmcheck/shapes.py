@@ -283,30 +283,38 @@ def best_decay(x: Arr, y: Arr) -> Fit:
         arc = fit_cosine_arc(x, y)
         best = arc if arc.residual < best.residual else best
     if best.residual > TIE and x.shape[0] >= 6:  # a power with a free exponent: only when far better
-        poly = fit_polynomial_decay(x, y)
+        poly = fit_polynomial_decay(x, y, best.residual)
         if poly.residual <= min(FREE_FIT, 0.1 * best.residual):
             return poly
     return best
 
 
-def fit_polynomial_decay(x: Arr, y: Arr) -> Fit:
-    """``end + A (1 - (x - x0) / L)^p`` (HF ``polynomial``, power ``p`` > 1): ``p`` and ``L`` searched."""
+def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
+    """``end + A (1 - (x - x0) / L)^p`` (HF ``polynomial``, power ``p`` > 1): ``p`` and ``L`` searched.
+
+    A coarse pass over a few powers first; the search is refined only if one of them already comes
+    within a third of ``beat`` (the residual to beat), so noisy series that no power explains stay cheap.
+    """
     x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+    scale = float(np.ptp(y)) or 1.0
 
-    def columns(p: float) -> Callable[[Arr], Arr]:
-        return lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p
-
-    def sse(p: float) -> tuple[float, float, Arr]:
-        length = search_length(columns(p), y, span * 0.98, span * 4.0, rounds=3)
+    def sse(p: float, rounds: int = 3) -> tuple[float, float, Arr]:
+        cols = lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p  # noqa: E731
+        length = search_length(cols, y, span * 0.98, span * 4.0, rounds=rounds)
         basis = [np.ones_like(x), np.clip(1.0 - (x - x0) / length, 0.0, None) ** p]
         coef = _lstsq(basis, y)
         return float(np.sum((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)), length, coef
 
-    powers = np.geomspace(1.2, 8.0, 12)
-    errors = [sse(float(p))[0] for p in powers]
+    def rel(err: float) -> float:
+        return float(np.sqrt(err / x.shape[0])) / scale
+
+    coarse = [1.5, 2.0, 3.0, 5.0]
+    errors = [sse(p, rounds=2)[0] for p in coarse]
     i = int(np.argmin(errors))
-    fine = np.geomspace(float(powers[max(i - 1, 0)]), float(powers[min(i + 1, powers.shape[0] - 1)]), 9)
-    p = min((float(q) for q in fine), key=lambda q: sse(q)[0])
+    if rel(errors[i]) > beat / 3:
+        return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))
+    lo, hi = coarse[max(i - 1, 0)] * 0.9, coarse[min(i + 1, len(coarse) - 1)] * 1.1
+    p = float(minimize_scalar(lambda q: sse(q)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4}).x)
     _, length, (a, b) = sse(p)
     if b <= 0:
         return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))

@@ -59,7 +59,7 @@ def log(lr: np.ndarray, delta: int, k: int, offset: int) -> tuple[Series, int]:
 
 def check(series: Series, truth: int, hf: bool) -> None:
     s = infer_schedule(series, hf=hf)
-    assert s is not None
+    assert s is not None and s.excursions == () and s.cycles is None  # smooth schedules: no excursion, no cycle
     if s.warmup_end_bracket is not None:
         lo, hi = s.warmup_end_bracket
         assert lo <= truth <= hi, (s.warmup_end_bracket, truth, s.warmup_end_step)
