@@ -133,7 +133,7 @@ def test_an_overridden_setting_can_explain_a_mismatch() -> None:
     f = found["WC201"]
     assert f["explanation"] == "int(0.2 x 135)"
     assert f["explanation_inputs"] == ("warmup_ratio 0.2 from config.yaml warmup_ratio, overridden by "
-                                       "Settings, total 135 from config.yaml max_steps")
+                                       "Settings.warmup_steps, total 135 from config.yaml max_steps")
 
 
 def test_per_epoch_staircase_that_peaks_is_explained_by_the_plateau_length() -> None:
