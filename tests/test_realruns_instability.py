@@ -5,8 +5,9 @@ torch loops; generators in scripts/realruns/), asserted against each run's truth
   from the event files and from trainer_state.json alike; WC402 where the filtered 0.0 starts.
 - torch_finite_loss_inf_gradnorm [8, 10]: a huge but finite loss beside an inf grad norm is not a hidden
   NaN; WC401 and WC403 agree on the first non-finite step; the onset is where the loss left its minimum.
-- sustained_spike_1p5x [9]: 1.5x for 30 steps right after warmup is a warning, recovered where the loss
-  is back in its normal band, not at the first dip.
+- sustained_spike_1p5x, sustained_spike_bursty [9]: 1.5x for 30 steps right after warmup (in the second,
+  some clean batches dip inside it) is a warning, recovered where the loss is back in its normal band
+  and stays there, not at the first dip.
 - diverge_sgd_in_warmup, early_spike_w25: the onset is the earliest defensible one; the spike stays WC301.
 """
 
@@ -102,9 +103,11 @@ def test_sgd_divergence_in_warmup_starts_where_the_loss_left_its_minimum() -> No
     assert div.details["lr_at_onset"] <= truth["lr_at_onset"]  # the LR was still rising (warmup)
 
 
-def test_sustained_1_5x_spike_after_warmup_is_a_warning_with_its_real_recovery() -> None:
-    truth = _truth("sustained_spike_1p5x")["spike"]
-    found = _findings(_case("sustained_spike_1p5x"))
+@pytest.mark.parametrize("name", ["sustained_spike_1p5x", "sustained_spike_bursty"])
+def test_sustained_1_5x_spike_after_warmup_is_a_warning_with_its_real_recovery(name: str) -> None:
+    # sustained_spike_bursty: 15% of the batches in the episode are clean, so the loss dips inside it.
+    truth = _truth(name)["spike"]
+    found = _findings(_case(name))
     f = _one(found, "WC301")
     d = f.details
     lo, hi = truth["elevated_region"]
@@ -113,7 +116,8 @@ def test_sustained_1_5x_spike_after_warmup_is_a_warning_with_its_real_recovery()
     assert truth["recovery_step"] - 1 <= d["recovered_step"] <= truth["recovery_step"] + 2
     assert d["elevated_steps"] >= truth["duration_steps"] - 2 >= 10
     assert d["ratio"] == pytest.approx(truth["max_ratio_to_control"], rel=0.1)
-    assert d["median_ratio"] >= 1.4 and d["warning_rules"]
+    assert d["median_ratio"] == pytest.approx(truth["median_ratio_to_control_51_80"], rel=0.1)
+    assert "long" in d["warning_rules"] and d["median_z"] >= d["threshold_z"]
     assert d["phase"] == "just after warmup" and truth["recovered_to_baseline"]
     assert f"back in its normal band at step {d['recovered_step']}" in f.message
     assert not [g for g in found if g.code in ("WC304", "WC403", "WC401", "WC402")]

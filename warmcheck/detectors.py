@@ -66,6 +66,7 @@ class Episode:
     expected_at_peak: float | None = None  # the value expected at the peak step (None: ``expected``)
     held_ratio: float | None = None  # the ratio three consecutive points of the episode all reach (None: fewer)
     median_ratio: float | None = None  # the median ratio of the episode's points: the level it held
+    noise: float | None = None  # the noise scale at the onset (log units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
                                 recovered=int(st[j]) if j < n else None, points=j - i, index=i,
                                 expected_at_peak=float(math.exp(at_peak)),
                                 held_ratio=float(math.exp(held)) if held is not None else None,
-                                median_ratio=float(math.exp(np.median(excess)))))
+                                median_ratio=float(math.exp(np.median(excess))), noise=float(noise[i])))
         i = j
     return Detection("warmcheck", params, tuple(episodes), int(flags.sum()), evaluated)
 
