@@ -27,8 +27,7 @@ REAL = Path(__file__).parent / "data" / "realruns"
 
 def _case(name: str) -> Path:
     path = REAL / name
-    if not (path / "truth.json").is_file():
-        pytest.skip(f"real run {name} not generated yet")
+    assert (path / "truth.json").is_file(), f"real run {name} is missing (scripts/realruns/ writes it)"
     return path
 
 

@@ -115,8 +115,7 @@ def test_the_event_dir_alone_is_still_read_as_before(name: str) -> None:
 
 def test_hf_eval_loss_joins_the_run_with_its_role() -> None:
     with_eval = [n for n in HF_CASES if "eval_loss" in _history(REAL / n / "trainer_state.json")]
-    if not with_eval:
-        pytest.skip("no HF output dir with evaluation in tests/data/realruns yet")
+    assert with_eval, "no HF output dir with evaluation in tests/data/realruns"
     for name in with_eval:
         (run,) = analyze([str(REAL / name)], Settings()).runs
         evals = _history(REAL / name / "trainer_state.json")["eval_loss"]
@@ -160,8 +159,6 @@ def test_nanogpt_eval_csv_joins_its_training_log() -> None:
 
 def test_constant_lr_run_shows_no_warmup_end_step() -> None:
     case = REAL / "constant_lr_no_warmup"
-    if not (case / "truth.json").is_file():
-        pytest.skip("constant_lr_no_warmup not generated yet")
     (run,) = analyze([str(case)], Settings()).runs
     s = run.schedules[0]
     row = summarize(run)

@@ -1,7 +1,7 @@
 """Schedule inference on the issue-9 real runs (tests/data/realruns/<case>), against each truth.json.
 
 Each case was written by the real library (HF Trainer, torch schedulers, timm) through the generators
-in scripts/realruns/. A case not generated yet is skipped.
+in scripts/realruns/.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ REAL = Path(__file__).parent / "data" / "realruns"
 
 
 def _case(name: str) -> tuple[dict, list[Run]]:
-    if not (REAL / name / "truth.json").is_file():
-        pytest.skip(f"real run {name} not generated yet")
+    assert (REAL / name / "truth.json").is_file(), f"real run {name} is missing: python scripts/realruns/*.py"
     truth = json.loads((REAL / name / "truth.json").read_text())
     return truth, list(analyze([str(REAL / name)], Settings()).runs)
 
@@ -162,3 +161,12 @@ def test_hf_cosine_min_lr_warmup_with_and_without_its_arguments() -> None:
     assert s.convention.ambiguous and s.warmup_end_step == obs["lr_first_reaches_peak_at_logged_step"]
     readings = {s.warmup_steps} | {s.warmup_end_step + d for d in s.convention.alternatives}
     assert obs["updates_below_peak"] in readings
+
+
+def test_lr_range_test_is_not_idle_at_its_start() -> None:
+    # LR = 1e-4 * 1e5**(s/159): every update's LR differs from the one before, though the early ones are
+    # far below a millionth of the final LR (once read as "the first 65 updates ran at the starting LR").
+    truth, runs = _case("torch_finite_loss_inf_gradnorm")
+    (run,) = _lr_runs(truth, runs)
+    assert "exponential" in truth["schedule"]["family"]
+    assert run.schedules[0].leading_hold <= 1 and "WC109" not in {f.code for f in run.findings}

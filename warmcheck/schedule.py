@@ -147,7 +147,10 @@ def _holds(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float, interval:
     """
     if interval != 1 or end_idx < 2 or stair is not None:
         return 0, ()
-    same = np.abs(np.diff(v[: end_idx + 1])) <= tol
+    ramp = v[: end_idx + 1]
+    # Equal to float rounding of the values themselves: an LR range test climbing from 1e-4 to 1e3 has
+    # early steps far below tol (relative to the peak) that still differ, so tol is only a ceiling.
+    same = np.abs(np.diff(ramp)) <= np.minimum(tol, REL_TOL * np.maximum(np.abs(ramp[1:]), np.abs(ramp[:-1])))
     lead = int(np.argmin(same)) if not same.all() else int(same.shape[0])
     repeats = tuple(int(steps[i + 1]) for i in np.flatnonzero(same[lead:]) + lead)
     if len(repeats) > max(3, 0.1 * end_idx):  # not isolated repeats: some other shape
