@@ -100,7 +100,7 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     estimated, bracket, end_step = False, None, int(steps[end_idx])
     if gap_before_peak and not never_ends:
         end_step, bracket = estimate_end(s, v, end_idx, seg_max, anchor=-convention.delta)
-        estimated = True
+        estimated = bracket[0] < bracket[1]  # a bracket closed on both sides is an exact step
     elif no_warmup and int(steps[0]) > convention.base:
         # warmup, if any, ended by the first log, or before the second unless the first is provably past the top
         bracket = (convention.base, int(steps[0]) if past_top(s, v, 0, seg_max) else int(steps[1]))

@@ -109,3 +109,13 @@ def test_onecycle_max_logged_after_the_crest() -> None:
     truth = int(np.argmax(lr))
     lo, hi = s.warmup_end_bracket
     assert lo <= truth <= hi and lo <= 800 and abs(s.warmup_end_step - truth) <= 1
+
+
+def test_a_bracket_closed_on_both_sides_is_an_exact_step() -> None:
+    # Every 50 steps from 50: a straight ramp through 0 at step 0 meets the peak exactly at the logged
+    # step 1000 and the LR holds there (constant_with_warmup): the end is step 1000, not an estimate.
+    steps = np.arange(50, 5001, 50, dtype=np.int64)
+    values = P * np.minimum(1.0, steps / 1000.0)
+    s = infer_schedule(Series("lr", steps, values, np.zeros(steps.shape[0])))
+    assert s is not None and s.warmup_end_step == 1000
+    assert not s.warmup_end_estimated and s.warmup_end_bracket in (None, (1000, 1000))

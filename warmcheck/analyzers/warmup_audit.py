@@ -217,25 +217,29 @@ def _undecided(sched: Schedule, cfg_text: str, where: str, k: int, readings: lis
                inside: list[int], rivals: list[Candidate], details: dict[str, object],
                common: dict[str, str | None]) -> Finding:
     """WC206: the configuration fits some reading the log allows and not others."""
-    fits, misses = [], []
+    fits, misses, notes = [], [], []
     for r in readings:
         d, how = int(str(r["delta"])), f"{r['warmup_steps']} updates below peak"
         if not r["matched"]:
             misses.append(f"the reading where step s logs the LR {_update_of(d)} used ({how})")
-        elif d != sched.convention.delta:
+            continue
+        if not r["confirmed"] and r["note"] not in notes:
+            notes.append(str(r["note"]))  # a condition shared by several readings is said once
+        if d != sched.convention.delta:
             fits.append(f"the reading where step s logs the LR {_update_of(d)} used ({how} = {r['matched']}), "
-                        "which the values cannot rule out" + ("" if r["confirmed"] else f", if {r['note']}"))
-        elif not r["confirmed"]:
-            fits.append(f"only if {r['note']} ({how} = {r['matched']}), which nothing configured or logged confirms")
-        else:
+                        "which the values cannot rule out")
+        elif r["confirmed"]:
             fits.append(f"the assumed reading ({how} = {r['matched']})")
+        else:
+            fits.append(f"{how} = {r['matched']}")
     head = f"warmup ends at {where} ({k} updates below peak); configured {cfg_text}"
     if rivals:
         msg = (f"{head} fits the estimate, but so does " + " and ".join(
             f"{c.value} = {c.formula} ({c.inputs})" for c in rivals[:2]) + ": the log cannot decide")
     elif fits:
-        msg = f"{head} fits " + " and ".join(fits) + ("" if not misses else ", not " + " or ".join(misses)) \
-            + ": the log cannot decide"
+        msg = (f"{head} fits " + " and ".join(fits)
+               + ("" if not notes else "; only if " + " and ".join(notes) + ", which nothing configured or logged "
+                  "confirms") + ("" if not misses else "; not " + " or ".join(misses)) + ": the log cannot decide")
     else:
         steps = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
         msg = (f"{head} puts the peak at step {steps} (under the step conventions that apply), inside the bracket: "

@@ -145,7 +145,7 @@ def candidates(cfg: Configured, sched: Schedule, zero: float | None = None) -> l
             # counter advances, the scheduler does not. A sparse log cannot show the repeats.
             for d in range(2, max(2, int(0.01 * w)) + 1):
                 out.append(Candidate(w + d, f"{w} + {d} skipped optimizer steps", True,
-                                     f"consistent if {d} optimizer steps were skipped (fp16 loss-scale overflow), "
+                                     f"{d} optimizer steps were skipped (fp16 loss-scale overflow), "
                                      f"which a log every {sched.log_interval} steps cannot show", False, inputs))
         base = [(f"{w}", float(w), inputs)]
     else:
