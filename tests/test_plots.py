@@ -54,6 +54,15 @@ def test_founding_run_draws_observed_27_and_configured_20():
     assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "train/loss"]  # no grad norm logged
 
 
+def test_founding_run_with_the_books_ratio_names_the_formula():
+    settings = Settings(warmup_steps=20, warmup_ratio=0.2)
+    fig = plots.run_figure(one_run("founding_book_tb", settings), settings)
+    lines = vlines(axis_by_ylabel(fig, "learning rate"))
+    (observed,) = [label for label in lines if label.startswith("observed")]
+    assert lines[observed] == 27.0 and "int(0.2 x 135)" in observed
+    assert [x for label, x in lines.items() if label.startswith("configured")] == [20.0]
+
+
 def test_without_configuration_only_the_observed_line():
     fig = plots.run_figure(one_run("founding_book_tb"))
     labels = list(vlines(axis_by_ylabel(fig, "learning rate")))
