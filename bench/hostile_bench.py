@@ -47,7 +47,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-TESTS_DIR = REPO_ROOT / "tests"
+INPUTS_DIR = REPO_ROOT / "tests"  # where hostile_inputs.py is; --inputs-dir changes it
 DEFAULT_RESULTS = BENCH_DIR / "out" / "hostile-results.json"
 MEMORY_ITEMS = (1, 2, 3, 4, 6)  # acceptance: under 500 MB peak and every good point kept
 MEMORY_BOUND_MB = 500.0
@@ -119,7 +119,7 @@ def tail(text: str, lines: int = 6) -> str:
 
 def list_builders() -> dict[str, dict[str, Any]]:
     """The registry, read in a subprocess."""
-    out = subprocess.run([sys.executable, "-c", _LIST_SNIPPET, str(TESTS_DIR)], check=True,
+    out = subprocess.run([sys.executable, "-c", _LIST_SNIPPET, str(INPUTS_DIR)], check=True,
                          capture_output=True, text=True, cwd=REPO_ROOT).stdout
     return dict(json.loads(out))
 
@@ -127,7 +127,7 @@ def list_builders() -> dict[str, dict[str, Any]]:
 def build(name: str, dest: Path, scale: str, timeout: float) -> tuple[Path, Path | None, float]:
     """Build input ``name`` under ``dest`` in a subprocess; return (path, cwd, seconds)."""
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _BUILD_SNIPPET, str(TESTS_DIR), name, str(dest), scale],
+    r = subprocess.run([sys.executable, "-c", _BUILD_SNIPPET, str(INPUTS_DIR), name, str(dest), scale],
                        capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"building {name} failed: {tail(r.stderr)}")
@@ -312,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-timeout", type=float, default=600.0)
     ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     ap.add_argument("--tmp", type=Path, default=None, help="where inputs are built (default $TMPDIR)")
+    ap.add_argument("--inputs-dir", type=Path, default=None,
+                    help="directory holding the hostile_inputs.py to use (default tests/)")
     args = ap.parse_args(argv)
+    global INPUTS_DIR
+    if args.inputs_dir is not None:
+        INPUTS_DIR = args.inputs_dir.resolve()
 
     specs = list_builders()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(specs)
