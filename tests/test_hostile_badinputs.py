@@ -54,8 +54,11 @@ def test_registry_is_well_formed() -> None:
 
 
 def test_every_item_has_an_input() -> None:
+    # Item 9 (watch after truncate-and-rewrite, rotation, restart) has no input for ``analyze``:
+    # tests/live asserts that watch's final points equal analyze's on each pattern.
+    items = set(range(1, 13)) - {9}
     covered = {b.item for b in BUILDERS.values()}
-    assert covered >= set(range(1, 13)), f"items without a hostile input: {sorted(set(range(1, 13)) - covered)}"
+    assert covered >= items, f"items without a hostile input: {sorted(items - covered)}"
 
 
 @pytest.mark.parametrize("name", SMALL)
