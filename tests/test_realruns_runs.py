@@ -8,7 +8,7 @@
   the ``eval_loss`` role (kept in JSON) and the training analyses use ``log.csv``'s own series.
 * The summary table never shows the first logged step as the warmup end of a run without a warmup.
 
-Expected values come from truth.json and from the files themselves (read with tbparse and json).
+Expected values come from truth.json and from the files themselves (read with tensorboard's own loader and json).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from warmcheck.reporters.common import summarize
 from warmcheck.runconfig import configured
 
 REAL = Path(__file__).parent / "data" / "realruns"
-pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")  # tbparse on pandas 3
 
 
 def _truth(name: str) -> dict:
@@ -63,13 +62,15 @@ def _history(path: Path) -> dict[str, dict[int, float]]:
 
 
 def _event_steps(case: Path, files: list[str]) -> dict[str, set[int]]:
-    from tbparse import SummaryReader
+    """Steps per tag, read by tensorboard's own loader with every point kept (size_guidance 0)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     out: dict[str, set[int]] = {}
     for f in files:
-        df = SummaryReader(str(case / f), pivot=False).scalars
-        for tag, step in zip(df["tag"], df["step"], strict=True):
-            out.setdefault(str(tag), set()).add(int(step))
+        for event in EventFileLoader(str(case / f)).Load():
+            for value in event.summary.value:
+                if value.HasField("simple_value") or value.metadata.plugin_data.plugin_name == "scalars":
+                    out.setdefault(value.tag, set()).add(int(event.step))
     return out
 
 
