@@ -25,6 +25,7 @@ def _wc2(*args: str) -> tuple[int, list[tuple[str, str]], str]:
 
 def test_pyproject_table_is_found_and_flags_win(tmp_path, monkeypatch) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.warmcheck]\nwarmup-steps = 20\n')
+    (tmp_path / ".git").mkdir()  # a checkout: the search may go up to its root
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     code, wc2, _ = _wc2()
@@ -35,13 +36,20 @@ def test_pyproject_table_is_found_and_flags_win(tmp_path, monkeypatch) -> None:
     assert code == 0 and wc2 == []
 
 
-def test_pyproject_without_the_table_is_skipped(tmp_path, monkeypatch) -> None:
+def test_pyproject_without_the_table_ends_the_search(tmp_path) -> None:
+    """A pyproject.toml is a project root: a warmcheck.toml above it belongs to someone else (issue 10)."""
+    (tmp_path / ".git").mkdir()
     (tmp_path / "warmcheck.toml").write_text("warmup-ratio = 0.2\n")
-    (tmp_path / "inner").mkdir()
-    (tmp_path / "inner" / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    assert find_config(tmp_path / "inner") == tmp_path / "warmcheck.toml"
-    settings = load_settings({}, start=tmp_path / "inner")
+    (tmp_path / "inner" / "deeper").mkdir(parents=True)
+    assert find_config(tmp_path / "inner" / "deeper") == tmp_path / "warmcheck.toml"
+    settings = load_settings({}, start=tmp_path / "inner" / "deeper")
     assert settings.warmup_ratio == 0.2 and settings.sources["warmup_ratio"] == "warmcheck.toml warmup-ratio"
+    (tmp_path / "inner" / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert find_config(tmp_path / "inner" / "deeper") is None
+    settings = load_settings({}, start=tmp_path / "inner" / "deeper")
+    assert settings.warmup_ratio is None and settings.config.source == "none"
+    assert settings.config.stopped == "project root (pyproject.toml)"
+    assert [i.path for i in settings.config.ignored] == [str(tmp_path / "warmcheck.toml")]
 
 
 def test_explicit_config_file(tmp_path) -> None:

@@ -2,8 +2,9 @@
 ``[tool.warmcheck]`` table that feeds it.
 
 Precedence, lowest first: built-in defaults, the nearest ``pyproject.toml`` that has a
-``[tool.warmcheck]`` table (or ``warmcheck.toml``), command-line flags. ``--config FILE`` replaces the
-search and ``--isolated`` skips it. Unknown keys and bad values are a :class:`ConfigError` naming the
+``[tool.warmcheck]`` table (or ``warmcheck.toml``) inside the project (see :mod:`.config_search`),
+command-line flags. ``--config FILE`` replaces the search and ``--isolated`` skips it; which file was
+used is kept in ``Settings.config``. Unknown keys and bad values are a :class:`ConfigError` naming the
 key, the file and what is allowed.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .config_search import ConfigOrigin, search_config
 from .errors import ConfigError
 from .model import Role
 
@@ -76,6 +78,7 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
     runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
     fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
+    config: ConfigOrigin = ConfigOrigin()  # which configuration file these settings came from
 
     def for_run(self, name: str) -> Settings:
         """These settings with every ``[[tool.warmcheck.runs]]`` table whose ``match`` fits ``name``.
@@ -210,18 +213,10 @@ TABLES: Mapping[str, Mapping[str, tuple[str, Callable[[Any], Any]]]] = {
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest ``pyproject.toml`` with a ``[tool.warmcheck]`` table, or ``warmcheck.toml``, upward."""
-    home = Path.home().resolve()
-    for directory in (start.resolve(), *start.resolve().parents):
-        candidate = directory / "warmcheck.toml"
-        if candidate.is_file():
-            return candidate
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "warmcheck" in _load(candidate).get("tool", {}):
-            return candidate
-        if (directory / ".git").exists() or directory == home:
-            break
-    return None
+    """The nearest ``warmcheck.toml``, or ``pyproject.toml`` with a ``[tool.warmcheck]`` table, upward
+    from ``start`` but not beyond the first project root, ``$HOME`` or the filesystem (see
+    :func:`.config_search.search_config`)."""
+    return search_config(start)[0]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -292,7 +287,7 @@ def _checked(check: Callable[[Any], Any], value: Any, key: str, where: str) -> A
 
 
 def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any], config_path: Path | None,
-                  env_values: Mapping[str, Any] | None = None) -> Settings:
+                  env_values: Mapping[str, Any] | None = None, origin: ConfigOrigin | None = None) -> Settings:
     """Defaults < file < ``WARMCHECK_*`` environment < flags, in one place.
 
     ``flag_values`` and ``env_values`` hold only what the user set.
@@ -318,7 +313,7 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
     if unknown:  # pragma: no cover - guarded by KEYS
         raise ConfigError(f"unknown settings {sorted(unknown)}")
     fixed = frozenset([*(env_values or {}), *flag_values])
-    return Settings(**merged, sources=sources, fixed=fixed)
+    return Settings(**merged, sources=sources, fixed=fixed, config=origin or ConfigOrigin())
 
 
 def _drop_alternative(merged: dict[str, Any], sources: dict[str, str], name: str) -> None:
@@ -336,7 +331,10 @@ def load_settings(flag_values: Mapping[str, Any], config: str | None = None, iso
         path = Path(config)
         if not path.is_file():
             raise ConfigError(f"{config}: configuration file not found")
-    elif not isolated:
-        path = find_config(Path(start))
+        origin = ConfigOrigin(str(path.resolve()), "--config")
+    elif isolated:
+        origin = ConfigOrigin(None, "--isolated")
+    else:
+        path, origin = search_config(Path(start))
     file_values = read_table(path) if path is not None else {}
-    return settings_from(file_values, flag_values, path, env)
+    return settings_from(file_values, flag_values, path, env, origin)
