@@ -44,7 +44,7 @@ def test_clean_run_exits_0_and_json_is_schema_1(healthy: str) -> None:
     assert code == 0
     doc = json.loads(out)
     assert doc["schema_version"] == 1 and list(doc) == ["schema_version", "warmcheck_version", "runs",
-                                                         "findings", "summary"]
+                                                         "findings", "summary", "config"]
     (run,) = doc["runs"]
     assert list(run)[:5] == ["run", "sources", "series", "schedule", "findings"]
     assert run["sources"] == [{"path": f"{healthy}/events.out.tfevents.1.h", "format": "tfevents",

@@ -122,6 +122,8 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
                 plot_dir: str | None, jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
     settings = _settings(ctx, params)
+    if not quiet:  # which file can relax the gate, for the person reading a CI log (issue 10)
+        click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
     outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs), verbose)
     if plot_dir is not None:
         _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)

@@ -83,6 +83,7 @@ class JsonReporter:
             "findings": [finding_dict(f) for f in outcome.findings],
             "summary": {"runs": len(outcome.runs), "error": counts[_sev("error")],
                         "warning": counts[_sev("warning")], "info": counts[_sev("info")]},
+            "config": outcome.settings.config.as_dict(),  # which configuration file was used (issue 10)
         }
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
