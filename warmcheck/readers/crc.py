@@ -11,6 +11,7 @@ column, and gives exactly the values the C library gives (tests compare them).
 from __future__ import annotations
 
 import numpy as np
+from google_crc32c import extend as _crc32c_extend
 from google_crc32c import value as _crc32c_c
 from numpy.typing import NDArray
 
@@ -26,6 +27,11 @@ U32 = NDArray[np.uint32]
 def crc32c(data: bytes) -> int:
     """CRC32C of ``data`` (hardware-accelerated C implementation)."""
     return int(_crc32c_c(data))
+
+
+def crc32c_extend(crc: int, data: bytes) -> int:
+    """CRC32C of the bytes seen so far (``crc``) followed by ``data``: a CRC computed in pieces."""
+    return int(_crc32c_extend(crc, data))
 
 
 def mask(crc: int) -> int:

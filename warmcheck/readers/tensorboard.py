@@ -18,7 +18,7 @@ from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
 from .events import Decoded, decode
 from .interface import diag
-from .tfrecord import HEADER, Damage, DamageKind, TFRecordScanner
+from .tfrecord import HEADER, READ_LIMIT, Damage, DamageKind, TFRecordScanner
 
 _NAME_TIME = re.compile(r"tfevents\.(\d+(?:\.\d+)?)")
 
@@ -134,7 +134,15 @@ class EventFileReader:
             extra["length"] = d.length
             msg = (f"record length {d.length} {where} exceeds remaining file size; skipped {d.nbytes} bytes")
         elif d.kind is DamageKind.ZERO_TAIL:
-            msg = f"{d.nbytes} trailing zero bytes from offset {d.offset} (crash artefact?)"
+            msg = (f"{d.nbytes} trailing zero bytes from offset {d.offset} to the end of the file "
+                   f"({d.offset + d.nbytes}) skipped (crash artefact or preallocated space?)")
+        elif d.kind is DamageKind.ZERO_RUN:
+            msg = (f"{d.nbytes} zero bytes from offset {d.offset} to {d.offset + d.nbytes} skipped "
+                   "(crash artefact or preallocated space?); reading resumed at the next valid record")
+        elif d.kind is DamageKind.OVERSIZED:
+            extra["length"] = d.length
+            msg = (f"{rec}{where}: {d.length}-byte record, over the {READ_LIMIT >> 20} MiB that is read "
+                   "whole; its CRCs verify but it was skipped without decoding")
         else:
             return diag("WC002", f"not a TFRecord/event file: length CRC mismatch at offset {d.offset} "
                         f"({d.nbytes} bytes unreadable)", self.display, details=extra)

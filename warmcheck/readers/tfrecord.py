@@ -20,19 +20,25 @@ its Rust reader does not check data CRCs by default. Here:
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .crc import crc32c, crc32c_many, mask_many, masked_crc32c, position_tables
+from .crc import crc32c, crc32c_extend, crc32c_many, mask, mask_many, masked_crc32c, position_tables
 
 HEADER = 12  # u64 length + u32 masked crc of the length
 FOOTER = 4  # u32 masked crc of the data
 MAX_RECORD = 1 << 30  # no event record is a gigabyte; a larger length is damage
 _CANDIDATE_LIMIT = 1 << 24  # lengths the vectorised framing considers (larger: Python step)
+_CANDIDATE_SLICE = 1 << 20  # offsets examined at once for candidates (bounds the temporaries)
+READ_LIMIT = 64 << 20  # larger records are CRC-checked in blocks, never held whole
 _CRC_OF_8_ZEROS = crc32c(bytes(8))
+_SEEK_DATA: int | None = getattr(os, "SEEK_DATA", None)
 
 IntArray = NDArray[np.int64]
 
@@ -44,6 +50,8 @@ class DamageKind(str, enum.Enum):
     DATA_CRC = "data-crc"  # data CRC mismatch; record skipped
     HUGE_LENGTH = "huge-length"  # length larger than the bytes that remain
     ZERO_TAIL = "zero-tail"  # the file ends in zero bytes (crash with delayed allocation)
+    ZERO_RUN = "zero-run"  # zero bytes between records (preallocated space the writer skipped)
+    OVERSIZED = "oversized"  # a record over READ_LIMIT whose CRCs verify: skipped, not decoded
     NOT_TFRECORD = "not-tfrecord"  # not a single valid record from offset 0
     TRUNCATED = "truncated"  # incomplete last record at end of file
 
@@ -72,12 +80,16 @@ class Framed:
     base: int = 0  # file offset of the buffer's first byte
 
 
-def frame(data: bytes, base: int = 0, first_index: int = 0, final: bool = True) -> Framed:
+def frame(data: bytes, base: int = 0, first_index: int = 0, final: bool = True,
+          more: bool = False) -> Framed:
     """Frame the records in ``data``, which starts at file offset ``base``.
 
     With ``final=False`` (a file still being written), an incomplete record at the end is left
-    unconsumed and unreported, to be read again when more bytes arrive.
+    unconsumed and unreported, to be read again when more bytes arrive. ``more=True`` (implies
+    not final): the file goes on past ``data``, so a record whose verified length runs past the
+    end is left for the caller, who knows the file size, rather than resynchronised inside it.
     """
+    final = final and not more
     buf = np.frombuffer(data, dtype=np.uint8)
     n = buf.shape[0]
     cand, cand_len = _candidates(data, buf)
@@ -103,7 +115,7 @@ def frame(data: bytes, base: int = 0, first_index: int = 0, final: bool = True) 
                 pieces.append((cand[i : j + 1] + HEADER, cand_len[i : j + 1]))
                 pos = end
                 continue
-        step = _python_step(data, buf, pos, base, cand, cand_len, final)
+        step = _python_step(data, buf, pos, base, cand, cand_len, final, more)
         if step.record is not None:
             pieces.append((np.array([pos + HEADER], np.int64), np.array([step.record], np.int64)))
         if step.damage is not None:
@@ -134,15 +146,22 @@ def _candidates(data: bytes, buf: NDArray[np.uint8]) -> tuple[IntArray, IntArray
         return np.empty(0, np.int64), np.empty(0, np.int64)
     # An unaligned little-endian u64 at every byte offset, without copying.
     u64 = np.ndarray((n - HEADER + 1,), dtype="<u8", buffer=data, offset=0, strides=(1,))
-    cand = np.flatnonzero(u64 < _CANDIDATE_LIMIT).astype(np.int64)
-    # Below 2**24 only the three low bytes can be non-zero, and a zero byte adds nothing to the
-    # linear part of a CRC, so three table lookups give the CRC of all eight bytes.
-    tables = position_tables(8)
-    crc = np.full(cand.shape[0], _CRC_OF_8_ZEROS, dtype=np.uint32)
-    for j in range(3):
-        crc ^= tables[7 - j][buf[cand + j]]
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, offset=0, strides=(1,))
-    cand = cand[mask_many(crc) == u32[cand + 8]]
+    # Below 2**24 only the three low bytes can be non-zero, and a zero byte adds nothing to the
+    # linear part of a CRC, so three table lookups give the CRC of all eight bytes. In slices: in
+    # zeros (a crashed writer's tail) every offset is a small u64, and the temporaries of a whole
+    # chunk would be 30 times its size.
+    tables = position_tables(8)
+    found = []
+    for a in range(0, u64.shape[0], _CANDIDATE_SLICE):
+        cand = np.flatnonzero(u64[a : a + _CANDIDATE_SLICE] < _CANDIDATE_LIMIT).astype(np.int64)
+        if a:
+            cand += a
+        crc = np.full(cand.shape[0], _CRC_OF_8_ZEROS, dtype=np.uint32)
+        for j in range(3):
+            crc ^= tables[7 - j][buf[cand + j]]
+        found.append(cand[mask_many(crc) == u32[cand + 8]])
+    cand = found[0] if len(found) == 1 else np.concatenate(found)
     return cand, u64[cand].astype(np.int64)
 
 
@@ -162,7 +181,7 @@ class _Step:
 
 
 def _python_step(data: bytes, buf: NDArray[np.uint8], pos: int, base: int, cand: IntArray,
-                 cand_len: IntArray, final: bool) -> _Step:
+                 cand_len: IntArray, final: bool, more: bool = False) -> _Step:
     """Decide what the bytes at ``pos`` are when the vectorised chain cannot."""
     n = len(data)
     remaining = n - pos
@@ -176,6 +195,8 @@ def _python_step(data: bytes, buf: NDArray[np.uint8], pos: int, base: int, cand:
     header_ok = masked_crc32c(data[pos : pos + 8]) == int.from_bytes(data[pos + 8 : pos + 12], "little")
     if header_ok and length <= remaining - HEADER - FOOTER:
         return _Step(HEADER + length + FOOTER, record=length)  # data CRC checked with the rest
+    if header_ok and more and length <= MAX_RECORD:
+        return _Step(0)  # a record longer than this chunk: the scanner decides
     if not buf[pos:].any():
         if not final:
             return _Step(0)  # zeros may be space the writer has not filled yet
@@ -213,6 +234,12 @@ class TFRecordScanner:
     last call, one bounded chunk at a time so memory stays near the chunk size. With
     ``final=False`` an incomplete record at the end is left for the next call; with ``final=True``
     it is reported as a truncated tail.
+
+    Where a chunk cannot be framed from its start, the scanner looks at the file itself: a record
+    longer than the chunk is read whole (up to ``READ_LIMIT``; longer ones are CRC-checked in
+    blocks and skipped); zeros and garbage are skipped block by block (holes of a sparse file with
+    ``SEEK_DATA``) up to the next valid record, as one damaged range yielded with empty bytes. No
+    read is larger than ``max(chunk_size, READ_LIMIT)``, whatever a length field claims.
     """
 
     def __init__(self, path: str, offset: int = 0, record_index: int = 0,
@@ -230,12 +257,136 @@ class TFRecordScanner:
             while self.offset < size:
                 f.seek(self.offset)
                 data = f.read(min(want, size - self.offset))
+                if len(data) < min(want, size - self.offset):
+                    size = self.offset + len(data)  # the file shrank while being read
                 at_end = self.offset + len(data) >= size
-                framed = frame(data, self.offset, self.record_index, final=final and at_end)
+                framed = frame(data, self.offset, self.record_index, final=final and at_end,
+                               more=not at_end)
+                want = self.chunk_size
+                if framed.consumed == 0 and not at_end:
+                    stuck = self._unstick(f, size, final)
+                    if stuck is None:
+                        break  # the writer may still fill these bytes: wait for it
+                    if isinstance(stuck, int):
+                        want = stuck  # one record longer than the chunk: read it whole
+                        continue
+                    framed, data = stuck, b""
                 self.offset += framed.consumed
                 self.record_index += framed.records
                 yield data, framed
                 if at_end:
                     break
-                # Nothing consumed: one record (or a damaged stretch) is larger than the chunk.
-                want = want * 2 if framed.consumed == 0 else self.chunk_size
+
+    def _unstick(self, f: BinaryIO, size: int, final: bool) -> int | Framed | None:
+        """What lies at ``self.offset``, where a chunk could not be framed: the chunk size that holds
+        one long record, a skipped stretch (as a :class:`Framed` without records to decode), or
+        None to wait for the writer."""
+        at = self.offset
+        f.seek(at)
+        head = f.read(HEADER)
+        length = int.from_bytes(head[:8], "little")
+        header_ok = len(head) == HEADER and masked_crc32c(head[:8]) == int.from_bytes(head[8:], "little")
+        if header_ok and length <= MAX_RECORD:
+            if at + HEADER + length + FOOTER <= size:
+                if HEADER + length + FOOTER <= READ_LIMIT:
+                    return HEADER + length + FOOTER
+                return self._stream_record(f, length)
+            if not final:
+                return None  # a record still being written
+        resync, nonzero = _resync(f, at, size, self.chunk_size)
+        if resync is None and not final:
+            return None
+        end = size if resync is None else resync
+        if nonzero >= end:
+            kind = DamageKind.ZERO_TAIL if resync is None else DamageKind.ZERO_RUN
+        elif header_ok:
+            kind = DamageKind.TRUNCATED if resync is None and length <= MAX_RECORD else DamageKind.HUGE_LENGTH
+        else:
+            kind = DamageKind.NOT_TFRECORD if at == 0 and resync is None else DamageKind.LENGTH_CRC
+        damage = Damage(kind, at, end - at, length=length if header_ok else None)
+        return _skipped(at, end - at, 0, damage)
+
+    def _stream_record(self, f: BinaryIO, length: int) -> Framed:
+        """Skip a record too long to hold: its data CRC checked block by block."""
+        at = self.offset
+        f.seek(at + HEADER)
+        crc, left = 0, length
+        while left:
+            block = f.read(min(self.chunk_size, left))
+            crc = crc32c_extend(crc, block)
+            left -= len(block)
+        ok = mask(crc) == int.from_bytes(f.read(FOOTER), "little")
+        kind = DamageKind.OVERSIZED if ok else DamageKind.DATA_CRC
+        nbytes = HEADER + length + FOOTER
+        return _skipped(at, nbytes, 1, Damage(kind, at, nbytes, self.record_index, length))
+
+
+def _skipped(at: int, nbytes: int, records: int, damage: Damage) -> Framed:
+    empty = np.empty(0, np.int64)
+    return Framed(empty, empty, empty, nbytes, records, [damage], at)
+
+
+def _resync(f: BinaryIO, start: int, size: int, block: int) -> tuple[int | None, int]:
+    """The first valid record at or after ``start`` (None: none before ``size``), and the first
+    non-zero byte from ``start`` (``size`` if none), reading ``block`` bytes at a time."""
+    block = max(block, 64)
+    pos, first_nonzero = start, -1
+    while pos < size:
+        nonzero = _next_nonzero(f, pos, size, block)
+        first_nonzero = nonzero if first_nonzero < 0 else first_nonzero
+        if nonzero >= size:
+            break
+        # A record can start with up to 8 zero bytes (a length that is a multiple of 256, or 0).
+        at = max(pos, nonzero - 8)
+        f.seek(at)
+        data = f.read(min(block, size - at))
+        found = _first_valid(f, data, at, size)
+        if found is not None:
+            return found, first_nonzero
+        if at + len(data) >= size or not data:
+            break
+        pos = at + len(data) - (HEADER - 1)  # every offset gets its 12 header bytes
+    return None, (size if first_nonzero < 0 else first_nonzero)
+
+
+def _next_nonzero(f: BinaryIO, pos: int, size: int, block: int) -> int:
+    """Offset of the first non-zero byte at or after ``pos`` (``size`` if none), in bounded reads;
+    the holes of a sparse file are skipped without reading them."""
+    while pos < size:
+        if _SEEK_DATA is not None:
+            try:
+                pos = f.seek(pos, _SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    return size  # nothing but a hole after ``pos``
+                f.seek(pos)  # no SEEK_DATA on this file system: read the bytes
+            except ValueError:
+                f.seek(pos)
+        else:
+            f.seek(pos)
+        data = f.read(min(block, size - pos)) if pos < size else b""
+        if not data:
+            return size
+        buf = np.frombuffer(data, np.uint8)
+        if buf.any():
+            return pos + int(np.argmax(buf != 0))
+        pos += len(data)
+    return size
+
+
+def _first_valid(f: BinaryIO, data: bytes, at: int, size: int) -> int | None:
+    """File offset of the first candidate in ``data`` (read at ``at``) that is a whole valid record."""
+    cand, cand_len = _candidates(data, np.frombuffer(data, np.uint8))
+    for c, length in zip(cand.tolist(), cand_len.tolist(), strict=True):
+        end = c + HEADER + length + FOOTER
+        if at + end > size:
+            continue
+        if end <= len(data):
+            payload, stored = data[c + HEADER : end - FOOTER], data[end - FOOTER : end]
+        else:  # the record goes on past this block (lengths here are below 16 MiB)
+            f.seek(at + c + HEADER)
+            rest = f.read(length + FOOTER)
+            payload, stored = rest[:length], rest[length:]
+        if masked_crc32c(payload) == int.from_bytes(stored, "little"):
+            return at + c
+    return None
