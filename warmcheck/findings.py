@@ -245,6 +245,16 @@ beside it. Such files would otherwise be joined into one run.
 Why it matters: joining them would mix two trainings, or place evaluations at wrong steps.
 What to do: nothing if the output directory holds several trainings; otherwise check the files named.
 """),
+    _rule("WC024", "worker-died", _E, "The worker process analysing this run died twice; it was not analysed.",
+          """
+What it detects: with -j N, a worker process was killed while it analysed this run (the kernel's
+out-of-memory killer, kill -9, a crash in a C extension), and the process it was retried in, alone,
+died too. The message names the signal (signal 9, SIGKILL, is what the OOM killer sends) or the
+exit code. The other runs are analysed and reported as usual.
+Why it matters: nothing is known about this run; a gate must not pass it as clean.
+What to do: check the kernel log (dmesg) for an OOM kill and the run's files for their size; run
+warmcheck on this run alone (-j 1 -v) to see where it stops.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .analyzers import ALL_ANALYZERS, Analyzer
@@ -17,6 +17,7 @@ from .model import Run, Schedule
 from .readers import discover, is_training_csv, read_runs
 from .readers.discovery import RunSpec
 from .schedule import infer_schedules
+from .workers import WorkerDeath, WorkerFailure, resilient_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,16 @@ AUTO_JOBS_MIN_RUNS = 16  # below this many runs, starting worker processes costs
 
 
 def analyze(paths: Sequence[str], settings: Settings | None = None,
-            progress: Callable[[int, int, str], None] | None = None, jobs: int = 1) -> Outcome:
+            progress: Callable[[int, int, str], None] | None = None, jobs: int = 1, *,
+            worker_init: Callable[[], None] | None = None, start_method: str | None = None) -> Outcome:
     """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none.
 
     ``jobs``: worker processes (0: one per CPU when there are at least 16 runs). Runs are
     independent, results come back in discovery order, so the outcome does not depend on ``jobs``.
+    A run whose worker process dies (the out-of-memory killer, ``kill -9``) is retried once alone
+    in a fresh process; if that dies too, the run gets a WC024 finding and the others are reported.
+    ``worker_init`` runs first in each worker process; ``start_method``: multiprocessing's
+    (``fork``, ``spawn``, ``forkserver``; default: the platform's).
     """
     settings = settings or Settings()
     found = discover(paths, is_training_csv)
@@ -79,19 +85,21 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     jobs = max(1, min(jobs, total))
     runs: list[Run] = []
     if jobs == 1:
-        results: Iterator[list[Run]] = (analyze_specs(spec, settings) for spec in found.runs)
-    else:
-        pool = ProcessPoolExecutor(max_workers=jobs)
-        chunk = max(1, min(32, total // (jobs * 8)))
-        results = pool.map(analyze_specs, found.runs, [settings] * total, chunksize=chunk)
-    try:
-        for i, spec_runs in enumerate(results):
+        for i, spec in enumerate(found.runs):
             if progress is not None:
-                progress(i, total, found.runs[i].name)
-            runs.extend(spec_runs)
-    finally:
-        if jobs > 1:
-            pool.shutdown(cancel_futures=True)
+                progress(i, total, spec.name)
+            runs.extend(analyze_specs(spec, settings))
+    else:
+        chunk = max(1, min(32, total // (jobs * 8)))
+        context = multiprocessing.get_context(start_method) if start_method else None
+        by_index: dict[int, list[Run]] = {}
+        for done, (i, result) in enumerate(resilient_map(analyze_specs, [(spec, settings) for spec in found.runs],
+                                                         jobs, chunk, worker_init, context)):
+            if progress is not None:
+                progress(done, total, found.runs[i].name)
+            by_index[i] = _from_worker(found.runs[i], result)
+        for i in range(total):  # discovery order, whatever order the workers finished in
+            runs.extend(by_index[i])
     if progress is not None:
         progress(total, total, "")
     tree = sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key)
@@ -143,6 +151,21 @@ def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = AL
     kept = sorted((f if f.source else replace(f, source=default_source) for f in findings
                    if settings.enabled(f.code)), key=Finding.sort_key)
     return replace(run, findings=tuple(kept))
+
+
+def _from_worker(spec: RunSpec, result: list[Run] | WorkerDeath | WorkerFailure) -> list[Run]:
+    """A worker's runs, or the one finding that stands for a run no worker could return."""
+    if isinstance(result, WorkerDeath):
+        finding = make("WC024", f"the worker process analysing this run died twice (killed by {result.describe()}), "
+                       "the second time alone in a fresh process; the run was not analysed",
+                       run=spec.name, source=spec.path,
+                       details={"exitcode": result.exitcode, "signal": result.signal, "attempts": 2})
+    elif isinstance(result, WorkerFailure):
+        finding = make("WC021", f"internal error in the worker process: {result.error}", run=spec.name,
+                       details={"exception": result.error.split(":", 1)[0]})
+    else:
+        return result
+    return [Run(spec.name, spec.path, (), (), findings=(finding,))]
 
 
 def _internal(run: str, stage: str, exc: BaseException) -> Finding:
