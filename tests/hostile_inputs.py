@@ -160,3 +160,73 @@ def scalar_event(tag: str | bytes, step: int, value: float, wall: float | None =
 # --------------------------------------------------------------------------------------------
 # Builders (one function each; see the module docstring).
 # --------------------------------------------------------------------------------------------
+
+
+def _schedule_csv(path: Path, steps: int = 200, warmup: int = 20, diverge_at: int | None = None) -> None:
+    """``step,lr,loss``: linear warmup then cosine, a smooth falling loss; from ``diverge_at`` the loss
+    climbs 10% a step and is NaN after 40 steps of that (a diverged run)."""
+    import math
+
+    rows = ["step,lr,loss"]
+    for s in range(steps):
+        lr = 1e-3 * s / warmup if s < warmup else 1e-4 + 0.5 * 9e-4 * (1 + math.cos(math.pi * (s - warmup) / steps))
+        loss = 2.0 + 4.0 * math.exp(-s / 60) + 0.01 * math.sin(s * 1.7)
+        if diverge_at is not None and s >= diverge_at:
+            loss = float("nan") if s >= diverge_at + 40 else loss * 1.1 ** (s - diverge_at)
+        rows.append(f"{s},{lr!r},{loss!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n")
+
+
+_WORKER_KILLER_HOOK = '''"""Issue 10 item 5 (written by tests/hostile_inputs.py): in a worker process only, reading the run
+in a directory named d_kills_its_worker kills that process with SIGKILL, as the out-of-memory killer would."""
+import multiprocessing
+import os
+import signal
+
+import warmcheck.pipeline as _pipeline
+
+_original = _pipeline.read_runs
+
+
+def _read_runs(spec, *args, **kwargs):
+    if multiprocessing.parent_process() is not None and "d_kills_its_worker" in spec.path.replace(os.sep, "/").split("/"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _original(spec, *args, **kwargs)
+
+
+_pipeline.read_runs = _read_runs
+'''
+
+
+@register(item=5, description="6 healthy runs + 1 whose worker is SIGKILLed (a sitecustomize in the cwd), -j 2",
+          points={"small": 2400, "full": 2400}, codes=("WC024",), exit_code=1, args=("-j", "2"),
+          env={"PYTHONPATH": "."}, cwd=lambda p: p.parent / "hook")
+def build_worker_killer(dir: Path, scale: str = "small") -> Path:
+    """``runs/`` of 7 CSV runs; the 4th (``d_kills_its_worker``) kills any worker process that reads it.
+
+    The kill comes from ``hook/sitecustomize.py`` (imported at start-up by the CLI and its workers
+    when run from ``hook/`` with ``PYTHONPATH=.``); only worker processes die, so ``-j 1`` is not
+    affected. The 6 healthy runs hold 2 series x 200 points each.
+    """
+    runs = dir / "runs"
+    for name in ("a_run", "b_run", "c_run", "d_kills_its_worker", "e_run", "f_run", "g_run"):
+        _schedule_csv(runs / name / "log.csv")
+    (dir / "hook").mkdir(parents=True, exist_ok=True)
+    (dir / "hook" / "sitecustomize.py").write_text(_WORKER_KILLER_HOOK)
+    return runs
+
+
+@register(item=12, description="a diverged run; warmcheck.toml (fail-on never, ignore WC4) in a parent of the cwd",
+          points={"small": 800, "full": 800}, codes=("WC401",), exit_code=1,
+          cwd=lambda p: p.parents[1] / "work")
+def build_parent_config_trap(dir: Path, scale: str = "small") -> Path:
+    """``shared/warmcheck.toml`` switches the gate off; the CLI runs in ``shared/work/`` (no ``.git``, no
+    project file, outside ``$HOME``), so the search must not reach it. The run diverges at 300 (NaN
+    from 340): 2 series x 400 points."""
+    shared = dir / "shared"
+    (shared / "work").mkdir(parents=True, exist_ok=True)
+    (shared / "warmcheck.toml").write_text('fail-on = "never"\nignore = ["WC4"]\n')
+    run = shared / "runs" / "diverged"
+    _schedule_csv(run / "log.csv", steps=400, warmup=40, diverge_at=300)
+    return run
