@@ -24,6 +24,7 @@ from ..model import Run
 from ..readers import RunSpec, discover, is_training_csv
 from ..readers.interface import diag
 from ..readers.tailing import Tailer, tailer_for
+from ..reporters.escape import ci_json, ci_line, visible
 from .buffer import Limits
 from .engine import LiveRun, config_dir_of
 
@@ -181,7 +182,7 @@ def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.
                 found = watcher.poll()
             except WarmcheckError as exc:  # a watched path vanished: say so, keep watching the rest
                 if not quiet:
-                    _say(f"warmcheck: {exc}")
+                    _say(f"warmcheck: {visible(str(exc))}")
                 continue
             if printer.emit(found):
                 return _close(watcher, printer, settings, quiet, stopped="--exit-on")
@@ -242,11 +243,11 @@ class _Printer:
             if self.fmt == "json":
                 from ..reporters.json import finding_dict
 
-                line = json.dumps({"event": "finding", "run": f.run, **finding_dict(f)}, allow_nan=False)
+                line = ci_json(json.dumps({"event": "finding", "run": f.run, **finding_dict(f)}, allow_nan=False))
             else:
                 from ..reporters.text import finding_line
 
-                line = f"{f.run or '-'}: {finding_line(f, self.colour)}"
+                line = ci_line(f"{visible(f.run or '-')}: {finding_line(f, self.colour)}")  # names are data
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
             if self.exec_cmd and f.severity.rank >= self.exec_on.rank:
@@ -264,9 +265,10 @@ class _Printer:
 
     def _exec(self, f: Finding) -> None:
         assert self.exec_cmd is not None
+        # Names are data: NUL (which no environment can hold), controls and lone surrogates as escapes.
         env = {**os.environ, "WARMCHECK_CODE": f.code, "WARMCHECK_SEVERITY": f.severity.value,
-               "WARMCHECK_RUN": f.run or "", "WARMCHECK_STEP": "" if f.step is None else str(f.step),
-               "WARMCHECK_TAG": f.tag or "", "WARMCHECK_MESSAGE": f.message}
+               "WARMCHECK_RUN": visible(f.run or ""), "WARMCHECK_STEP": "" if f.step is None else str(f.step),
+               "WARMCHECK_TAG": visible(f.tag or ""), "WARMCHECK_MESSAGE": visible(f.message)}
         try:
             done = subprocess.run(self.exec_cmd, shell=True, env=env, timeout=EXEC_TIMEOUT, check=False)  # noqa: S602
         except subprocess.TimeoutExpired:
@@ -276,7 +278,7 @@ class _Printer:
             _say(f"warmcheck: --exec command failed to start: {exc}")
             return
         if done.returncode != 0:
-            _say(f"warmcheck: --exec command exited {done.returncode} for {f.code} in {f.run}")
+            _say(f"warmcheck: --exec command exited {done.returncode} for {f.code} in {visible(f.run or '-')}")
 
 
 EXEC_TIMEOUT = 60.0

@@ -1,34 +1,31 @@
-"""GitHub Actions workflow commands: one ``::error``/``::warning``/``::notice`` line per finding."""
+"""GitHub Actions workflow commands: one ``::error``/``::warning``/``::notice`` line per finding.
+
+Every line is one of warmcheck's commands: data (file names, run names, messages quoting tags) is
+escaped as the runner unescapes it, after its controls are shown as escapes, so none of it can end
+the line or start one of its own.
+"""
 
 from __future__ import annotations
 
 from ..findings import RULES, Finding, Severity
 from ..pipeline import Outcome
+from .escape import gh_data, gh_property
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
-
-def _data(text: str) -> str:
-    """Escape a command's message as the runner expects (``%``, CR, LF)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(text: str) -> str:
-    """Escape a property value (also ``:`` and ``,``)."""
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def command(f: Finding) -> str:
     """The workflow command for one finding."""
     props = []
     if f.source:
-        props.append(f"file={_prop(f.source)}")
+        props.append(f"file={gh_property(f.source)}")
         if f.line is not None:
             props.append(f"line={f.line}")
     slug = RULES[f.code].slug if f.code in RULES else ""
-    props.append(f"title={_prop(f'{f.code} {slug}'.strip())}")
+    props.append(f"title={gh_property(f'{f.code} {slug}'.strip())}")
     where = ", ".join(([f"run {f.run}"] if f.run else []) + ([f"step {f.step}"] if f.step is not None else []))
-    return f"::{_LEVEL[f.severity]} {','.join(props)}::{_data(f.message + (f' ({where})' if where else ''))}"
+    return f"::{_LEVEL[f.severity]} {','.join(props)}::{gh_data(f.message + (f' ({where})' if where else ''))}"
 
 
 class GithubReporter:

@@ -12,6 +12,7 @@ from ..findings import RULES, Finding
 from ..model import Run, Series
 from ..pipeline import Outcome
 from ..schedule import schedule_summary
+from .escape import ci_json
 
 SCHEMA_VERSION = 1
 
@@ -85,7 +86,7 @@ class JsonReporter:
                         "warning": counts[_sev("warning")], "info": counts[_sev("info")]},
             "config": outcome.settings.config.as_dict(),  # which configuration file was used (issue 10)
         }
-        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+        return ci_json(json.dumps(doc, indent=2, allow_nan=False)) + "\n"  # exact once parsed
 
 
 def _sev(name: str) -> Any:

@@ -1,5 +1,9 @@
 """JUnit XML: one test suite per run, one test case per rule family, a failure per finding at or
-above the fail level (the common schema Jenkins, GitLab and CI dashboards read)."""
+above the fail level (the common schema Jenkins, GitLab and CI dashboards read).
+
+Names, messages and details are data: their controls (illegal in XML 1.0 but for tab and line
+breaks, and line breaks would let a log line start in a text node) and lone surrogates are shown as
+escapes (``escape.visible``); ElementTree escapes ``&``, ``<``, ``>`` and quotes."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from ..findings import FAMILIES, Finding, Severity
 from ..model import Run
 from ..pipeline import Outcome
 from .common import summarize
+from .escape import ci_xml, visible
 
 
 class JunitReporter:
@@ -25,7 +30,8 @@ class JunitReporter:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
         root = ET.Element("testsuites", name="warmcheck")
         total = failures = 0
-        groups: list[tuple[str, list[Finding], Run | None]] = [(r.name, list(r.findings), r) for r in outcome.runs]
+        groups: list[tuple[str, list[Finding], Run | None]] = [(visible(r.name), list(r.findings), r)
+                                                               for r in outcome.runs]
         if outcome.findings:
             groups.insert(0, ("(discovery)", list(outcome.findings), None))
         for name, findings, run in groups:
@@ -35,7 +41,7 @@ class JunitReporter:
                 s = summarize(run)
                 for key, value in (("warmup_end", s.warmup_end), ("audit", s.audit), ("spikes", s.spikes),
                                    ("divergence", s.divergence)):
-                    ET.SubElement(props, "property", name=key, value=value)
+                    ET.SubElement(props, "property", name=key, value=visible(value))
             n_fail = 0
             for family, title in FAMILIES.items():
                 case = ET.SubElement(suite, "testcase", classname=name, name=f"{family}xx {title}")
@@ -43,12 +49,13 @@ class JunitReporter:
                 failing = [f for f in mine if self._fails(f)]
                 for f in failing:
                     step = f" at step {f.step}" if f.step is not None else ""
-                    fail = ET.SubElement(case, "failure", message=f"{f.code}{step}: {f.message}", type=f.code)
-                    fail.text = "\n".join(f"{k}: {v}" for k, v in f.details.items() if k != "traceback")
+                    fail = ET.SubElement(case, "failure", message=visible(f"{f.code}{step}: {f.message}"),
+                                         type=f.code)
+                    fail.text = "\n".join(visible(f"{k}: {v}") for k, v in f.details.items() if k != "traceback")
                 passing = [f for f in mine if not self._fails(f)]
                 if passing:
                     out = ET.SubElement(case, "system-out")
-                    out.text = "\n".join(f"{f.code} {f.severity.value} {f.message}" for f in passing)
+                    out.text = "\n".join(visible(f"{f.code} {f.severity.value} {f.message}") for f in passing)
                 n_fail += bool(failing)
             suite.set("tests", str(len(FAMILIES)))
             suite.set("failures", str(n_fail))
@@ -60,4 +67,4 @@ class JunitReporter:
         root.set("failures", str(failures))
         root.set("errors", "0")
         ET.indent(root)
-        return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        return '<?xml version="1.0" encoding="utf-8"?>\n' + ci_xml(ET.tostring(root, encoding="unicode")) + "\n"

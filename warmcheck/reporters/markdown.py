@@ -1,14 +1,14 @@
-"""Markdown report: a summary table, then a table of findings per run (``$GITHUB_STEP_SUMMARY``, PR comments)."""
+"""Markdown report: a summary table, then a table of findings per run (``$GITHUB_STEP_SUMMARY``, PR comments).
+
+Names and messages are data: run names and files as code spans, everything else as escaped text
+(no HTML, link, image, emphasis or cell break can come from a log; see ``escape.md_text``).
+"""
 
 from __future__ import annotations
 
 from ..pipeline import Outcome
 from .common import steps_of, summarize
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+from .escape import md_code, md_text
 
 
 class MarkdownReporter:
@@ -23,19 +23,19 @@ class MarkdownReporter:
                  "| run | warmup end | audit | spikes | divergence | worst |", "|---|---|---|---|---|---|"]
         summaries = [summarize(r) for r in outcome.runs]
         for s in summaries:
-            lines.append(f"| `{_cell(s.run)}` | {_cell(s.warmup_end)} | {s.audit} | {_cell(s.spikes)} | "
-                         f"{_cell(s.divergence)} | {s.worst} |")
+            lines.append(f"| {md_code(s.run)} | {md_text(s.warmup_end)} | {s.audit} | {md_text(s.spikes)} | "
+                         f"{md_text(s.divergence)} | {s.worst} |")
         if outcome.findings:
             lines += ["", "## Not tied to a run", "", "| code | severity | source | message |", "|---|---|---|---|"]
-            lines += [f"| {f.code} | {f.severity.value} | `{_cell(f.source or '')}` | {_cell(f.message)} |"
+            lines += [f"| {f.code} | {f.severity.value} | {md_code(f.source or '')} | {md_text(f.message)} |"
                       for f in outcome.findings]
         for run, s in zip(outcome.runs, summaries, strict=True):
-            schedule = f" Schedule {_cell(s.schedule)}." if s.schedule else ""
-            lines += ["", f"## `{_cell(run.name)}`", "", f"{s.points} points, steps {s.steps}.{schedule}"]
+            schedule = f" Schedule {md_text(s.schedule)}." if s.schedule else ""
+            lines += ["", f"## {md_code(run.name, table=False)}", "", f"{s.points} points, steps {s.steps}.{schedule}"]
             if not run.findings:
                 lines += ["", "No findings."]
                 continue
             lines += ["", "| code | severity | tag | steps | message |", "|---|---|---|---|---|"]
-            lines += [f"| {f.code} | {f.severity.value} | {_cell(f.tag or '')} | {steps_of(f)} | "
-                      f"{_cell(f.message)} |" for f in run.findings]
+            lines += [f"| {f.code} | {f.severity.value} | {md_text(f.tag or '')} | {steps_of(f)} | "
+                      f"{md_text(f.message)} |" for f in run.findings]
         return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from ..findings import Finding, Severity
 from ..model import Run
 from ..pipeline import Outcome
 from .common import RunSummary, step_range, steps_of, summarize
+from .escape import ci_line, visible
 
 _COLOURS = {Severity.ERROR: "\x1b[31m", Severity.WARNING: "\x1b[33m", Severity.INFO: "\x1b[36m"}
 _RESET = "\x1b[0m"
@@ -32,7 +33,7 @@ class TextReporter:
         if len(outcome.runs) > 1:
             lines.append("")
             lines.extend(summary_table([summarize(r) for r in outcome.runs]))
-        return "\n".join(lines) + ("\n" if lines else "")
+        return "\n".join(ci_line(line) for line in lines) + ("\n" if lines else "")
 
     def _run(self, run: Run) -> list[str]:
         points = sum(s.points for s in run.series)
@@ -40,14 +41,14 @@ class TextReporter:
         head = (f"{run.name}: {len(run.sources)} source{'s' if len(run.sources) != 1 else ''} "
                 f"({', '.join(formats) or '-'}), {len(run.series)} series, {points} points, "
                 f"steps {step_range(run)}")
-        out = [head]
+        out = [visible(head)]
         roles = ", ".join(f"{s.role.value}={s.tag}" for s in run.series if s.role and run.primary(s.role) is s)
         if roles:
-            out.append(f"  roles: {roles}")
+            out.append(visible(f"  roles: {roles}"))
         summary = summarize(run)
         if summary.schedule:
-            out.append(f"  schedule {summary.schedule}")
-            out.append(f"    convention: {run.schedules[0].convention.reason}")
+            out.append(visible(f"  schedule {summary.schedule}"))
+            out.append(visible(f"    convention: {run.schedules[0].convention.reason}"))
             if summary.audit == "not configured":
                 out.append("  warmup audit: nothing configured (--warmup-steps, --warmup-ratio or [tool.warmcheck])")
         out.extend("  " + self._finding(f) for f in run.findings)
@@ -58,7 +59,8 @@ class TextReporter:
 
 
 def finding_line(f: Finding, colour: bool = False) -> str:
-    """``CODE severity step tag: message [file]``, code and severity in fixed columns."""
+    """``CODE severity step tag: message [file]``, code and severity in fixed columns; names and
+    messages with their controls shown as escapes (:func:`~warmcheck.reporters.escape.visible`)."""
     sev = f.severity.value
     pad = " " * (7 - len(sev))
     if colour:
@@ -66,17 +68,18 @@ def finding_line(f: Finding, colour: bool = False) -> str:
     tag = f"{f.tag}: " if f.tag else ""
     # Reader findings name the file (a run may have several); analyzer findings are about the run.
     src = f" [{f.source}]" if f.code.startswith("WC0") and f.source and f.source != f.run else ""
-    return f"{f.code} {sev}{pad} {steps_of(f):>10}  {tag}{f.message}{src}"
+    return ci_line(f"{f.code} {sev}{pad} " + visible(f"{steps_of(f):>10}  {tag}{f.message}{src}"))
 
 
 def summary_table(rows: list[RunSummary]) -> list[str]:
     """The many-runs summary: run, warmup end, audit, spikes, divergence, worst severity."""
     head = ("run", "warmup end", "audit", "spikes", "divergence", "worst")
-    cells = [head] + [(r.run, r.warmup_end, r.audit, r.spikes, r.divergence, r.worst) for r in rows]
+    cells = [head] + [tuple(visible(v) for v in (r.run, r.warmup_end, r.audit, r.spikes, r.divergence, r.worst))
+                      for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     out = []
     for i, c in enumerate(cells):
-        out.append("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+        out.append(ci_line("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip()))
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return out
