@@ -24,6 +24,7 @@ from .errors import WarmcheckError
 from .findings import FAMILIES, RULES, Severity, rules_markdown
 from .pipeline import Outcome, analyze, exit_code
 from .reporters import OutputFormat, make_reporter
+from .reporters.escape import ci_json, ci_line, visible
 
 _EXIT_HELP = """Exit codes: 0 no finding at or above --fail-on; 1 at least one; 2 could not analyse
 (usage error, missing path, no runs found, no data in any run)."""
@@ -121,6 +122,8 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
 def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
                 plot_dir: str | None, jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
+    if output is not None:
+        _run_guarded(lambda: _check_output(output), verbose)  # before any work: a typo costs no analysis
     settings = _settings(ctx, params)
     if not quiet:  # which file can relax the gate, for the person reading a CI log (issue 10)
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
@@ -128,7 +131,8 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
     if plot_dir is not None:
         _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
-    _emit(make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on).render(outcome), output)
+    report = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on).render(outcome)
+    _run_guarded(lambda: _emit(report, output), verbose)
     code = exit_code(outcome, settings.fail_on, exit_zero)
     if not quiet:
         _summary(outcome, code)
@@ -148,16 +152,17 @@ def tags_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, verbose: bool, 
     if fmt == "json":
         from .reporters.json import series_dict
         doc = [{"run": r.name, "series": [series_dict(s) for s in r.series]} for r in outcome.runs]
-        _emit(json.dumps(doc, indent=2) + "\n", None)
+        _emit(ci_json(json.dumps(doc, indent=2)) + "\n", None)
     else:
         lines = []
         for r in outcome.runs:
-            lines.append(r.name)
-            width = max((len(s.tag) for s in r.series), default=0)
-            for s in r.series:
+            lines.append(ci_line(visible(r.name)))
+            tags = [visible(s.tag) for s in r.series]  # names are data: controls shown as escapes
+            width = max((len(t) for t in tags), default=0)
+            for s, tag in zip(r.series, tags, strict=True):
                 span = f"{int(s.steps[0])}..{int(s.steps[-1])}" if s.points else "-"
-                lines.append(f"  {s.tag:<{width}}  {(s.role.value if s.role else '-'):<9} "
-                             f"{s.points:>8} points  steps {span}")
+                lines.append(ci_line(f"  {tag:<{width}}  {(s.role.value if s.role else '-'):<9} "
+                                     f"{s.points:>8} points  steps {span}"))
         _emit("\n".join(lines) + "\n", None)
     sys.exit(0 if outcome.analysable else 2)
 
@@ -195,6 +200,11 @@ def plot_cmd(ctx: click.Context, paths: Sequence[str], output: str, smoothing: f
 
 
 def _plots(outcome: Outcome, settings: Settings, directory: str, quiet: bool) -> None:
+    """One PNG per run (names unique and bounded, see ``plots.file_names``), then ``overview.png``.
+
+    A run whose picture cannot be drawn is named on stderr and the others are still written; a
+    directory that cannot be created or written is an error (exit 2).
+    """
     import os
 
     from . import plots
@@ -203,13 +213,28 @@ def _plots(outcome: Outcome, settings: Settings, directory: str, quiet: bool) ->
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise WarmcheckError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-    for run in outcome.runs:
-        plots.save(plots.run_figure(run, settings.for_run(run.name)), os.path.join(directory, plots.file_name(
-            run.name) + ".png"))
+    names = plots.file_names([run.name for run in outcome.runs])
+    written = 0
+    for run, name in zip(outcome.runs, names.names, strict=True):
+        path = os.path.join(directory, name)
+        try:
+            plots.save(plots.run_figure(run, settings.for_run(run.name)), path)
+        except WarmcheckError:
+            raise  # the directory is not writable (full disk, permissions): no point in going on
+        except Exception as exc:  # noqa: BLE001 - one run's picture must not cost the others or the report
+            click.echo(f"warmcheck: error: cannot plot run {visible(run.name)}: {type(exc).__name__}: "
+                       f"{visible(str(exc))}", err=True)
+            continue
+        written += 1
     if len(outcome.runs) > 1:
-        plots.save(plots.overview_figure(outcome.runs), os.path.join(directory, "overview.png"))
+        plots.save(plots.overview_figure(outcome.runs), os.path.join(directory, plots.OVERVIEW))
     if not quiet:
-        click.echo(f"warmcheck: wrote {len(outcome.runs)} plot(s) to {directory}", err=True)
+        for group in names.collisions:
+            click.echo("warmcheck: plot file names: runs " + ", ".join(visible(n) for n in group)
+                       + " clean to the same name; each file name carries a hash of its run name", err=True)
+        total = len(outcome.runs)
+        click.echo(f"warmcheck: wrote {written}{'' if written == total else f' of {total}'} run plot(s)"
+                   f"{' and overview.png' if total > 1 else ''} to {visible(directory)}", err=True)
 
 
 _WATCH_EXIT = """Exit codes: 1 as soon as a finding at or above --exit-on is reported; on Ctrl-C (or SIGTERM,
@@ -228,7 +253,8 @@ or --stop-when-idle) the whole runs are analysed once more, then 0 no finding at
               help="Exit 1 at the first finding at or above this severity.")
 @click.option("--exec", "exec_cmd", metavar="CMD",
               help="Run CMD (with the shell) for each finding at or above --exec-on, with WARMCHECK_CODE, "
-              "WARMCHECK_SEVERITY, WARMCHECK_RUN, WARMCHECK_STEP, WARMCHECK_TAG and WARMCHECK_MESSAGE set.")
+              "WARMCHECK_SEVERITY, WARMCHECK_RUN, WARMCHECK_STEP, WARMCHECK_TAG and WARMCHECK_MESSAGE set "
+              "(controls, NUL and lone surrogates in names shown as escapes: \\x00, \\n, \\udc80).")
 @click.option("--exec-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
               help="Lowest severity that runs --exec.")
 @click.option("--stop-when-idle", is_flag=True,
@@ -299,7 +325,7 @@ def _run_guarded(fn: Callable[[], T], verbose: bool) -> T:
     try:
         return fn()
     except WarmcheckError as exc:
-        click.echo(f"warmcheck: error: {exc}", err=True)
+        click.echo(f"warmcheck: error: {visible(str(exc))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("warmcheck: interrupted", err=True)
@@ -307,18 +333,34 @@ def _run_guarded(fn: Callable[[], T], verbose: bool) -> T:
     except Exception as exc:  # noqa: BLE001 - a crash must not look like "findings" (exit 1)
         if verbose:
             traceback.print_exc()
-        click.echo(f"warmcheck: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-                   err=True)
+        click.echo(f"warmcheck: internal error: {type(exc).__name__}: {visible(str(exc))} (run with -v for "
+                   "details)", err=True)
         sys.exit(2)
 
 
 def _emit(text: str, output: str | None) -> None:
+    """Write the report; what the stream cannot encode is written as a backslash escape, not a crash."""
     if output is None:
-        sys.stdout.write(text)
+        enc = getattr(sys.stdout, "encoding", None) or "utf-8"
+        sys.stdout.write(text.encode(enc, "backslashreplace").decode(enc))
         sys.stdout.flush()
-    else:
-        with open(output, "w", encoding="utf-8") as f:
+        return
+    try:
+        with open(output, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
+    except OSError as exc:
+        raise WarmcheckError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def _check_output(output: str) -> None:
+    """``-o FILE`` must be creatable: its directory exists and FILE is not a directory."""
+    import os
+
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise WarmcheckError(f"cannot write {output}: no such directory {parent}")
+    if os.path.isdir(output):
+        raise WarmcheckError(f"cannot write {output}: it is a directory")
 
 
 def _progress() -> Callable[[int, int, str], None] | None:
@@ -332,7 +374,7 @@ def _progress() -> Callable[[int, int, str], None] | None:
         end = "\n" if done == total else ""
         filled = done * 24 // total
         bar = "#" * filled + "-" * (24 - filled)
-        sys.stderr.write(f"\r\x1b[2Kwarmcheck [{bar}] {done}/{total} {name[-50:]}{end}")
+        sys.stderr.write(f"\r\x1b[2Kwarmcheck [{bar}] {done}/{total} {visible(name)[-50:]}{end}")
         sys.stderr.flush()
 
     return show

@@ -4,13 +4,19 @@ spikes and divergence, the gradient norm. Artefacts, not a report format: ``warm
 
 matplotlib's object API with the Agg canvas (no pyplot, no display, no global state), fixed sizes and
 no timestamps in the files, so the same run gives the same image.
+
+Run names and tags are data: drawn with their controls shown as escapes and never parsed as
+mathtext (``parse_math=False``: a ``$`` in a name is a dollar sign), and file names made from them are
+cleaned, bounded and unique (:func:`file_names`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +29,13 @@ from .config import Settings
 from .errors import WarmcheckError
 from .findings import Finding
 from .model import Role, Run, Series
+from .reporters.escape import visible
 from .runconfig import configured
 
 SUFFIXES = (".png", ".svg")
+OVERVIEW = "overview.png"
+MAX_STEM = 100  # characters of a cleaned run name kept in its file name (+ a hash when cut)
+MAX_TITLE = 120  # characters of a name drawn as a title
 OBSERVED, CONFIGURED, SPIKE, DIVERGED, NONFINITE = "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#000000"
 
 
@@ -53,7 +63,7 @@ def run_figure(run: Run, settings: Settings | None = None, smoothing: float | No
             panels.append((role, series))
     fig = Figure(figsize=(9, 2.6 * max(len(panels), 1) + 0.6), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    fig.suptitle(run.name, fontsize=10)
+    fig.suptitle(label(run.name, MAX_TITLE), fontsize=10, parse_math=False)
     if not panels:
         ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no learning-rate, loss or gradient-norm series", ha="center", va="center")
@@ -72,7 +82,7 @@ def run_figure(run: Run, settings: Settings | None = None, smoothing: float | No
 
 
 def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
-    ax.plot(series.steps, series.values, color="#444444", linewidth=1.2, label=series.tag)
+    ax.plot(series.steps, series.values, color="#444444", linewidth=1.2, label=label(series.tag))
     ax.set_ylabel("learning rate")
     sched = next((s for s in run.schedules if s.tag == series.tag), None)
     if sched is not None and sched.warmup_end_step is not None:
@@ -98,22 +108,21 @@ def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
                 seen.add(step)
                 ax.axvline(step, color=CONFIGURED, linestyle="--", linewidth=1.4,
                            label=f"configured: {c.formula} -> warmup ends at step {step}")
-    ax.legend(loc="best", fontsize=7, framealpha=0.85)
-    ax.grid(alpha=0.25)
+    _legend(ax)
 
 
 def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, spike_codes: Sequence[str]) -> None:
     steps, values = series.steps, series.values
     finite = np.isfinite(values)
     ax.plot(steps[finite], values[finite], color="#999999" if smoothing else "#444444", linewidth=0.8,
-            marker="." if series.points <= 300 else None, markersize=2, label=series.tag)
+            marker="." if series.points <= 300 else None, markersize=2, label=label(series.tag))
     if smoothing and finite.sum() > 10:
         ax.plot(steps, ema(values, smoothing), color="#333333", linewidth=1.3,
                 label=f"smoothed (TensorBoard EMA {smoothing:g})")
     positive = values[finite & (values > 0)]
     if positive.shape[0] and float(positive.max()) / float(positive.min()) > 20 and (values[finite] > 0).all():
         ax.set_yscale("log")
-    ax.set_ylabel(series.tag)
+    ax.set_ylabel(label(series.tag, 60), parse_math=False)
     for step, f in _findings(run, series.tag, spike_codes):
         i = int(np.searchsorted(steps, step))
         y = float(values[min(i, values.shape[0] - 1)])
@@ -123,7 +132,23 @@ def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, s
         ax.axvline(step, color=DIVERGED, linewidth=1.4, label=f"divergence onset: step {step}")
     for step, _ in _findings(run, series.tag, ("WC401", "WC402")):
         ax.axvline(step, color=NONFINITE, linestyle=":", linewidth=1.4, label=f"first NaN/Inf: step {step}")
-    ax.legend(loc="best", fontsize=7, framealpha=0.85)
+    _legend(ax)
+
+
+def label(text: str, limit: int = MAX_TITLE) -> str:
+    """A name as drawn: controls as escapes, cut in the middle beyond ``limit`` characters; a leading
+    ``_`` (which hides a legend entry) kept visible by a leading space."""
+    text = visible(text)
+    if len(text) > limit:
+        text = text[:limit // 2 - 1] + "..." + text[-(limit - limit // 2 - 2):]
+    return " " + text if text.startswith("_") else text
+
+
+def _legend(ax: Axes) -> None:
+    """The legend, its entries (names of series, formulas) never parsed as mathtext."""
+    legend = ax.legend(loc="best", fontsize=7, framealpha=0.85)
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     ax.grid(alpha=0.25)
 
 
@@ -143,7 +168,7 @@ def overview_figure(runs: Sequence[Run], limit: int = 48) -> Figure:
     fig.suptitle(title, fontsize=10)
     for k, run in enumerate(shown):
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.set_title(run.name[-50:], fontsize=7)
+        ax.set_title(visible(run.name)[-50:], fontsize=7, parse_math=False)
         loss, lr = run.primary(Role.LOSS), run.primary(Role.LR)
         if loss is not None and loss.points:
             ok = np.isfinite(loss.values)
@@ -191,3 +216,42 @@ def save(fig: Figure, path: str | Path) -> Path:
 def file_name(run_name: str) -> str:
     """A file name for a run's plot: its path with separators replaced."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", run_name).strip("_") or "run"
+
+
+@dataclass(frozen=True)
+class FileNames:
+    """The PNG name of each run (in order) and the groups of runs whose cleaned names collided."""
+
+    names: list[str]
+    collisions: list[list[str]]
+
+
+def _hashed(stem: str, run_name: str) -> str:
+    digest = hashlib.sha256(run_name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{stem}-{digest}"
+
+
+def file_names(run_names: Sequence[str]) -> FileNames:
+    """Unique, bounded PNG names for ``run_names``: the cleaned name (:func:`file_name`) when it is
+    unique (ignoring case: macOS and Windows file systems) and at most :data:`MAX_STEM` characters,
+    else the cleaned name cut to that length plus a hash of the run name. Runs whose cleaned names
+    collide (``a/b`` and ``a_b``, or a run named ``overview``) all get the hash and are returned
+    as a collision, for the caller to say so."""
+    stems = [file_name(n) for n in run_names]
+    by_key: dict[str, list[int]] = {}
+    for i, stem in enumerate(stems):
+        by_key.setdefault(stem.lower(), []).append(i)
+    reserved = OVERVIEW.removesuffix(".png")
+    collisions = [[run_names[i] for i in idx] for key, idx in by_key.items() if len(idx) > 1 or key == reserved]
+    clashing = {i for group in collisions for i in by_key[file_name(group[0]).lower()]}
+    out: list[str] = []
+    used = {OVERVIEW}
+    for i, (name, stem) in enumerate(zip(run_names, stems, strict=True)):
+        candidate = stem if i not in clashing and len(stem) <= MAX_STEM else _hashed(stem[:MAX_STEM], name)
+        k = 1
+        while (candidate + ".png").lower() in used:  # a name equal to another's hashed one: never overwrite
+            k += 1
+            candidate = f"{_hashed(stem[:MAX_STEM], name)}-{k}"
+        used.add((candidate + ".png").lower())
+        out.append(candidate + ".png")
+    return FileNames(out, collisions)
