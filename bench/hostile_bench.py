@@ -173,8 +173,11 @@ def run_cli(code_dir: Path, path: Path, cwd: Path | None, args: list[str], extra
     """``python -m warmcheck analyze PATH --format json ARGS`` with ``code_dir``'s warmcheck."""
     m = Measurement(code_dir=str(code_dir))
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(code_dir) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra_env)
+    # The builder's PYTHONPATH (e.g. "." for a sitecustomize hook) first, then the code under test,
+    # which must win over the editable install of this checkout.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_env.get("PYTHONPATH"), str(code_dir),
+                                                    os.environ.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "warmcheck", "analyze", str(path), "--format", "json", *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()

@@ -32,9 +32,9 @@ def _limit() -> None:
 
 
 def _run(b: Builder, path: Path) -> tuple[int, str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(b.env)
+    env = {**os.environ, **b.env}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (b.env.get("PYTHONPATH"), str(REPO_ROOT),
+                                                    os.environ.get("PYTHONPATH")) if p)
     cwd = b.cwd(path) if b.cwd is not None else REPO_ROOT
     r = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(path), "--format", "json",
                         *b.args], cwd=cwd, env=env, capture_output=True, text=True,
