@@ -23,6 +23,7 @@ def _outcome(*codes: str, data: bool = True) -> Outcome:
     (("WC202",), FailOn.ERROR, False, 0),           # info below the default gate
     (("WC301",), FailOn.ERROR, False, 0),           # warning below the default gate
     (("WC201",), FailOn.ERROR, False, 1),           # error at the gate
+    (("WC024",), FailOn.ERROR, False, 1),           # a run whose worker died twice fails the gate
     (("WC301",), FailOn.WARNING, False, 1),         # warning at --fail-on warning
     (("WC202",), FailOn.INFO, False, 1),            # info at --fail-on info
     (("WC201",), FailOn.NEVER, False, 0),
@@ -35,3 +36,7 @@ def test_exit_code_table(codes: tuple[str, ...], fail_on: FailOn, exit_zero: boo
 def test_could_not_analyse_wins_over_everything() -> None:
     assert exit_code(_outcome("WC002", data=False), FailOn.ERROR, exit_zero=True) == 2
     assert exit_code(_outcome(data=False), FailOn.NEVER) == 2
+
+
+def test_every_run_lost_to_dead_workers_could_not_be_analysed() -> None:
+    assert exit_code(_outcome("WC024", data=False), FailOn.NEVER) == 2
