@@ -159,6 +159,8 @@ def _kill_if_culprit(spec_path: str) -> None:
             except FileExistsError:
                 return
             os.close(fd)
+        if os.environ.get("GATE_TEST_EXIT"):
+            os._exit(int(os.environ["GATE_TEST_EXIT"]))  # a C extension calling exit(), say
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -209,6 +211,14 @@ def test_a_worker_killed_once_is_retried_and_the_run_analysed(tmp_path: Path, mo
     assert (tmp_path / "killed-once").exists()  # it did die once
     assert all(r.series and not r.findings for r in outcome.runs) and len(outcome.runs) == 7
     assert exit_code(outcome) == 0
+
+
+def test_a_worker_that_exits_is_reported_with_its_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATE_TEST_EXIT", "3")
+    outcome = analyze([str(_runs(tmp_path))], jobs=2, worker_init=install_killer, start_method="fork")
+    (death,) = outcome.runs[3].findings
+    assert death.code == "WC024" and death.details["exitcode"] == 3 and death.details["signal"] is None
+    assert "(exit code 3)" in death.message and all(r.series for i, r in enumerate(outcome.runs) if i != 3)
 
 
 def test_worker_killer_builder_through_the_cli(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = AL
 def _from_worker(spec: RunSpec, result: list[Run] | WorkerDeath | WorkerFailure) -> list[Run]:
     """A worker's runs, or the one finding that stands for a run no worker could return."""
     if isinstance(result, WorkerDeath):
-        finding = make("WC024", f"the worker process analysing this run died twice (killed by {result.describe()}), "
+        finding = make("WC024", f"the worker process analysing this run died twice ({result.describe()}), "
                        "the second time alone in a fresh process; the run was not analysed",
                        run=spec.name, source=spec.path,
                        details={"exitcode": result.exitcode, "signal": result.signal, "attempts": 2})

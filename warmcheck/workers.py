@@ -37,14 +37,14 @@ class WorkerDeath:
         return -self.exitcode if self.exitcode is not None and self.exitcode < 0 else None
 
     def describe(self) -> str:
-        """``signal 9 (SIGKILL)``, ``exit code 3``, or ``an unknown cause``."""
+        """``killed by signal 9 (SIGKILL)``, ``exit code 3``, or ``cause unknown``."""
         sig = self.signal
         if sig is not None:
             try:
-                return f"signal {sig} ({signal.Signals(sig).name})"
+                return f"killed by signal {sig} ({signal.Signals(sig).name})"
             except ValueError:
-                return f"signal {sig}"
-        return "an unknown cause" if self.exitcode is None else f"exit code {self.exitcode}"
+                return f"killed by signal {sig}"
+        return "cause unknown" if self.exitcode is None else f"exit code {self.exitcode}"
 
 
 @dataclass(frozen=True, slots=True)
