@@ -162,6 +162,49 @@ def scalar_event(tag: str | bytes, step: int, value: float, wall: float | None =
 # --------------------------------------------------------------------------------------------
 
 
+def _event_records(steps: int) -> bytes:
+    """The file_version record, then ``train/loss`` and ``train/lr`` per step: ``2 * steps`` points."""
+    out = [frame(file_version_event())]
+    for s in range(steps):
+        out.append(frame(scalar_event("train/loss", s, 4.0 / (1.0 + 0.01 * s))))
+        out.append(frame(scalar_event("train/lr", s, 1e-3 * min(1.0, (s + 1) / 20))))
+    return b"".join(out)
+
+
+EVENT_ZERO_TAIL = {"small": 12 << 20, "full": 2 << 30}  # zero bytes after the 400 good points
+
+
+@register(item=1, description="400 good points + a zero tail (sparse: 12 MiB small, 2 GiB full; ~20 KB on disk)",
+          points={"small": 400, "full": 400}, codes=("WC004",))
+def build_event_zero_tail(dir: Path, scale: str = "small") -> Path:
+    """One event file: 200 steps x (train/loss, train/lr), then ``EVENT_ZERO_TAIL[scale]`` zero bytes
+    made with ``truncate`` (a crashed trainer or a preallocating file system). The zeros are one
+    WC004 from the end of the last record to the end of the file."""
+    path = dir / "zero_tail" / "events.out.tfevents.1700000000.host.1.0"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(_event_records(200))
+        f.truncate(f.tell() + EVENT_ZERO_TAIL[scale])
+    return path
+
+
+EVENT_LONG_TAG = {"small": (2500, 64 << 10), "full": (25000, 256 << 10)}  # (steps, long tag bytes)
+
+
+@register(item=2, description="one long tag among many records (small: 5k records + a 64 KiB tag; full: "
+          "50k + 256 KiB, a 2.7 MB file)", points={"small": 5001, "full": 50001}, codes=None)
+def build_event_long_tag(dir: Path, scale: str = "small") -> Path:
+    """One event file: ``steps`` x (train/loss, train/lr), then one scalar whose tag is
+    ``EVENT_LONG_TAG[scale][1]`` bytes long (grouping tags used to cost that length times every
+    record)."""
+    steps, tag_bytes = EVENT_LONG_TAG[scale]
+    path = dir / "long_tag" / "events.out.tfevents.1700000000.host.1.0"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    long_tag = ("long/" + "t" * tag_bytes)[:tag_bytes]
+    path.write_bytes(_event_records(steps) + frame(scalar_event(long_tag, steps, 0.5)))
+    return path
+
+
 def _schedule_csv(path: Path, steps: int = 200, warmup: int = 20, diverge_at: int | None = None) -> None:
     """``step,lr,loss``: linear warmup then cosine, a smooth falling loss; from ``diverge_at`` the loss
     climbs 10% a step and is NaN after 40 steps of that (a diverged run)."""

@@ -18,6 +18,8 @@ from google.protobuf.message import DecodeError
 from numpy.typing import NDArray
 from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
 
+from ._tags import LONG_TAG, unique_tags
+
 IntArray = NDArray[np.int64]
 _U8 = NDArray[np.uint8]
 
@@ -36,7 +38,9 @@ _INT_DTYPES = {
 _FLOAT_DTYPES = {types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64,
                  types_pb2.DT_HALF: np.float16}
 _SCALAR_PLUGINS = ("", "scalars")  # tensors of other plugins (text, hparams, ...) are not scalars
-_PAD = 256  # zero bytes appended to a chunk: reads past a garbage position stay in the buffer
+# Zero bytes appended to a chunk: reads past a garbage position stay in the buffer, and so do the
+# u64 words of every tag that unique_tags groups with numpy.
+_PAD = LONG_TAG + 16
 
 
 @dataclass(slots=True)
@@ -73,7 +77,7 @@ def decode(data: bytes, starts: IntArray, lengths: IntArray, plugins: dict[bytes
 
     # Tags of fast-path records, then plugin metadata for tags seen for the first time.
     ok_idx = np.flatnonzero(fast.ok)
-    tag_keys, tag_inverse = _unique_tags(padded_bytes, fast.tag_pos[ok_idx], fast.tag_len[ok_idx])
+    tag_keys, tag_inverse = unique_tags(padded_bytes, fast.tag_pos[ok_idx], fast.tag_len[ok_idx])
     for k, key in enumerate(tag_keys):
         if key in plugins:
             continue
@@ -280,44 +284,6 @@ def _varint(padded: _U8, pos: IntArray) -> tuple[NDArray[np.uint64], IntArray]:
         length[idx] = k + 1
         idx = idx[b >= 0x80]
     return value, length
-
-
-_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
-
-
-def _unique_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[list[bytes], IntArray]:
-    """Distinct tag byte strings and, per record, the index of its tag (exact, not hashed)."""
-    if pos.shape[0] == 0:
-        return [], np.empty(0, np.int64)
-    # Tags are compared as little-endian u64 words (bytes past the tag masked off): a hash of the
-    # words groups records, then every word is checked against the group's first member, so a
-    # hash collision can only cost speed, never merge two tags.
-    longest = int(length.max())
-    if longest + 8 > _PAD:
-        padded += bytes(longest + 8)
-    data = padded
-    u64 = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))
-    words = []
-    for k in range(0, longest, 8):
-        w = u64[pos + k] & _BYTE_MASKS[np.clip(length - k, 0, 8)]
-        words.append(w)
-    h = length.astype(np.uint64)
-    for w in words:
-        h = h * np.uint64(0x9E3779B97F4A7C15) + w
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    inverse = inverse.astype(np.int64)
-    same = length[first][inverse] == length
-    for w in words:
-        same &= w == w[first][inverse]
-    keys = [data[int(pos[i]) : int(pos[i] + length[i])] for i in first.tolist()]
-    if not same.all():  # a collision: resolve the few records involved exactly
-        index = {k: i for i, k in enumerate(keys)}
-        for i in np.flatnonzero(~same).tolist():
-            key = data[int(pos[i]) : int(pos[i] + length[i])]
-            inverse[i] = index.setdefault(key, len(keys))
-            if inverse[i] == len(keys):
-                keys.append(key)
-    return keys, inverse
 
 
 def _plugin_name(metadata: bytes) -> str:
