@@ -273,3 +273,78 @@ def build_parent_config_trap(dir: Path, scale: str = "small") -> Path:
     run = shared / "runs" / "diverged"
     _schedule_csv(run / "log.csv", steps=400, warmup=40, diverge_at=300)
     return run
+
+
+# Item 10/11 (output helper): names that are data. Each string is a JSONL key and a CSV header
+# (``<name>/loss``) and, as far as a file system allows, a run directory's name.
+HOSTILE_NAMES: dict[str, str] = {
+    "gh_command": "x\n::error file=README.md::injected",
+    "gh_legacy": "##[error]injected",
+    "gh_cr": "y\r::warning::injected",
+    "ansi": "\x1b[31mred\x1b[0m\x1b[2J",
+    "osc": "\x1b]0;title\x07\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\",
+    "c1": "nel\x85csi\x9b31m",
+    "bidi": "\u202eevil\u2066x\u2069\u200f",
+    "nul": "nul\x00byte",
+    "surrogate": "lone\udc80\ud800",
+    "html": "<img src=x onerror=alert(1)>&amp;<script>",
+    "md_link": "[click](http://evil.example) ![img](http://evil.example/x.png)",
+    "md_code": "`tick` | pipe ``two``",
+    "mathtext": "m$\\foo{$",
+    "long": "L" * 250,
+    "xml_illegal": "ctl\x01\x0b\x1f\ufffe",
+    "separators": "a/b",
+}
+HOSTILE_STEPS = 60  # per series; the loss is NaN from step 50 (WC401 with the hostile tag)
+
+
+def _dir_name(name: str) -> bytes:
+    """``name`` as a directory name (at most 240 bytes): ``/`` and NUL cannot be in one; lone surrogates
+    only as the bytes ``os.fsdecode`` maps back to them (``\\udc80`` -> byte 0x80), else replaced."""
+    import os
+
+    text = name.replace("/", "_").replace("\x00", "0")
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        raw = os.fsencode(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")) + b"\xff"
+    return raw[:240]
+
+
+@register(item=10, description="16 hostile names (CI commands, ANSI/OSC, bidi, NUL, surrogates, HTML, markdown, "
+          "mathtext, 250 chars) as JSONL keys, CSV headers and run directories",
+          points={"small": 2 * len(HOSTILE_NAMES) * 2 * HOSTILE_STEPS,
+                  "full": 2 * len(HOSTILE_NAMES) * 2 * HOSTILE_STEPS},
+          codes=("WC401",), exit_code=1, args=("--loss-tag", "*/loss"))
+def build_hostile_names(dir: Path, scale: str = "small") -> Path:
+    """``runs/`` with, per hostile name, a JSONL run and a CSV run (2 series x 60 points each) whose loss
+    key is ``<name>/loss`` (NaN from step 50) and whose directory is named after it (``j_<name>``,
+    ``c_<name>``); ``a/b`` gives ``j_a/b`` and ``j_a_b``, which clean to the same plot file name."""
+    import csv
+    import json
+    import os
+
+    runs = dir / "runs"
+    for key, name in HOSTILE_NAMES.items():
+        loss = [4.0 - 0.01 * s if s < 50 else float("nan") for s in range(HOSTILE_STEPS)]
+        lr = [min(s / 10, 1.0) * 1e-3 for s in range(HOSTILE_STEPS)]
+        jsonl = "".join(json.dumps({"step": s, "lr": lr[s], f"{name}/loss": loss[s]}) + "\n"
+                        for s in range(HOSTILE_STEPS))  # json escapes NUL and surrogates (\u0000, \udc80)
+        if key == "separators":  # runs/j_a/b and runs/j_a_b, both JSONL: the same cleaned plot file name
+            for sep in (runs / "j_a" / "b", runs / "j_a_b"):
+                sep.mkdir(parents=True, exist_ok=True)
+                (sep / "log.jsonl").write_text(jsonl, encoding="ascii")
+            continue
+        jsonl_dir = os.path.join(os.fsencode(runs), b"j_" + _dir_name(name))
+        csv_dir = os.path.join(os.fsencode(runs), b"c_" + _dir_name(name))
+        for d in (jsonl_dir, csv_dir):
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(jsonl_dir, b"log.jsonl"), "w", encoding="ascii") as f:
+            f.write(jsonl)
+        with open(os.path.join(csv_dir, b"log.csv"), "w", newline="", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            w = csv.writer(f)
+            w.writerow(["step", "lr", f"{name}/loss".replace("\ud800", "\udcff")])  # \udcXX: a non-UTF-8 byte
+            for s in range(HOSTILE_STEPS):
+                w.writerow([s, repr(lr[s]), "nan" if loss[s] != loss[s] else repr(loss[s])])
+    return runs

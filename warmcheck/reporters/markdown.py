@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..pipeline import Outcome
 from .common import steps_of, summarize
-from .escape import md_code, md_text
+from .escape import ci_line, md_code, md_text
 
 
 class MarkdownReporter:
@@ -38,4 +38,4 @@ class MarkdownReporter:
             lines += ["", "| code | severity | tag | steps | message |", "|---|---|---|---|---|"]
             lines += [f"| {f.code} | {f.severity.value} | {md_text(f.tag or '')} | {steps_of(f)} | "
                       f"{md_text(f.message)} |" for f in run.findings]
-        return "\n".join(lines) + "\n"
+        return "\n".join(ci_line(line) for line in lines) + "\n"  # ##[ in a code span, printed in a CI log
