@@ -150,19 +150,25 @@ def test_impossible_length_at_the_end_of_a_sparse_file(tmp_path: Path, reads: li
 
 
 def test_a_long_claimed_record_that_fits_is_checked_in_blocks(tmp_path: Path, reads: list[int]) -> None:
-    # A verified length of 100 MiB over a sparse hole: possible, so it is CRC-checked, block by
-    # block (its CRC fails: one record skipped), and reading goes on after it.
+    # A verified length of 100 MiB over a sparse hole: possible, so it is CRC-checked block by block.
+    # Its CRC fails, so its length is not trusted either: the records written inside the range it
+    # claims are kept, and so are those after it.
     claimed = 100 << 20
-    before, after = _points(range(40)), _points(range(40, 90))
+    before, inside, after = _points(range(40)), _points(range(40, 60)), _points(range(60, 90))
+    inside_at = len(before) + 12 + (1 << 20)
+    inside_end = inside_at + len(inside)
     path = tmp_path / NAME
     with open(path, "wb") as f:
         f.write(before + _header(claimed))
+        f.seek(inside_at)
+        f.write(inside)
         f.seek(len(before) + 12 + claimed + 4)
         f.write(after)
     _, read = _read(path)
     assert _steps(read) == list(range(90))
     assert [(d["offset"], d["bytes_skipped"], d["kind"], d.get("record")) for d in _wc004(read)] == [
-        (len(before), 16 + claimed, "data-crc", 40)]
+        (len(before), inside_at - len(before), "data-crc", 40),
+        (inside_end, len(before) + 16 + claimed - inside_end, "zero-run", None)]
     assert max(reads) <= CHUNK
 
 

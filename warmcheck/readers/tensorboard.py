@@ -18,7 +18,7 @@ from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
 from .events import Decoded, decode
 from .interface import diag
-from .tfrecord import HEADER, READ_LIMIT, Damage, DamageKind, TFRecordScanner
+from .tfrecord import FOOTER, HEADER, READ_LIMIT, Damage, DamageKind, TFRecordScanner
 
 _NAME_TIME = re.compile(r"tfevents\.(\d+(?:\.\d+)?)")
 
@@ -126,7 +126,11 @@ class EventFileReader:
         if d.kind is DamageKind.TRUNCATED:
             return diag("WC003", f"truncated final record {where} ({d.nbytes} trailing bytes); file may still be "
                         "being written or the writer crashed", self.display, details=extra)
-        if d.kind is DamageKind.DATA_CRC:
+        if d.kind is DamageKind.DATA_CRC and d.length is not None and d.nbytes != HEADER + d.length + FOOTER:
+            extra["length"] = d.length
+            msg = (f"{rec}{where} claims {d.length} bytes but its data CRC does not match; skipped "
+                   f"{d.nbytes} bytes to the next valid record")
+        elif d.kind is DamageKind.DATA_CRC:
             msg = f"{rec}{where}: data CRC mismatch; record skipped ({d.nbytes} bytes)"
         elif d.kind is DamageKind.LENGTH_CRC:
             msg = f"length CRC mismatch {where}; skipped {d.nbytes} bytes to resynchronise"

@@ -290,7 +290,7 @@ class TFRecordScanner:
             if at + HEADER + length + FOOTER <= size:
                 if HEADER + length + FOOTER <= READ_LIMIT:
                     return HEADER + length + FOOTER
-                return self._stream_record(f, length)
+                return self._stream_record(f, length, size, final)
             if not final:
                 return None  # a record still being written
         resync, nonzero = _resync(f, at, size, self.chunk_size)
@@ -306,19 +306,26 @@ class TFRecordScanner:
         damage = Damage(kind, at, end - at, length=length if header_ok else None)
         return _skipped(at, end - at, 0, damage)
 
-    def _stream_record(self, f: BinaryIO, length: int) -> Framed:
-        """Skip a record too long to hold: its data CRC checked block by block."""
+    def _stream_record(self, f: BinaryIO, length: int, size: int, final: bool) -> Framed | None:
+        """Skip a record too long to hold: its data CRC checked block by block. If it does not
+        match, the length is not trusted either: reading resumes at the next valid record."""
         at = self.offset
         f.seek(at + HEADER)
         crc, left = 0, length
         while left:
             block = f.read(min(self.chunk_size, left))
+            if not block:
+                break
             crc = crc32c_extend(crc, block)
             left -= len(block)
-        ok = mask(crc) == int.from_bytes(f.read(FOOTER), "little")
-        kind = DamageKind.OVERSIZED if ok else DamageKind.DATA_CRC
         nbytes = HEADER + length + FOOTER
-        return _skipped(at, nbytes, 1, Damage(kind, at, nbytes, self.record_index, length))
+        if not left and mask(crc) == int.from_bytes(f.read(FOOTER), "little"):
+            return _skipped(at, nbytes, 1, Damage(DamageKind.OVERSIZED, at, nbytes, self.record_index, length))
+        resync, _ = _resync(f, at + 1, size, self.chunk_size)
+        if resync is None and not final:
+            return None
+        nbytes = (size if resync is None else resync) - at
+        return _skipped(at, nbytes, 1, Damage(DamageKind.DATA_CRC, at, nbytes, self.record_index, length))
 
 
 def _skipped(at: int, nbytes: int, records: int, damage: Damage) -> Framed:
