@@ -149,6 +149,19 @@ def test_impossible_length_at_the_end_of_a_sparse_file(tmp_path: Path, reads: li
     assert max(reads) <= CHUNK
 
 
+@pytest.mark.parametrize("start", [b"", _header(2**62)])
+def test_a_large_file_without_a_single_record_is_not_an_event_file(tmp_path: Path, reads: list[int],
+                                                                   start: bytes) -> None:
+    data = start + np.random.default_rng(3).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+    path = tmp_path / NAME
+    path.write_bytes(data)
+    _, read = _read(path)
+    assert not read.fragments
+    assert [(f.code, f.details["offset"], f.details["bytes_skipped"]) for f in read.findings] == [
+        ("WC002", 0, len(data))]
+    assert max(reads) <= CHUNK
+
+
 def test_a_long_claimed_record_that_fits_is_checked_in_blocks(tmp_path: Path, reads: list[int]) -> None:
     # A verified length of 100 MiB over a sparse hole: possible, so it is CRC-checked block by block.
     # Its CRC fails, so its length is not trusted either: the records written inside the range it

@@ -302,7 +302,9 @@ class TFRecordScanner:
         elif header_ok:
             kind = DamageKind.TRUNCATED if resync is None and length <= MAX_RECORD else DamageKind.HUGE_LENGTH
         else:
-            kind = DamageKind.NOT_TFRECORD if at == 0 and resync is None else DamageKind.LENGTH_CRC
+            kind = DamageKind.LENGTH_CRC
+        if at == 0 and resync is None and kind in (DamageKind.LENGTH_CRC, DamageKind.HUGE_LENGTH):
+            kind = DamageKind.NOT_TFRECORD  # not a single valid record, as frame() says
         damage = Damage(kind, at, end - at, length=length if header_ok else None)
         return _skipped(at, end - at, 0, damage)
 
