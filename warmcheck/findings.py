@@ -255,6 +255,16 @@ Why it matters: nothing is known about this run; a gate must not pass it as clea
 What to do: check the kernel log (dmesg) for an OOM kill and the run's files for their size; run
 warmcheck on this run alone (-j 1 -v) to see where it stops.
 """),
+    _rule("WC025", "file-too-large", _E, "A text log is larger than the size limit and was not read.",
+          """
+What it detects: a CSV, JSONL or trainer_state.json file larger than --max-file-size (default 4 GiB),
+or a compressed one (.gz) whose text is larger than --max-decompressed-size (default 16 GiB; a gzip
+bomb: 10 MB that inflate to 10 GiB). The message names the limit and the size seen.
+Why it matters: the file was not read, so the run is missing whatever it held; the limits keep one
+hostile or runaway file from taking the memory and time of the whole check.
+What to do: if the file is a real log, raise the limit (max-file-size / max-decompressed-size in
+[tool.warmcheck], or the flags; sizes such as "8GiB" are accepted); otherwise find what wrote it.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """
