@@ -348,3 +348,125 @@ def build_hostile_names(dir: Path, scale: str = "small") -> Path:
             for s in range(HOSTILE_STEPS):
                 w.writerow([s, repr(lr[s]), "nan" if loss[s] != loss[s] else repr(loss[s])])
     return runs
+
+
+def _hparams_run(run: Path, yaml_text: str, steps: int = 100) -> None:
+    import math
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "hparams.yaml").write_text(yaml_text)
+    rows = [f"{s},{1e-3 * min(1.0, (s + 1) / 10) * (0.5 + 0.5 * math.cos(math.pi * s / steps))!r},"
+            f"{2.0 + 3.0 * math.exp(-s / 30)!r}" for s in range(steps)]
+    (run / "metrics.csv").write_text("step,lr,loss\n" + "\n".join(rows) + "\n")
+
+
+@register(item=3, description="hparams.yaml beside two CSV runs: mappings of aliases nested 9 levels, "
+          "9 wide (900 bytes; small: 5 levels) and a self-referential alias",
+          points={"small": 400, "full": 400}, codes=("WC022",))
+def build_yaml_aliases(dir: Path, scale: str = "small") -> Path:
+    """Two Lightning-style runs (``metrics.csv`` with 2 series x 100 points, ``hparams.yaml``): one YAML
+    holds a billion-laughs alias tree (9^9 leaves at full scale), the other ``a: &a {b: *a}``. Every
+    point must be kept and each config reported as unreadable data (WC022), not an internal error."""
+    levels = 9 if scale == "full" else 5
+    lines = ["a0: &a0 {" + ", ".join(f"k{i}: lol" for i in range(9)) + "}"]
+    lines += [f"a{k}: &a{k} {{" + ", ".join(f"k{i}: *a{k - 1}" for i in range(9)) + "}"
+              for k in range(1, levels + 1)]
+    root = dir / "yaml_aliases"
+    _hparams_run(root / "alias_bomb", "\n".join(lines) + "\n")
+    _hparams_run(root / "self_reference", "a: &a {b: *a}\n")
+    return root
+
+
+@register(item=4, description="metrics.csv.gz: 200 good rows, then blank lines to 10 GiB decompressed "
+          "(10 MB on disk; small: 8 MiB)", points={"small": 400, "full": 400}, codes=None)
+def build_csv_gz_bomb(dir: Path, scale: str = "small") -> Path:
+    """A gzip bomb that is a valid CSV: ``step,lr,loss`` with 200 rows (2 x 200 good points), then
+    newlines up to 10 GiB (8 MiB small) decompressed. Written as gzip members of one pre-compressed
+    64 MiB block of newlines, so building it costs a single compression."""
+    import gzip
+    import math
+
+    total = (10 << 30) if scale == "full" else (8 << 20)
+    block = min(total, 64 << 20)
+    rows = [f"{s},{1e-3 * min(1.0, (s + 1) / 20)!r},{2.0 + 3.0 * math.exp(-s / 50)!r}" for s in range(200)]
+    path = dir / "gz_bomb" / "metrics.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ("step,lr,loss\n" + "\n".join(rows) + "\n").encode()
+    member = gzip.compress(b"\n" * block, compresslevel=9, mtime=0)
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(head, mtime=0))
+        for _ in range(total // block):
+            fh.write(member)
+    return path.parent
+
+
+@register(item=4, description="trainer_state.json of 10M log_history entries, HF's indent=2 (529 MB; small: 2,000)",
+          points={"small": 2_000, "full": 10_000_000}, codes=None)
+def build_huge_trainer_state(dir: Path, scale: str = "small") -> Path:
+    """``{"global_step": N, ..., "log_history": [{"loss": x, "step": s}, ...]}`` as the Trainer writes
+    it (``json.dumps(indent=2, sort_keys=True)``): one loss point per entry."""
+    n = 10_000_000 if scale == "full" else 2_000
+    path = dir / "huge_state" / "trainer_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f'{{\n  "best_metric": null,\n  "epoch": 1.0,\n  "global_step": {n},\n  "log_history": [\n')
+        chunk: list[str] = []
+        for s in range(1, n + 1):
+            loss = 2.0 + 1.0 / s + (s % 97) * 1e-4
+            chunk.append(f'    {{\n      "loss": {loss:.4f},\n      "step": {s}\n    }}')
+            if len(chunk) == 100_000:
+                fh.write(",\n".join(chunk) + (",\n" if s < n else "\n"))
+                chunk = []
+        if chunk:
+            fh.write(",\n".join(chunk) + "\n")
+        fh.write(f'  ],\n  "logging_steps": 1,\n  "max_steps": {n}\n}}\n')
+    return path.parent
+
+
+@register(item=6, description="wide CSV: a step column and 999,999 metric columns x 3 rows "
+          "(14 MB; small: 2,000 columns)",
+          points={"small": 5_997, "full": None}, codes=None)
+def build_wide_csv(dir: Path, scale: str = "small") -> Path:
+    """``step,m0,...`` with 3 rows; every cell a number."""
+    cols = 999_999 if scale == "full" else 1_999
+    path = dir / "wide" / "metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write("step," + ",".join(f"m{i}" for i in range(cols)) + "\n")
+        for s in range(3):
+            fh.write(f"{s}," + ",".join(str((i + s) % 10) for i in range(cols)) + "\n")
+    return path.parent
+
+
+@register(item=7, description="trainer_state.json: 100 log_history entries, one corrupt byte in entry 50",
+          points={"small": 198, "full": 198}, codes=("WC014",))
+def build_trainer_state_corrupt_entry(dir: Path, scale: str = "small") -> Path:
+    """100 entries of ``loss``, ``learning_rate``, ``step`` (2 points each); the ``:`` after ``"loss"`` in
+    entry 50 becomes ``!``: 99 entries (198 points) are recoverable."""
+    import json
+
+    entries = [{"learning_rate": 1e-4 * min(1.0, s / 10), "loss": 2.0 + 1.0 / s, "step": s} for s in range(1, 101)]
+    text = json.dumps({"global_step": 100, "log_history": entries, "max_steps": 100}, indent=2, sort_keys=True)
+    at = 0
+    for _ in range(50):
+        at = text.index('"loss":', at + 1)
+    text = text[:at + 6] + "!" + text[at + 7:]
+    path = dir / "corrupt_entry" / "trainer_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    return path.parent
+
+
+@register(item=8, description='JSONL: "train/loss" beside {"train": {"loss": ...}} on every line (100 lines)',
+          points={"small": 300, "full": 300}, codes=None)
+def build_jsonl_key_collision(dir: Path, scale: str = "small") -> Path:
+    """100 lines ``{"step", "lr", "train/loss", "train": {"loss"}}`` with different values for the two
+    losses: 3 x 100 points, none may be lost silently (both kept under distinct names, or reported)."""
+    import json
+
+    lines = [json.dumps({"step": s, "lr": 1e-4, "train/loss": 2.0 + 1.0 / (s + 1),
+                         "train": {"loss": 3.0 + 1.0 / (s + 1)}}) for s in range(100)]
+    path = dir / "key_collision" / "log.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path.parent
