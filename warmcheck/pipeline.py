@@ -8,6 +8,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .analyzers import ALL_ANALYZERS, Analyzer
 from .analyzers.spikes import detections
 from .config import FailOn, Settings
@@ -130,6 +132,14 @@ def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = AL
     ``schedules``: use these instead of inferring them (a live run's window, placed in the schedule
     inferred from the whole run).
     """
+    # Values near 1e308 are real inputs; the arithmetic on them may overflow to inf where a comparison
+    # still decides right (and the fits scale them, see shapes.scaled): no RuntimeWarning noise on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _analyze_run(run, settings, analyzers, schedules)
+
+
+def _analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer],
+                 schedules: tuple[Schedule, ...] | None) -> Run:
     findings = list(run.findings)
     try:
         run = replace(run, schedules=tuple(infer_schedules(run)) if schedules is None else schedules)

@@ -9,9 +9,11 @@ smallest residual, with ties (within ``TIE``) going to the simpler shape, listed
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +32,31 @@ class Fit:
     residual: float
     model: Callable[[Arr], Arr]
     end: float | None = None  # where a ramp tops out, when the shape says
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HUGE = 1e100  # above this, values are scaled before fitting: squares of 1e308 overflow float64
+
+
+def scaled(fit: F) -> F:
+    """Fit ``y / 2**e`` when ``|y|`` is astronomically large, and scale the result back.
+
+    An LR or loss logged near 1e308 is a real (if broken) input: its squares overflow and every fit
+    comes back NaN. Scaling by a power of two is exact; residuals are relative, so unchanged. Fits
+    that call one another scale once: the inner call sees values <= 1.
+    """
+    @functools.wraps(fit)
+    def wrapper(x: Arr, y: Arr, *args: Any, **kwargs: Any) -> Any:
+        top = float(np.max(np.abs(y), initial=0.0)) if y.shape[0] else 0.0
+        if not top > _HUGE or not np.isfinite(top):
+            return fit(x, y, *args, **kwargs)
+        e = math.ceil(math.log2(top))  # 2**e itself may not be a float64 (2**1024): use ldexp both ways
+        out = fit(x, np.ldexp(y, -e), *args, **kwargs)
+        if isinstance(out, Fit):
+            inner = out.model
+            return Fit(out.shape, out.residual, lambda t: np.ldexp(inner(t), e), end=out.end)
+        return tuple(math.ldexp(float(c), e) for c in out)  # line coefficients (intercept, slope)
+    return cast(F, wrapper)
 
 
 def minimize_scalar(fun: Callable[[float], float], bounds: tuple[float, float], **kw: Any) -> Any:
@@ -65,6 +92,7 @@ def _lstsq(basis: list[Arr], y: Arr) -> Arr:
         return np.asarray(coef, dtype=np.float64)
 
 
+@scaled
 def fit_linear(x: Arr, y: Arr) -> Fit:
     """``a + b x``."""
     a, b = _lstsq([np.ones_like(x), x], y)
@@ -72,12 +100,14 @@ def fit_linear(x: Arr, y: Arr) -> Fit:
     return Fit("linear", _residual(y, model(x)), model)
 
 
+@scaled
 def line_coefficients(x: Arr, y: Arr) -> tuple[float, float]:
     """Intercept and slope of the least-squares line."""
     a, b = _lstsq([np.ones_like(x), x], y)
     return float(a), float(b)
 
 
+@scaled
 def fit_cosine_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     """Half-cosine rise ``a - b cos(pi (x - x0) / L)`` (OneCycle, WSD cosine warmup).
 
@@ -100,6 +130,7 @@ def fit_cosine_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     return Fit("cosine", _residual(y, model(x)), model, end=x0 + length)
 
 
+@scaled
 def fit_log_ramp(x: Arr, y: Arr) -> Fit:
     """DeepSpeed's default warmup: ``a + b ln(max(x - x0, 1))`` (two updates at the minimum)."""
     x0 = float(x[0])
@@ -108,6 +139,7 @@ def fit_log_ramp(x: Arr, y: Arr) -> Fit:
     return Fit("log", _residual(y, model(x)), model)
 
 
+@scaled
 def fit_exponential(x: Arr, y: Arr, shape: str = "exponential") -> Fit:
     """``exp(a + b x)`` on the positive points."""
     pos = y > 0
@@ -118,6 +150,7 @@ def fit_exponential(x: Arr, y: Arr, shape: str = "exponential") -> Fit:
     return Fit(shape, _residual(y, model(x)), model)
 
 
+@scaled
 def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     """The warmup shape that fits ``(x, y)`` best (linear preferred on ties).
 
@@ -138,6 +171,7 @@ def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     return best
 
 
+@scaled
 def fit_cosine_arc(x: Arr, y: Arr, after: bool = False) -> Fit:
     """A cosine decay whose start and horizon are both free: ``m + A cos(w (t - t0))``, ``w = pi / L``.
 
@@ -183,6 +217,7 @@ def fit_cosine_arc(x: Arr, y: Arr, after: bool = False) -> Fit:
     return Fit("cosine", _residual(y, model(x)), model, end=t0)
 
 
+@scaled
 def fit_cosine_rise(x: Arr, y: Arr) -> Fit:
     """A rising cosine with free start and length (a OneCycle rise logged from a later step); the
     crest after the points is where it tops out (``Fit.end``), and the model holds that level after."""
@@ -193,6 +228,7 @@ def fit_cosine_rise(x: Arr, y: Arr) -> Fit:
     return Fit("cosine", arc.residual, model, end=end)
 
 
+@scaled
 def fit_saturating(x: Arr, y: Arr) -> Fit:
     """A saturating exponential rise ``a - b exp(-(x - x0) / tau)``, ``tau`` searched (named "exponential")."""
     x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
@@ -204,6 +240,7 @@ def fit_saturating(x: Arr, y: Arr) -> Fit:
     return Fit("exponential", _residual(y, model(x)), model)
 
 
+@scaled
 def extrapolating_decay(x: Arr, y: Arr) -> Fit:
     """The decay model that best explains ``(x, y)`` and can be extrapolated back before ``x[0]``."""
     top = float(np.max(np.abs(y))) or 1.0
@@ -237,6 +274,7 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
     return best
 
 
+@scaled
 def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
     """``m + A (1 + cos(pi (x - x0) / L)) / 2`` with the horizon ``L`` searched, ``m`` and ``A`` solved."""
     x0 = float(x[0])
@@ -255,6 +293,7 @@ def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
     return Fit("cosine", _residual(y, model(x)), model)
 
 
+@scaled
 def fit_inverse_sqrt(x: Arr, y: Arr) -> Fit:
     """``1 / sqrt(a + b x)`` (fairseq, HF inverse_sqrt after warmup)."""
     if np.any(y <= 0):
@@ -266,6 +305,7 @@ def fit_inverse_sqrt(x: Arr, y: Arr) -> Fit:
     return Fit("inverse-sqrt", _residual(y, model(x)), model)
 
 
+@scaled
 def best_decay(x: Arr, y: Arr) -> Fit:
     """The decay shape that fits ``(x, y)`` best (constant, linear, cosine, inverse-sqrt, exponential)."""
     top = float(np.max(np.abs(y))) or 1.0
@@ -289,6 +329,7 @@ def best_decay(x: Arr, y: Arr) -> Fit:
     return best
 
 
+@scaled
 def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
     """``end + A (1 - (x - x0) / L)^p`` (HF ``polynomial``, power ``p`` > 1): ``p`` and ``L`` searched.
 

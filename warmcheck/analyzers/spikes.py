@@ -101,7 +101,7 @@ class SpikeAnalyzer:
                     f"{e.recovered}")
         else:
             back = f"not recovered: still elevated at the last logged step {last} ({steps} steps)"
-        msg = (f"loss spike at step {e.onset}: {e.peak_value:.4g} at step {e.peak} is {e.ratio:.2f}x the expected "
+        msg = (f"loss spike at step {e.onset}: {e.peak_value:.4g} at step {e.peak} is {e.ratio:.3g}x the expected "
                f"{expected:.4g}; {back}; LR phase: {phase}")
         if lead is not None:
             msg += f"; the gradient norm spiked {lead} step{'s' if lead != 1 else ''} earlier"
@@ -142,7 +142,7 @@ class SpikeAnalyzer:
     def _grad(self, run: Run, s: Series, e: Episode, sched: Schedule | None, after: int, det: Detection) -> Finding:
         phase = lr_phase(e.onset, sched, after)
         back = f"back by step {e.recovered}" if e.recovered is not None else "not back by the end"
-        return make("WC302", f"gradient-norm spike at step {e.onset}: {e.peak_value:.4g} is {e.ratio:.2f}x the "
+        return make("WC302", f"gradient-norm spike at step {e.onset}: {e.peak_value:.4g} is {e.ratio:.3g}x the "
                     f"expected {e.expected:.4g}; {back}; LR phase: {phase}", run=run.name, tag=s.tag,
                     step=e.onset, step_end=e.end,
                     details={"onset_step": e.onset, "peak_step": e.peak, "peak_value": e.peak_value,
