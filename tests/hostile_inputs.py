@@ -470,3 +470,20 @@ def build_jsonl_key_collision(dir: Path, scale: str = "small") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path.parent
+
+
+@register(item=11, description="--plot-dir over runs named 250 characters, m$\\foo{$, a/b beside a_b, and values "
+          "near 1e308", points={"small": 960, "full": 960}, codes=None, args=("--plot-dir", "plots"),
+          cwd=lambda p: p.parent)
+def build_plot_names(dir: Path, scale: str = "small") -> Path:
+    """``runs/`` of 4 CSV runs (2 series x 120 points each) whose names break naive plot file names
+    (too long, matplotlib mathtext, ``a/b`` vs ``a_b``) and whose loss sits near the float64 maximum
+    (squares and differences overflow: no RuntimeWarning may reach stderr). The CLI runs from the
+    parent of ``runs/`` and writes its PNGs into ``plots/`` there."""
+    runs = dir / "plot_names" / "runs"
+    for name in ("L" * 250, "m$\\foo{$", "a/b", "a_b"):
+        rows = [f"{s},{1e-3 * min(1.0, (s + 1) / 10)!r},{1.7e308 * (1 - s / 1000) if s % 7 else 1e300!r}"
+                for s in range(120)]
+        (runs / name).mkdir(parents=True, exist_ok=True)
+        (runs / name / "log.csv").write_text("step,lr,loss\n" + "\n".join(rows) + "\n")
+    return runs
