@@ -12,8 +12,8 @@ runs in a fresh child process:
   this parent stays lean (no numpy, inputs built in a subprocess) because Linux carries the parent's
   peak RSS into a child at exec (see ``bench/run_bench.py``);
 * recorded: wall time, exit code, good points kept (the JSON's ``points`` + ``superseded`` over
-  every run and series), the findings' codes, and whether a traceback or WC021 (internal error)
-  appeared.
+  every run and series), the findings' codes, and whether a traceback, WC021 or an "internal
+  error" line, or a Python warning (``RuntimeWarning: ...``) appeared.
 
 A row PASSes when there is no traceback, no WC021, no timeout, the exit code is the documented one,
 every expected finding code appears, the expected points are kept, and for items 1-4 and 6 (the
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class Measurement:
     points: int | None = None
     codes: list[str] = field(default_factory=list)
     traceback: bool = False
+    py_warning: bool = False  # a Python warning (RuntimeWarning, ...) printed on stderr
     wc021: bool = False
     timed_out: bool = False
     json_ok: bool = False
@@ -209,6 +211,7 @@ def run_cli(code_dir: Path, path: Path, cwd: Path | None, args: list[str], extra
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
     m.traceback = "Traceback (most recent call last)" in stdout + stderr
+    m.py_warning = re.search(r"\b\w*Warning: ", stderr) is not None
     m.stderr_tail = tail(stderr)
     try:
         doc = json.loads(stdout)
@@ -216,7 +219,7 @@ def run_cli(code_dir: Path, path: Path, cwd: Path | None, args: list[str], extra
         m.json_ok = True
     except (ValueError, TypeError, AttributeError):
         m.json_ok = False
-    m.wc021 = "WC021" in m.codes or "WC021" in stderr
+    m.wc021 = "WC021" in m.codes or "WC021" in stderr or "internal error" in stderr
     return m
 
 
@@ -228,7 +231,9 @@ def judge(row: Row, m: Measurement, check_memory: bool) -> None:
     if m.traceback:
         p.append("traceback")
     if m.wc021:
-        p.append("WC021 internal error")
+        p.append("internal error (WC021)")
+    if m.py_warning:
+        p.append("Python warning on stderr")
     if not m.json_ok:
         p.append("no JSON report")
     # The documented rule, unless the builder names a code: 2 if nothing could be analysed, else

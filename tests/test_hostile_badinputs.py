@@ -68,6 +68,8 @@ def test_hostile_input(name: str, tmp_path: Path) -> None:
     assert path.exists(), path
     code, out, err = _run(b, path)
     assert "Traceback" not in out + err, err[-3000:]
+    assert "internal error" not in err, err[-3000:]
+    assert re.search(r"\b\w*Warning: ", err) is None, f"a Python warning on stderr: {err[-3000:]}"
     assert out.strip(), f"no JSON on stdout (exit {code}): {err[-2000:]}"
     doc = json.loads(out)
     runs = doc["runs"]
