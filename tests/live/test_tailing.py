@@ -53,6 +53,20 @@ def _assert_same_points(reads: Sequence[SourceRead | None], whole: SourceRead) -
         assert np.array_equal(got[tag][2], walls, equal_nan=True), tag
 
 
+class _Since:
+    """The reads of a tailer since its last new generation (a rewrite voids what came before)."""
+
+    def __init__(self, tailer: Tailer) -> None:
+        self.tailer, self.generation, self.reads = tailer, tailer.generation, []  # type: ignore[var-annotated]
+
+    def poll(self) -> SourceRead | None:
+        read = self.tailer.poll()
+        if self.tailer.generation != self.generation:
+            self.generation, self.reads = self.tailer.generation, []
+        self.reads.append(read)
+        return read
+
+
 def _findings(reads: Iterable[SourceRead | None]) -> list[Finding]:
     return [f for r in reads if r is not None for f in r.findings]
 
@@ -384,23 +398,25 @@ def test_lightning_header_rewrite_returns_the_new_column_and_no_duplicates(tmp_p
     path = tmp_path / "metrics.csv"
     writer = _LightningLikeWriter(path)
     tailer = tailer_for(str(path), str(path), Format.CSV)
-    reads = []
+    since = _Since(tailer)
     writer.save([{"step": s, "train_loss": 3 - s / 10} for s in range(5)])
-    reads.append(tailer.poll())
+    since.poll()
     writer.save([{"step": s, "train_loss": 3 - s / 10} for s in range(5, 8)])
-    reads.append(tailer.poll())
-    # validation at step 7 adds a column: the whole file is rewritten with a new header
+    since.poll()
+    assert tailer.generation == 0
+    # validation at step 7 adds a column: the whole file is rewritten with a new header, read again
+    # from its start in a new generation (the caller replaces what it had: no point twice)
     writer.save([{"step": 7, "val_loss": 2.5, "epoch": 0}, {"step": 8, "train_loss": 2.2}])
-    rewritten = tailer.poll()
-    reads.append(rewritten)
-    assert rewritten is not None
+    rewritten = since.poll()
+    assert rewritten is not None and tailer.generation == 1
     assert {f.tag: f.steps.tolist() for f in rewritten.fragments} == {
-        "val_loss": [7], "epoch": [7], "train_loss": [8]}
+        "val_loss": [7], "epoch": [7], "train_loss": list(range(9))}
     writer.save([{"step": s, "train_loss": 3 - s / 10} for s in range(9, 12)])
-    reads.append(tailer.poll())
-    _assert_same_points(reads, read_csv(str(path)))
-    assert sum(r.info.records for r in reads if r) == read_csv(str(path)).info.records
-    assert _codes(reads) == []
+    since.poll()
+    assert tailer.generation == 1 and len(since.reads) == 2  # appended to: the same generation
+    _assert_same_points(since.reads, read_csv(str(path)))
+    assert sum(r.info.records for r in since.reads if r) == read_csv(str(path)).info.records
+    assert _codes(since.reads) == []
 
 
 def test_real_lightning_csv_writer(tmp_path: Path) -> None:
@@ -408,19 +424,21 @@ def test_real_lightning_csv_writer(tmp_path: Path) -> None:
     writer = csv_logs._ExperimentWriter(str(tmp_path / "version_0"))
     path = tmp_path / "version_0" / "metrics.csv"
     tailer = tailer_for(str(path), "metrics.csv", Format.CSV)
-    reads = [tailer.poll()]  # not created yet: WC001 once
-    assert reads[0] is not None and [f.code for f in reads[0].findings] == ["WC001"]
+    since = _Since(tailer)
+    first = since.poll()  # not created yet: WC001 once
+    assert first is not None and [f.code for f in first.findings] == ["WC001"]
     for step in range(40):
         writer.log_metrics({"train_loss": 3 - step / 20, "lr-AdamW": 1e-4 * min(step, 10)}, step)
         if step % 10 == 9:
             writer.log_metrics({"val_loss": 2.9 - step / 25, "epoch": step // 10}, step)
         if step % 4 == 3:
             writer.save()
-            reads.append(tailer.poll())
+            since.poll()
     whole = read_csv(str(path))
-    _assert_same_points(reads, whole)
-    assert _points(reads)["val_loss"][0] == [9, 19, 29, 39]
-    assert _codes(reads) == ["WC001"]
+    _assert_same_points(since.reads, whole)
+    assert _points(since.reads)["val_loss"][0] == [9, 19, 29, 39]
+    assert tailer.generation >= 1  # the header rewrite for val_loss
+    assert _codes(since.reads) == []
 
 
 def test_trainer_state_rewrites_return_only_new_entries(tmp_path: Path) -> None:
@@ -483,17 +501,20 @@ def test_gzip_content_without_gz_name_is_read_whole(tmp_path: Path) -> None:
     assert _codes([first, second]) == ["WC012"]  # "gzip although not named .gz", once
 
 
-def test_a_shrunk_file_is_read_again_without_repeating_points(tmp_path: Path) -> None:
+def test_a_shrunk_file_is_a_new_generation_with_all_its_points(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     path.write_text("".join(json.dumps({"step": s, "loss": 2.0}) + "\n" for s in range(10)))
     tailer = tailer_for(str(path), str(path), Format.JSONL)
-    first = tailer.poll()
+    since = _Since(tailer)
+    since.poll()
     path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(8, 12)))  # shorter
-    second = tailer.poll()
-    assert second is not None and _points([second])["loss"][0] == [10, 11]
+    second = since.poll()
+    assert tailer.generation == 1
+    assert second is not None and _points([second])["loss"][0] == [8, 9, 10, 11]  # none dropped
     _append(path, json.dumps({"step": 12, "loss": 1.0}) + "\n")
-    third = tailer.poll()
-    assert _points([first, second, third])["loss"][0] == list(range(13))
+    since.poll()
+    assert tailer.generation == 1
+    _assert_same_points(since.reads, read_jsonl(str(path)))
 
 
 # -- cost: only the appended bytes are read --------------------------------------------------------
@@ -534,8 +555,9 @@ def test_a_poll_reads_only_the_appended_bytes(tmp_path: Path, monkeypatch: pytes
     read = tailer.poll()
     assert read is not None and _points([read])["loss"][0] == list(range(20_000, 20_010))
     assert tailer.offset == size + len(new)  # type: ignore[attr-defined]
-    # the new bytes, the partial line, and the header plus one byte to tell an append from a rewrite
-    assert sum(reads) == tailer.bytes_read == len(new) + len("20010,2.") + len(header) + 1  # type: ignore[attr-defined]
+    # the new bytes, the partial line, and the header plus the bytes before the offset reached, to tell
+    # an append from a rewrite
+    assert sum(reads) == tailer.bytes_read == len(new) + len("20010,2.") + len(header) + tailing.TAIL_BYTES  # type: ignore[attr-defined]
     assert sum(reads) < size / 100
 
 
@@ -548,7 +570,7 @@ def test_a_long_file_is_caught_up_with_in_bounded_pieces(tmp_path: Path) -> None
     while (read := tailer.poll()) is not None:
         reads.append(read)
         first_line = len(json.dumps({"step": 0, "loss": 1.0})) + 1  # compared to notice a rewrite
-        assert tailer.bytes_read <= 2048 + 1 + first_line or read.info.records == 1  # the 5 KB line: whole
+        assert tailer.bytes_read <= 2048 + tailing.TAIL_BYTES + first_line or read.info.records == 1  # 5 KB line: whole
     assert len(reads) > 5
     _assert_same_points(reads, read_jsonl(str(path)))
 

@@ -152,6 +152,14 @@ class LiveRun:
             self._written += len(frag)
         self._queued.extend(replace(f, run=self.name) for f in read.findings)
 
+    def forget(self, key: str) -> None:
+        """Drop the points, metadata and counts a source gave so far: its file was rewritten, and what
+        it holds now is fed afresh (the findings reported stay reported, once)."""
+        src = self._sources.get(key)
+        if src is not None:  # replaced in place: the source keeps its position in the write order
+            self._sources[key] = _Source(replace(src.info, records=0, skipped=0), src.sort_key)
+            self._written_at_full = 0  # analyse the whole run again at the next poll
+
     def note(self, findings: Iterable[Finding]) -> None:
         """Findings about the run's files that no read carried (discovery, a writer gone mid-record)."""
         self._queued.extend(replace(f, run=self.name) for f in findings)

@@ -12,30 +12,36 @@ CSV (plain and Lightning ``metrics.csv``), JSONL and ``trainer_state.json``.
   once, from the first poll that has it complete. A poll never reports WC002 (a growing file has no
   data *yet*) or WC003 (the last line is being written): :meth:`incomplete_tail` reports the held-back
   bytes once the caller has seen the writer idle.
-- **Rewritten files**: a file that shrank, was replaced (new inode), or whose first bytes changed
-  (PyTorch Lightning's CSVLogger rewrites ``metrics.csv`` with a new header when a new metric
-  appears) is read again from the start, and only points newer than those returned before are
-  returned: per tag, steps above the highest step already returned (a new tag: all its points).
+- **Rewritten files** (:mod:`._follow`): a file that shrank, whose bytes just before the offset
+  reached or whose first bytes changed (truncated and written again; PyTorch Lightning's CSVLogger
+  rewrites ``metrics.csv`` with a new header when a new metric appears), or that was replaced (a new
+  inode, the old one gone) is read again from its start in a new :attr:`generation`: every point of
+  the new file is returned and the caller replaces what it got before, so that the points followed
+  are those of the final file, as ``analyze`` reads it. A file **rotated** (renamed in its directory,
+  a new file at the path) is read to its end under its new name, then the new file continues it in
+  the same generation.
 - **Files read whole**: ``trainer_state.json`` (Hugging Face rewrites it at every checkpoint), gzip
-  and UTF-16 text. Every change re-reads the file with its whole-file reader, with the same per-tag
-  filter.
+  and UTF-16 text. Every change re-reads the file with its whole-file reader; if each tag's points
+  begin with those returned so far (a digest of their steps and values), only the points after them
+  are returned, else the file is a new attempt (a new generation, everything returned).
 
 File-level notes (WC012, WC017) and header findings are reported once per file; an unreadable or
 vanished file gives one WC001 until it can be read again. Between polls only offsets, counters, the
-header, the last step returned per tag and a few finding keys are kept.
+header, a digest and count of the points returned per tag and a few finding keys are kept.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, BinaryIO, Protocol
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
 from ._csvparse import split_header
+from ._follow import TAIL_BYTES, Change, FileIdentity, points_digest, read_at
 from ._text import clean_piece, count_lines, pick_step
 from .interface import diag
 from .tensorboard import EventFileReader
@@ -59,6 +65,8 @@ class Tailer(Protocol):
 
     path: str  # filesystem path
     display: str  # the path as shown in findings (SourceInfo.path and Finding.source)
+    identity: FileIdentity  # the file being read: rotated away, replaced?
+    generation: int  # bumped when the file was rewritten: the caller replaces what it got before
 
     def poll(self) -> SourceRead | None:
         """What is new since the last poll; ``None`` if the file did not change."""
@@ -91,33 +99,60 @@ class EventTailer:
 
     An incomplete record at the end is left for the next poll (``read(final=False)``), never
     reported by ``poll``; :meth:`incomplete_tail` reports it, as the whole-file read would, once the
-    caller has seen the writer idle.
+    caller has seen the writer idle. A file rewritten or replaced is read again from its start in a
+    new :attr:`generation`; a rotated one is read to its end, then the new file at the path continues
+    it (:mod:`._follow`).
     """
 
     def __init__(self, path: str, display: str = "", max_bytes: int = MAX_READ_BYTES) -> None:
         self.path, self.display = path, display or path
+        self.identity = FileIdentity(path)
         self.reader = EventFileReader(path, self.display)
         self.max_bytes = max_bytes
+        self.generation = 0  # bumped when the file was rewritten: what was returned before is void
         self._size = -1  # at the last poll (-2: it could not be read)
+        self._stamp: tuple[int, int] | None = None  # (size, mtime_ns) at the last poll
+        self._mark = b""  # the TAIL_BYTES before the offset reached: changed means rewritten
         self._more = False  # the last read stopped at max_bytes: more complete records may follow
 
     def poll(self) -> SourceRead | None:
         """The records appended since the last poll (about ``max_bytes`` at most); None if nothing new."""
         try:
-            size = os.stat(self.path).st_size
+            at = self.identity.locate(drained=not self._more)
         except OSError as exc:
             if self._size == -2:
                 return None  # reported already, until it can be read again
-            self._size = -2
+            self._size, self._stamp = -2, None
             return SourceRead(SourceInfo(self.display, Format.TFEVENTS), findings=[diag(
                 "WC001", f"cannot read event file: {exc.strerror or exc}", self.display, error=type(exc).__name__)])
-        if size == self._size and not self._more:
+        stamp = (at.st.st_size, at.st.st_mtime_ns)
+        if at.change in (Change.SAME, Change.ROTATED) and stamp == self._stamp and not self._more:
             return None
-        self._size = size
+        if at.change is Change.REPLACED or (at.change is Change.SAME and self._rewritten(at.path, stamp[0])):
+            self._restart(new_generation=True)
+        elif at.change is Change.NEXT:
+            self._restart(new_generation=False)
+        self.reader.scanner.path = at.path  # the name a rotated file has now (the reader keeps its sort key)
+        self._size, self._stamp = stamp[0], stamp
         before = self.reader.scanner.offset
         read = self.reader.read(final=False, max_bytes=self.max_bytes)
         self._more = self.reader.scanner.offset - before >= self.max_bytes
+        self._mark = read_at(at.path, self.reader.scanner.offset, TAIL_BYTES)
+        self.identity.size = stamp[0]
         return read
+
+    def _rewritten(self, path: str, size: int) -> bool:
+        """Whether the file at the same inode is no longer the one read: shorter than the offset
+        reached, or other bytes just before it (truncated and written again)."""
+        offset = self.reader.scanner.offset
+        return offset > 0 and (size < offset or read_at(path, offset, TAIL_BYTES) != self._mark)
+
+    def _restart(self, new_generation: bool) -> None:
+        """Read the file at the path from its start: a new attempt (``new_generation``) or the file
+        that continues a rotated one."""
+        self.generation += new_generation
+        self.reader = EventFileReader(self.path, self.display)
+        self._size, self._stamp, self._mark, self._more = -1, None, b"", False
 
     def pending_bytes(self) -> int:
         """Bytes after the last complete record: a record being written (or cut off)."""
@@ -146,15 +181,17 @@ class _FileTailer:
         self.bytes_read = 0  # bytes the last poll read from the file
         self._lines = 0  # lines before ``offset``
         self._end = 0  # how far the file was read: ``offset`` plus the held-back bytes
-        self._ino = -1
+        self.identity = FileIdentity(path)
+        self.generation = 0  # bumped when the file was rewritten: what was returned before is void
         self._stamp: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at the last poll
         self._more = False  # the last poll stopped at max_bytes
         self._failed = False  # WC001 reported; quiet until the file can be read again
         self._whole = False  # re-read with the whole-file reader on every change
         self._prefix = b""  # first bytes of the file (the CSV header): changed means rewritten
-        self._replay: int | None = None  # after a rewrite: lines of the old file, returned before
+        self._mark = b""  # the TAIL_BYTES before ``offset``: changed means rewritten
         self._incomplete: Finding | None = None  # whole-file reading: the reader's WC003
-        self._last: dict[str, int] = {}  # tag -> highest step returned
+        self._last: dict[str, int] = {}  # tag -> highest step returned (the tags known to be numeric)
+        self._digests: dict[str, tuple[int, bytes]] = {}  # whole-file reading: tag -> (points, digest) returned
         self._seen: set[tuple[object, ...]] = set()  # keys of file-level findings reported
         self._meta: dict[str, Any] = {}  # metadata as last returned
         self._records = self._skipped = 0  # in the file as read since the last rewrite
@@ -166,17 +203,22 @@ class _FileTailer:
         """What is new since the last poll (see the module docstring); ``None`` if nothing changed."""
         self.bytes_read = 0
         try:
-            st = os.stat(self.path)
+            at = self.identity.locate(drained=not self._more)
         except OSError as exc:
             return self._unreadable(exc)
+        st = at.st
         stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if stamp == self._stamp and not self._more:
+        if at.change in (Change.SAME, Change.ROTATED) and stamp == self._stamp and not self._more:
             return None
+        if at.change is not Change.SAME and at.change is not Change.ROTATED:
+            self._rewind(new_generation=at.change is Change.REPLACED)
         self._stamp = stamp
         try:
-            return self._read_whole(st) if self._whole else self._read_appended(st)
+            read = self._read_whole(at.path, st) if self._whole else self._read_appended(at.path, st)
         except OSError as exc:
             return self._unreadable(exc)
+        self.identity.size = st.st_size
+        return read
 
     def pending_bytes(self) -> int:
         """Bytes after the last complete line, held back (0 if none).
@@ -199,7 +241,7 @@ class _FileTailer:
         if not held:
             return None
         try:
-            with open(self.path, "rb") as fh:
+            with open(self.identity.reading, "rb") as fh:
                 fh.seek(self.offset)
                 tail = fh.read(held)
         except OSError:
@@ -224,10 +266,10 @@ class _FileTailer:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _read_appended(self, st: os.stat_result) -> SourceRead | None:
-        with open(self.path, "rb") as fh:
+    def _read_appended(self, path: str, st: os.stat_result) -> SourceRead | None:
+        with open(path, "rb") as fh:
             if self.offset and not self._continues(fh, st):
-                self._rewind()
+                self._rewind(new_generation=True)
             fh.seek(self.offset)
             data = fh.read(self.max_bytes)
             more = len(data) == self.max_bytes
@@ -242,48 +284,78 @@ class _FileTailer:
                     end = self._usable_end(data)
         self.bytes_read += len(data)
         if self._whole:
-            return self._read_whole(st)
-        self._failed, self._more, self._ino = False, more, st.st_ino
-        base, replay = self.offset, self._replay
+            return self._read_whole(path, st)
+        self._failed, self._more = False, more
+        base = self.offset
         self._end = base + len(data)
+        self._mark = (self._mark + data[:end])[-TAIL_BYTES:]
         fragments, findings, meta = self._take(data[:end], base)
-        if not more:
-            self._replay = None
-        return self._result(self._newer(fragments, replay is not None),
-                            self._fresh(findings, self._header_lines(), replay), meta)
+        return self._result(self._newer(fragments), self._fresh(findings, self._header_lines()), meta)
 
     def _continues(self, fh: BinaryIO, st: os.stat_result) -> bool:
-        """Whether the file is the one read so far, appended to (else it was rewritten): same inode,
-        not shorter, a newline still before ``offset`` and the same first bytes (the CSV header)."""
-        if st.st_ino != self._ino or st.st_size < self._end:
+        """Whether the file is the one read so far, appended to (else it was rewritten in place): not
+        shorter, the same bytes just before ``offset`` (ending in a newline) and the same first bytes
+        (the CSV header). Another inode is told by :class:`FileIdentity`."""
+        if st.st_size < self._end:
             return False
-        fh.seek(self.offset - 1)
-        self.bytes_read += 1
-        if fh.read(1) != b"\n":
+        start = max(0, self.offset - TAIL_BYTES)
+        fh.seek(start)
+        before = fh.read(self.offset - start)
+        self.bytes_read += len(before)
+        if before != self._mark or not before.endswith(b"\n"):
             return False
         fh.seek(0)
         self.bytes_read += len(self._prefix)
         return fh.read(len(self._prefix)) == self._prefix
 
-    def _rewind(self) -> None:
-        """Forget the file read so far (it was rewritten); keep what was returned from it."""
-        self._replay = self._lines if self._replay is None else max(self._replay, self._lines)
+    def _rewind(self, new_generation: bool) -> None:
+        """Read the file from its start: rewritten (``new_generation``: forget what was returned from
+        it, the caller replaces it), or a new file continuing a rotated one (its points are new)."""
         self.offset = self._end = self._lines = 0
-        self._records = self._skipped = 0
-        self._prefix = b""
+        self._records = self._skipped = self._sent_records = self._sent_skipped = 0
+        self._prefix = self._mark = b""
+        self._more, self._stamp, self._incomplete = False, None, None
+        self._digests.clear()
+        if new_generation:
+            self.generation += 1
+            self._last.clear()
+            self._seen.clear()
+            self._meta.clear()
         self._restart()
 
-    def _read_whole(self, st: os.stat_result) -> SourceRead | None:
-        read = self._reader()(self.path)
-        findings = [replace(f, source=self.display) if f.source == self.path else f for f in read.findings]
+    def _read_whole(self, path: str, st: os.stat_result) -> SourceRead | None:
+        read = self._reader()(path)
+        findings = [replace(f, source=self.display) if f.source == path else f for f in read.findings]
         for f in findings:
             if f.code == "WC001":
                 return self._unreadable(f)
+        fragments = [f for f in read.fragments if len(f)]
+        if not self._extends(fragments):
+            self._rewind(new_generation=True)
         self._failed, self._more, self._end = False, False, st.st_size
         self._incomplete = next((f for f in findings if f.code == "WC003"), None)
         self._records, self._skipped = read.info.records, read.info.skipped
-        return self._result(self._newer(read.fragments, True), self._fresh(findings, 0, None, whole=True),
-                            read.metadata)
+        return self._result(self._since(fragments), self._fresh(findings, 0, whole=True), read.metadata)
+
+    def _extends(self, fragments: Sequence[Fragment]) -> bool:
+        """Whether a file read whole begins, tag by tag, with the points returned from it so far."""
+        by_tag = {f.tag: f for f in fragments}
+        for tag, (n, digest) in self._digests.items():
+            f = by_tag.get(tag)
+            if f is None or len(f) < n or points_digest(f.steps[:n], f.values[:n]) != digest:
+                return False
+        return True
+
+    def _since(self, fragments: Sequence[Fragment]) -> list[Fragment]:
+        """A file read whole: each tag's points after those returned before (by position)."""
+        out = []
+        for frag in fragments:
+            n = self._digests.get(frag.tag, (0, b""))[0]
+            self._digests[frag.tag] = (len(frag), points_digest(frag.steps, frag.values))
+            if len(frag) > n:
+                out.append(frag if n == 0 else Fragment(frag.tag, frag.steps[n:], frag.values[n:],
+                                                        frag.wall_times[n:]))
+        return self._newer(out)
 
     def _unreadable(self, problem: OSError | Finding) -> SourceRead | None:
         self._stamp, self._more = None, False
@@ -306,28 +378,20 @@ class _FileTailer:
         return SourceRead(SourceInfo(self.display, self.fmt, records, skipped), fragments,
                           self._changed(meta), findings)
 
-    def _newer(self, fragments: Iterable[Fragment], only_newer: bool) -> list[Fragment]:
-        """Non-empty fragments; with ``only_newer``, only steps above the highest returned for the tag."""
+    def _newer(self, fragments: Iterable[Fragment]) -> list[Fragment]:
+        """The non-empty fragments; their tags are known to be numeric from now on."""
         out = []
         for frag in fragments:
             if not len(frag):
                 continue
             last = self._last.get(frag.tag)
-            if only_newer and last is not None:
-                keep = frag.steps > last
-                if not keep.any():
-                    continue
-                if not keep.all():
-                    frag = Fragment(frag.tag, frag.steps[keep], frag.values[keep], frag.wall_times[keep])
             top = int(frag.steps.max())
             self._last[frag.tag] = top if last is None else max(last, top)
             out.append(frag)
         return out
 
-    def _fresh(self, findings: Iterable[Finding], header_lines: int, replay: int | None,
-               whole: bool = False) -> list[Finding]:
-        """Findings not reported before: WC002/WC003 never, file-level ones once, and after a rewrite
-        none about lines read before it."""
+    def _fresh(self, findings: Iterable[Finding], header_lines: int, whole: bool = False) -> list[Finding]:
+        """Findings not reported before (in this generation): WC002/WC003 never, file-level ones once."""
         out = []
         for f in findings:
             if f.code in _NOT_LIVE:
@@ -337,8 +401,6 @@ class _FileTailer:
                 if key in self._seen:
                     continue
                 self._seen.add(key)
-            elif replay is not None and max(_lines_of(f)) <= replay:
-                continue
             out.append(f)
         return out
 
@@ -542,14 +604,6 @@ def _quote_safe_end(data: bytes, start: int, end: int) -> int:
         if not quoted:
             safe = pos
     return safe
-
-
-def _lines_of(f: Finding) -> list[int]:
-    lines = [f.line] if f.line is not None else []
-    listed = f.details.get("lines")
-    if isinstance(listed, list):
-        lines += [n for n in listed if isinstance(n, int)]
-    return lines or [0]
 
 
 def _key(f: Finding) -> tuple[object, ...]:
