@@ -25,6 +25,7 @@ from ..readers import RunSpec, discover, is_training_csv
 from ..readers.interface import diag
 from ..readers.tailing import Tailer, tailer_for
 from ..reporters.escape import ci_json, ci_line, visible
+from .alerts import AlertLog, alert_key, default_state_path
 from .buffer import Limits
 from .engine import LiveRun, config_dir_of
 
@@ -35,6 +36,7 @@ class _Followed:
     changed_at: float  # when a poll last found the file changed
     tail_reported: bool = False
     gone: bool = False
+    generation: int = 0  # the tailer's generation whose points the run holds
 
 
 @dataclass
@@ -66,24 +68,40 @@ class Watcher:
         for known in self.runs.values():
             for shown, old in known.files.items():
                 if shown not in present and not old.gone and not _superseded_copy(old.tailer.path):
+                    if old.tailer.identity.moved() is not None:  # rotated: read its rest, wait for the new file
+                        out.extend(self._follow(known.live, shown, old, now))
+                        continue
                     old.gone = True  # deleted or moved: what was read from it stays in the analysis
                     known.live.note([diag("WC001", "file disappeared while being watched (deleted or moved); "
                                           "the points read from it are kept", shown)])
                     out.extend(known.live.analyse())
         for spec in found.runs:
             state = self.runs.get(spec.name) or self._adopt(spec)
+            files = [f for f in spec.files if state is not None and f[1] in state.files or not self._rotated(f[0])]
             if state is None:
+                if spec.files and not files:
+                    continue  # only files rotated away from a followed run, which reads them
                 config_dir = config_dir_of(*spec.files[0][:2]) if spec.files else None
                 state = self.runs[spec.name] = _RunState(
                     LiveRun(spec.name, spec.path, self.settings, self.limits, config_dir))
                 state.live.note(spec.findings)
-            for path, shown, fmt in spec.files:
+            for path, shown, fmt in files:
                 followed = state.files.get(shown)
                 if followed is None or followed.gone:  # new, or back again (rewritten): follow it afresh
+                    if followed is not None:
+                        state.live.forget(shown)  # a new file at the path: the old one's points are void
                     followed = state.files[shown] = _Followed(tailer_for(path, shown, fmt), now)
                 out.extend(self._follow(state.live, shown, followed, now))
             out.extend(state.live.analyse())
         return out
+
+    def _rotated(self, path: str) -> bool:
+        """Whether ``path`` is a file a followed log was rotated to (its tailer reads it, as part of that log)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return any(f.tailer.identity.owns(path, st) for s in self.runs.values() for f in s.files.values())
 
     def _adopt(self, spec: RunSpec) -> _RunState | None:
         """A followed run whose files are now joined into ``spec`` (its HF output dir got a trainer_state.json):
@@ -101,6 +119,9 @@ class Watcher:
         out: list[Finding] = []
         while (read := f.tailer.poll()) is not None:  # more than one read only while catching up
             f.changed_at, f.tail_reported = now, False  # a tailer polls None when its file is unchanged
+            if f.tailer.generation != f.generation:  # rewritten: its points so far no longer describe it
+                f.generation = f.tailer.generation
+                live.forget(shown)
             out.extend(live.feed(shown, read))
             if not any(len(frag) for frag in read.fragments):
                 break
@@ -150,14 +171,21 @@ def _superseded_copy(path: str) -> bool:
 def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.0, settle: float = 30.0,
                exit_on: str | None = None, exec_cmd: str | None = None, exec_on: str = "warning",
                stop_when_idle: bool = False, fmt: str = "text", quiet: bool = False, colour: bool = False,
-               sleep: Callable[[float], None] = time.sleep) -> int:
-    """``warmcheck watch``: poll until Ctrl-C/SIGTERM, ``--exit-on`` or idleness; the exit code."""
+               sleep: Callable[[float], None] = time.sleep, state: str | None = None) -> int:
+    """``warmcheck watch``: poll until Ctrl-C/SIGTERM, ``--exit-on`` or idleness; the exit code.
+
+    ``state``: the file remembering what ``--exec`` alerted on across restarts (:mod:`.alerts`);
+    ``None``: the default one in the XDG state directory; ``""``: none (alert again after a restart).
+    """
     import signal
 
     from ..pipeline import Outcome, exit_code
 
     watcher = Watcher(paths, settings, settle=settle)
-    printer = _Printer(fmt, colour, exec_cmd, Severity(exec_on), Severity(exit_on) if exit_on else None)
+    alerts = None
+    if exec_cmd and state != "":
+        alerts = AlertLog(state, owned=False) if state else AlertLog(default_state_path(paths, exec_cmd), owned=True)
+    printer = _Printer(fmt, colour, exec_cmd, Severity(exec_on), Severity(exit_on) if exit_on else None, alerts)
     import threading
 
     # SIGTERM (a scheduler ending the job) ends the watch like Ctrl-C; signals reach the main thread only.
@@ -232,9 +260,10 @@ class _Printer:
     """Writes each finding to stdout (text line or JSON line) and runs ``--exec``; says when to exit."""
 
     def __init__(self, fmt: str, colour: bool, exec_cmd: str | None, exec_on: Severity,
-                 exit_on: Severity | None) -> None:
+                 exit_on: Severity | None, alerts: AlertLog | None = None) -> None:
         self.fmt, self.colour = fmt, colour
         self.exec_cmd, self.exec_on, self.exit_on = exec_cmd, exec_on, exit_on
+        self.alerts = alerts
 
     def emit(self, findings: Sequence[Finding]) -> bool:
         """Print ``findings``; whether one of them is at or above ``--exit-on``."""
@@ -269,16 +298,25 @@ class _Printer:
         env = {**os.environ, "WARMCHECK_CODE": f.code, "WARMCHECK_SEVERITY": f.severity.value,
                "WARMCHECK_RUN": visible(f.run or ""), "WARMCHECK_STEP": "" if f.step is None else str(f.step),
                "WARMCHECK_TAG": visible(f.tag or ""), "WARMCHECK_MESSAGE": visible(f.message)}
-        try:
-            done = subprocess.run(self.exec_cmd, shell=True, env=env, timeout=EXEC_TIMEOUT, check=False)  # noqa: S602
-        except subprocess.TimeoutExpired:
-            _say(f"warmcheck: --exec command still running after {EXEC_TIMEOUT:g} s; left running")
+        key = alert_key(f)
+        if self.alerts is not None and key in self.alerts:
+            _say(f"warmcheck: --exec already ran for {f.code} in {visible(f.run or '-')} before a restart "
+                 f"(state {visible(self.alerts.path)}); not run again")
             return
+        try:
+            proc = subprocess.Popen(self.exec_cmd, shell=True, env=env)  # noqa: S602
         except OSError as exc:
             _say(f"warmcheck: --exec command failed to start: {exc}")
             return
-        if done.returncode != 0:
-            _say(f"warmcheck: --exec command exited {done.returncode} for {f.code} in {visible(f.run or '-')}")
+        if self.alerts is not None:  # started: a kill from now on must not start it again
+            self.alerts.add(key)
+        try:
+            returncode = proc.wait(timeout=EXEC_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _say(f"warmcheck: --exec command still running after {EXEC_TIMEOUT:g} s; left running")
+            return
+        if returncode != 0:
+            _say(f"warmcheck: --exec command exited {returncode} for {f.code} in {visible(f.run or '-')}")
 
 
 EXEC_TIMEOUT = 60.0
