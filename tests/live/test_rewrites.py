@@ -244,3 +244,27 @@ def test_rotated_event_file_is_read_once_under_either_name(tmp_path: Path) -> No
     assert [s.records for s in expected[0].sources] and len(runs) == 1
     assert sum(s.records for s in runs[0].sources) == sum(s.records for s in expected[0].sources)
     assert_as_analyze(live, runs, expected)
+
+
+@pytest.mark.parametrize("name", ["log.jsonl", EVENTS])
+def test_deleted_then_written_again_replaces_the_old_points(tmp_path: Path, name: str) -> None:
+    """A poll sees the file gone (one WC001), then a new attempt at the same path: its points only."""
+    write = WRITERS[name]
+    root = tmp_path / "runs"
+    (root / "r").mkdir(parents=True)
+    path = root / "r" / name
+    live = Live(root)
+    path.write_bytes(b"")
+    write_in_pieces(live, path, lambda a, b: write(a, b, loss_a), 0, 300, 3)
+    if name == EVENTS:  # the run's only file gone: keep the directory a run with another (empty) event file
+        (root / "r" / (EVENTS + ".keep")).write_bytes(b"")
+    path.unlink()
+    live.poll()
+    assert [f.code for f in live.reported if f.code == "WC001"] == ["WC001"]
+    path.write_bytes(b"")
+    write_in_pieces(live, path, lambda a, b: write(a, b, loss_b), 0, 450, 5)
+    runs = live.finish()
+    expected = analyze([str(root)], Settings()).runs
+    assert points(runs) == points(expected)
+    assert judged(live.reported) - judged([f for r in expected for f in r.findings]) == {
+        ("WC001", None, None)}  # the vanished file, said at the time; nothing else
