@@ -257,6 +257,10 @@ or --stop-when-idle) the whole runs are analysed once more, then 0 no finding at
               "(controls, NUL and lone surrogates in names shown as escapes: \\x00, \\n, \\udc80).")
 @click.option("--exec-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
               help="Lowest severity that runs --exec.")
+@click.option("--state", "state", metavar="FILE", default=None,
+              help="File remembering which findings --exec already alerted on, so a restarted watch does not "
+              "alert again (default: one per watched paths and command under $XDG_STATE_HOME/warmcheck/watch).")
+@click.option("--no-state", is_flag=True, help="Keep no state: after a restart, --exec alerts again.")
 @click.option("--stop-when-idle", is_flag=True,
               help="Stop (with the final analysis) once no file has changed for --settle seconds.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -272,8 +276,8 @@ or --stop-when-idle) the whole runs are analysed once more, then 0 no finding at
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
 @click.pass_context
 def watch_cmd(ctx: click.Context, paths: Sequence[str], interval: float, settle: float, exit_on: str | None,
-              exec_cmd: str | None, exec_on: str, stop_when_idle: bool, fmt: str, quiet: bool, verbose: bool,
-              **params: Any) -> None:
+              exec_cmd: str | None, exec_on: str, state: str | None, no_state: bool, stop_when_idle: bool, fmt: str,
+              quiet: bool, verbose: bool, **params: Any) -> None:
     """Follow the training logs under PATH... while they are written; print each new finding once.
 
     Reads only the bytes appended since the last poll; new runs and new files are picked up.
@@ -283,8 +287,8 @@ def watch_cmd(ctx: click.Context, paths: Sequence[str], interval: float, settle:
     settings = _settings(ctx, params)
     code = _run_guarded(lambda: watch_loop(
         paths, settings, interval=interval, settle=settle, exit_on=exit_on, exec_cmd=exec_cmd, exec_on=exec_on,
-        stop_when_idle=stop_when_idle, fmt=fmt, quiet=quiet, colour=fmt == "text" and sys.stdout.isatty()),
-        verbose)
+        stop_when_idle=stop_when_idle, fmt=fmt, quiet=quiet, colour=fmt == "text" and sys.stdout.isatty(),
+        state="" if no_state else state), verbose)
     sys.exit(code)
 
 

@@ -163,3 +163,25 @@ def test_cli_exec_once_after_kill_9(tmp_path: Path) -> None:
     assert again.returncode == 1, again.stderr
     assert "WC401" in again.stdout and "--exec already ran for WC401" in again.stderr
     assert lines(count) == ["WC401 60"]
+
+
+def test_cli_state_file_and_no_state(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    nan_run(root)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+
+    def watch(count: Path, *extra: str) -> None:
+        args = [sys.executable, "-m", "warmcheck.cli", "watch", str(root), "--exec", alert_cmd(count), "--exec-on",
+                "error", "--interval", "0.1", "--stop-when-idle", "--settle", "0", *extra]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 1, done.stderr
+
+    named, state = tmp_path / "named.txt", tmp_path / "my-state.json"
+    watch(named, "--state", str(state))
+    watch(named, "--state", str(state))
+    assert lines(named) == ["WC401 60"] and state.is_file()  # the named state file remembers the alert
+    forgetful = tmp_path / "forgetful.txt"
+    watch(forgetful, "--no-state")
+    watch(forgetful, "--no-state")
+    assert lines(forgetful) == ["WC401 60", "WC401 60"]
+    assert not (tmp_path / "xdg").exists()  # neither run touched the default state directory
