@@ -18,16 +18,27 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import FailOn, Settings, load_settings
+from .config import FailOn, Settings, load_settings, parse_size
 from .detectors import DETECTORS
 from .errors import WarmcheckError
 from .findings import FAMILIES, RULES, Severity, rules_markdown
 from .pipeline import Outcome, analyze, exit_code
+from .readers._textstream import Limits, set_limits
 from .reporters import OutputFormat, make_reporter
 from .reporters.escape import ci_json, ci_line, visible
 
 _EXIT_HELP = """Exit codes: 0 no finding at or above --fail-on; 1 at least one; 2 could not analyse
 (usage error, missing path, no runs found, no data in any run)."""
+
+
+class _Size(click.ParamType):
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(f"{value!r} is not {exc}", param, ctx)
 
 
 def _tags_option(name: str, what: str) -> Callable[[Any], Any]:
@@ -68,6 +79,13 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Configured peak learning rate."),
         click.option("--spike-detector", type=click.Choice(list(DETECTORS)), envvar="WARMCHECK_SPIKE_DETECTOR",
                      help="Loss-spike rule: warmcheck (default, robust) or a published one."),
+        click.option("--max-file-size", type=_Size(), metavar="SIZE", envvar="WARMCHECK_MAX_FILE_SIZE",
+                     help="Text logs (CSV, JSONL, trainer_state.json) larger than this are reported (WC025), "
+                     "not read. Default 4GiB."),
+        click.option("--max-decompressed-size", type=_Size(), metavar="SIZE",
+                     envvar="WARMCHECK_MAX_DECOMPRESSED_SIZE",
+                     help="Gzip text logs whose text is larger than this are reported (WC025), not read. "
+                     "Default 16GiB."),
     ]):
         f = decorator(f)
     return f
@@ -77,7 +95,8 @@ _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", 
                   "loss_tag": "loss_tags", "grad_norm_tag": "grad_norm_tags", "warmup_steps": "warmup_steps",
                   "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
                   "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr",
-                  "spike_detector": "spike_detector"}
+                  "spike_detector": "spike_detector", "max_file_size": "max_file_size",
+                  "max_decompressed_size": "max_decompressed_size"}
 
 
 def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
@@ -94,8 +113,10 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
             value = tuple(value)
         value = FailOn(value) if name == "fail_on" else value
         (env if source is click.core.ParameterSource.ENVIRONMENT else flags)[name] = value
-    return _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")), env=env),
-                        False)
+    settings = _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")),
+                                                  env=env), False)
+    set_limits(Limits(settings.max_file_size, settings.max_decompressed_size))  # readers, this process and forks
+    return settings
 
 
 @main.command("analyze", epilog=_EXIT_HELP)

@@ -75,6 +75,8 @@ class Settings:
     grad_spike_min_ratio: float = 2.0
     after_warmup_steps: int | None = None
     divergence_ratio: float = 3.0
+    max_file_size: int = 4 << 30  # a text log larger than this is WC025, not read (see readers/_textstream.py)
+    max_decompressed_size: int = 16 << 30  # the same for the text of a .gz log
     sources: Mapping[str, str] = field(default_factory=dict)
     runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
     fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
@@ -171,6 +173,31 @@ def _window(v: Any) -> int:
     return v
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(v: Any) -> int:
+    """A size in bytes: an integer, or text such as ``"4GiB"``, ``"500 MB"``, ``"1.5GiB"`` (>= 1 byte)."""
+    if isinstance(v, bool):
+        raise ValueError("a size such as 4GiB, 500MB or a number of bytes")
+    if isinstance(v, int):
+        size = v
+    elif isinstance(v, str):
+        text = v.strip().lower()
+        number = text.rstrip("abgikmt ")
+        unit = text[len(number):].strip()
+        try:
+            size = int(float(number) * _SIZE_UNITS[unit]) if number else 0
+        except (ValueError, KeyError, OverflowError):
+            raise ValueError("a size such as 4GiB, 500MB or a number of bytes") from None
+    else:
+        raise ValueError("a size such as 4GiB, 500MB or a number of bytes")
+    if size < 1:
+        raise ValueError("a size of at least 1 byte")
+    return size
+
+
 def _fail_on(v: Any) -> FailOn:
     try:
         return FailOn(v)
@@ -194,6 +221,8 @@ KEYS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "grad-accum": ("grad_accum", _positive_int),
     "peak-lr": ("peak_lr", _positive),
     "spike-detector": ("spike_detector", _detector),
+    "max-file-size": ("max_file_size", parse_size),
+    "max-decompressed-size": ("max_decompressed_size", parse_size),
 }
 
 # [tool.warmcheck.spikes] and [tool.warmcheck.divergence]: analyzer thresholds without flags.

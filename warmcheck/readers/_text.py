@@ -8,15 +8,14 @@ so that "what is a number" and "what is a step" mean the same in every text form
 
 from __future__ import annotations
 
-import codecs
 import math
 import numbers
 import os
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..findings import Finding
+from ._textstream import TextStream
 from .interface import diag
 
 STEP_KEYS: tuple[str, ...] = (
@@ -155,35 +154,20 @@ class Decoded:
 
 
 def load_text(path: str) -> tuple[Decoded | None, list[Finding]]:
-    """Read ``path`` as text: ``(None, [WC001])`` if it cannot be read, else the decoded bytes.
+    """Read ``path`` as text: ``(None, [WC001])`` if it cannot be read, ``(None, [WC025])`` if it is
+    over a size limit, else the decoded bytes.
 
     Findings: WC012 gzip without a .gz name or UTF-16, WC003 truncated gzip, WC018 NUL bytes,
-    WC013 invalid UTF-8 (first bad byte offset, replaced with U+FFFD).
+    WC013 invalid UTF-8 (first bad byte offset, replaced with U+FFFD). The file is read in pieces
+    (:class:`~warmcheck.readers._textstream.TextStream`): NUL runs and gzip bombs of zeros cost no memory.
     """
-    try:
-        with open(path, "rb") as fh:
-            stamp = _stamp(os.fstat(fh.fileno()))
-            raw = fh.read()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        return None, [diag("WC001", f"cannot read file: {reason}", path,
-                           errno=exc.errno, error=type(exc).__name__)]
-    findings: list[Finding] = []
-    data, is_gz = raw, raw[:2] == b"\x1f\x8b"
-    if is_gz:
-        data = _gunzip(raw, path, findings)
-    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        # PowerShell's '>' writes UTF-16; pandas and the csv module would see NULs everywhere.
-        data = data.decode("utf-16", "replace").encode("utf-8")
-        findings.append(diag("WC012", "file is UTF-16 encoded (byte order mark); decoded as UTF-16",
-                             path, encoding="utf-16"))
-    data = _strip_nuls(data, path, findings)
-    if not data.isascii():
-        data = _check_utf8(data, path, findings)
-    pristine = len(data) == len(raw) and not findings
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]  # Excel's BOM would otherwise glue itself to 'step'
-    return Decoded(data, len(raw), is_gz, pristine and stamp[0] == len(raw), stamp), findings
+    stream = TextStream(path)
+    pieces = list(stream.pieces())
+    if not stream.ok:
+        return None, stream.findings
+    data = b"".join(pieces)  # one piece (a file under 16 MiB) is returned as is, not copied
+    del pieces
+    return Decoded(data, stream.size, stream.gzip, stream.pristine, stream.stamp), stream.findings
 
 
 def file_stamp(path: str) -> tuple[int, int, int] | None:
@@ -196,33 +180,6 @@ def file_stamp(path: str) -> tuple[int, int, int] | None:
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def _gunzip(raw: bytes, path: str, findings: list[Finding]) -> bytes:
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(raw):
-        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            # Chunked, so that the output before a corrupt block is kept.
-            for i in range(pos, len(raw), 1 << 20):
-                out.append(dec.decompress(raw[i:i + (1 << 20)]))
-            out.append(dec.flush())
-        except zlib.error as exc:
-            findings.append(diag("WC003", f"gzip data is corrupt ({exc}); the text before it was kept",
-                                 path, recovered_bytes=sum(map(len, out))))
-            break
-        if not dec.eof:
-            findings.append(diag("WC003", "gzip stream ends early (truncated .gz); the text before "
-                                 "the cut was kept", path, recovered_bytes=sum(map(len, out))))
-            break
-        pos = len(raw) - len(dec.unused_data)  # concatenated members (gzip -c a >> log.gz)
-        if not dec.unused_data.strip(b"\x00"):
-            break
-    if not path.lower().endswith((".gz", ".gzip")):
-        findings.append(diag("WC012", "file is gzip-compressed although its name does not end in "
-                             ".gz; decompressed it", path, compression="gzip"))
-    return b"".join(out)
 
 
 def clean_piece(data: bytes, path: str, findings: list[Finding], *, offset: int = 0, line: int = 1) -> bytes:
