@@ -44,22 +44,23 @@ def _unique_short_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[
         return [], np.empty(0, np.int64)
     # Tags are compared as little-endian u64 words (bytes past the tag masked off): a hash of the
     # words groups records, then every word is checked against the group's first member, so a
-    # hash collision can only cost speed, never merge two tags. Words are computed twice rather
-    # than kept: at most 32 of them, each as long as the chunk's records.
+    # hash collision can only cost speed, never merge two tags. Words of tags up to 32 bytes are
+    # kept; longer ones (at most 32 words) are computed again rather than held all at once.
     u64 = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))
     n_words = (int(length.max()) + 7) // 8
 
     def word(k: int) -> NDArray[np.uint64]:
         return u64[pos + 8 * k] & _BYTE_MASKS[np.clip(length - 8 * k, 0, 8)]
 
+    kept = [word(k) for k in range(n_words)] if n_words <= 4 else None  # the common tags
     h = length.astype(np.uint64)
     for k in range(n_words):
-        h = h * _HASH_MUL + word(k)
+        h = h * _HASH_MUL + (kept[k] if kept is not None else word(k))
     _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
     inverse = inverse.astype(np.int64)
     same = length[first][inverse] == length
     for k in range(n_words):
-        w = word(k)
+        w = kept[k] if kept is not None else word(k)
         same &= w == w[first][inverse]
     keys = [padded[int(pos[i]) : int(pos[i] + length[i])] for i in first.tolist()]
     if not same.all():  # a collision: resolve the few records involved exactly

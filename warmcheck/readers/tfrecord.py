@@ -148,13 +148,15 @@ def _candidates(data: bytes, buf: NDArray[np.uint8]) -> tuple[IntArray, IntArray
     u64 = np.ndarray((n - HEADER + 1,), dtype="<u8", buffer=data, offset=0, strides=(1,))
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, offset=0, strides=(1,))
     # Below 2**24 only the three low bytes can be non-zero, and a zero byte adds nothing to the
-    # linear part of a CRC, so three table lookups give the CRC of all eight bytes. In slices: in
-    # zeros (a crashed writer's tail) every offset is a small u64, and the temporaries of a whole
-    # chunk would be 30 times its size.
+    # linear part of a CRC, so three table lookups give the CRC of all eight bytes. In slices where
+    # they are dense: in zeros (a crashed writer's tail) every offset is a small u64, and the
+    # temporaries of a whole chunk would be 30 times its size.
     tables = position_tables(8)
+    small = u64 < _CANDIDATE_LIMIT
+    step = _CANDIDATE_SLICE if np.count_nonzero(small) > (n >> 4) else small.shape[0]
     found = []
-    for a in range(0, u64.shape[0], _CANDIDATE_SLICE):
-        cand = np.flatnonzero(u64[a : a + _CANDIDATE_SLICE] < _CANDIDATE_LIMIT).astype(np.int64)
+    for a in range(0, small.shape[0], step):
+        cand = np.flatnonzero(small[a : a + step])
         if a:
             cand += a
         crc = np.full(cand.shape[0], _CRC_OF_8_ZEROS, dtype=np.uint32)
