@@ -108,7 +108,8 @@ What to do: nothing if the run is live; otherwise the run crashed at about the l
     _rule("WC004", "corrupt-record", _W, "Damaged records were skipped; the rest of the file was read.",
           """
 What it detects: a TFRecord whose length or data CRC does not match, a record whose payload is not
-a valid Event, an absurd record length, trailing zero bytes; warmcheck skips exactly the damaged
+a valid Event, an absurd record length, zero bytes (a tail or a run between records), a record over
+the 64 MiB read whole (CRC-checked in blocks, not decoded); warmcheck skips exactly the damaged
 bytes, resynchronises and keeps every later valid record. The finding names the file, the byte
 offset, the record index and how many bytes were skipped.
 Why it matters: a flipped bit must never become a value; points in the skipped records are lost.
