@@ -187,8 +187,11 @@ What to do: check the writer for the lines named.
     _rule("WC015", "duplicate-column", _W, "Two columns share a name.",
           """
 What it detects: a CSV header with the same name twice; both are kept, the second as ``name#2``.
+Also a JSONL line or trainer_state entry with a key holding '/' beside a nested object that flattens
+to the same name (``"train/loss"`` and ``{"train": {"loss": ...}}``): both values are kept, the later
+one in the record as ``name#2``; the message counts the records.
 Why it matters: silently picking one of them can analyse the wrong metric.
-What to do: rename one of the columns in the logger.
+What to do: rename one of the columns or keys in the logger.
 """),
     _rule("WC016", "ragged-rows", _W, "Rows have more fields than the header.",
           """

@@ -9,8 +9,8 @@ are counted as unparsable. Keys that never hold a number (run names, flags) are 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -40,16 +40,68 @@ class NonFiniteTokens:
                     "standard JSON", source, tokens=dict(self.counts))
 
 
-def flatten(obj: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested dicts joined with '/': ``{"train": {"loss": 1}}`` -> ``{"train/loss": 1}``."""
+class Clashes:
+    """Names that two values of one record flatten to (``"train/loss"`` beside ``{"train": {"loss"}}``).
+
+    Both values are kept: the first keeps the name, the later one is ``name#2`` (as a duplicate CSV
+    column is); :meth:`finding` reports it (WC015) with the count and the first place. The caller
+    sets ``loc`` (line or entry) before flattening each record.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, tuple[int, str]] = {}
+        self.loc = 0
+
+    def hit(self, name: str, kept_as: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.first.setdefault(name, (self.loc, kept_as))
+
+    def findings(self, source: str, where: str) -> list[Finding]:
+        """One WC015 per name written twice in a record."""
+        out = []
+        for name, count in self.counts.items():
+            loc, kept = self.first[name]
+            units = where if count == 1 else {"entry": "entries"}.get(where, where + "s")
+            out.append(make(
+                "WC015", f"key {name} is written twice in {count} {units} (a key holding '/' and a nested "
+                f"object flatten to the same name), first at {where} {loc}: both kept, the later one as "
+                f"{kept}", source=source, tag=kept, line=loc if where == "line" else None,
+                details={"name": name, "kept_as": kept, where if count == 1 else units: count, "first": loc}))
+        return out
+
+
+def flatten(obj: Mapping[str, object], clashes: Clashes | None = None) -> Mapping[str, object]:
+    """Nested dicts joined with '/': ``{"train": {"loss": 1}}`` -> ``{"train/loss": 1}``.
+
+    A record without nested dicts is returned as it is. Two values flattening to one name are both
+    kept (the later as ``name#2``, see :class:`Clashes`), never one silently over the other.
+    """
+    for value in obj.values():
+        if isinstance(value, dict) and value:
+            break
+    else:
+        return obj
     out: dict[str, object] = {}
+    _flatten_into(out, obj, "", clashes)
+    return out
+
+
+def _flatten_into(out: dict[str, object], obj: Mapping[str, object], prefix: str, clashes: Clashes | None) -> None:
     for key, value in obj.items():
         name = f"{prefix}/{key}" if prefix else str(key)
         if isinstance(value, dict) and value:
-            out.update(flatten(value, name))
-        else:
-            out[name] = value
-    return out
+            _flatten_into(out, value, name, clashes)
+            continue
+        if name in out:
+            new, n = f"{name}#2", 2
+            while new in out or new in obj:
+                n += 1
+                new = f"{name}#{n}"
+            if clashes is not None:
+                clashes.hit(name, new)
+            name = new
+        out[name] = value
 
 
 def json_safe(value: object, depth: int = 0) -> object:
@@ -65,13 +117,26 @@ def json_safe(value: object, depth: int = 0) -> object:
     return None
 
 
-@dataclass
 class _Key:
-    steps: list[int] = field(default_factory=list)
-    values: list[object] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-    where: list[int] = field(default_factory=list)
-    numeric: bool = False
+    """One key's points as compact arrays (16 bytes a point, 24 with wall times), not Python objects."""
+
+    __slots__ = ("steps", "values", "walls", "bad", "numeric")
+
+    def __init__(self) -> None:
+        self.steps = array("q")
+        self.values = array("d")
+        self.walls: array[float] | None = None  # created at the first wall time (NaN before it)
+        self.bad = array("q")  # where the values that are not numbers are
+        self.numeric = False
+
+    def add(self, step: int, value: float, wall: float) -> None:
+        self.steps.append(step)
+        self.values.append(value)
+        if self.walls is not None:
+            self.walls.append(wall)
+        elif wall == wall:  # the first wall time: the points before it had none
+            self.walls = array("d", [math.nan]) * (len(self.values) - 1)
+            self.walls.append(wall)
 
 
 class Collector:
@@ -98,24 +163,39 @@ class Collector:
                 self.rounded.append((loc, record.get(step_key)))
             step = parsed
         wall = _wall_time(record)
+        keys = self.keys
         for name, value in record.items():
             if name == step_key or value is None:
                 continue
-            key = self.keys.get(name)
+            key = keys.get(name)
             if key is None:
-                key = self.keys[name] = _Key()
-            key.numeric |= isinstance(value, (int, float)) and not isinstance(value, bool)
-            key.steps.append(step)
-            key.values.append(value)
-            key.walls.append(wall)
-            key.where.append(loc)
+                key = keys[name] = _Key()
+            kind = type(value)
+            if kind is float or kind is int:
+                key.numeric = True
+                try:
+                    key.add(step, float(value), wall)  # type: ignore[arg-type]
+                except OverflowError:  # an integer beyond float range
+                    key.bad.append(loc)
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):  # int/float subclasses
+                key.numeric = True
+            try:
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise ValueError(value)
+                number = parse_number(value) if isinstance(value, str) else float(value)
+            except (ValueError, OverflowError):
+                key.bad.append(loc)
+                continue
+            if number is not None:
+                key.add(step, number, wall)
 
     def _n(self, count: int) -> str:
         return f"{count} {self.where if count == 1 else self.plural}"
 
-    def _at(self, message: str, locs: list[int], tag: str | None, **details: object) -> Finding:
+    def _at(self, message: str, locs: Sequence[int], tag: str | None, **details: object) -> Finding:
         """A WC014 naming ``locs`` (line numbers, or entry indices in details only)."""
-        details[self.plural] = locs[:10]
+        details[self.plural] = list(locs[:10])
         return make("WC014", message, source=self.source, tag=tag, details=details,
                     line=locs[0] if self.where == "line" and locs else None)
 
@@ -137,8 +217,8 @@ class Collector:
         for name, key in self.keys.items():
             if not key.numeric:
                 continue
-            frag, bad = _fragment(name, key)
-            fragments.append(frag)
+            fragments.append(_fragment(name, key))
+            bad = key.bad
             if bad:
                 skipped += len(bad)
                 findings.append(self._at(f"key {name}: {len(bad)} value(s) are not numbers and were "
@@ -149,26 +229,13 @@ class Collector:
         return fragments, findings, skipped
 
 
-def _fragment(name: str, key: _Key) -> tuple[Fragment, list[int]]:
-    keep: list[int] = []
-    values: list[float] = []
-    bad: list[int] = []
-    for i, value in enumerate(key.values):
-        try:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(value)
-            number = parse_number(value) if isinstance(value, str) else float(value)
-        except (ValueError, OverflowError):
-            bad.append(key.where[i])
-            continue
-        if number is not None:
-            keep.append(i)
-            values.append(number)
-    idx = np.asarray(keep, dtype=np.intp)
-    frag = Fragment(name, np.asarray(key.steps, dtype=np.int64)[idx] if keep else np.empty(0, np.int64),
-                    np.asarray(values, dtype=np.float64),
-                    np.asarray(key.walls, dtype=np.float64)[idx] if keep else np.empty(0, np.float64))
-    return frag, bad
+def _fragment(name: str, key: _Key) -> Fragment:
+    n = len(key.values)
+    if not n:
+        return Fragment(name, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
+    walls = np.frombuffer(key.walls, dtype=np.float64) if key.walls is not None else np.full(n, np.nan)
+    return Fragment(name, np.frombuffer(key.steps, dtype=np.int64), np.frombuffer(key.values, dtype=np.float64),
+                    walls)
 
 
 def _wall_time(record: Mapping[str, object]) -> float:

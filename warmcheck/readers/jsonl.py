@@ -11,13 +11,13 @@ progress (WC003), one that parses is kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
-from ._records import Collector, NonFiniteTokens, flatten, pick_key
+from ._records import Clashes, Collector, NonFiniteTokens, flatten, pick_key
 from ._text import STEP_KEYS, format_lines, load_json_text
 from .interface import diag
 
@@ -57,7 +57,8 @@ def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: in
     lines = text.split("\n")
     complete = text.endswith(("\n", "\r"))
     tokens = NonFiniteTokens()
-    parsed: list[tuple[int, dict[str, object]]] = []
+    parsed: list[tuple[int, Mapping[str, object]]] = []
+    clashes = Clashes()
     bad: list[int] = []
     not_objects: list[int] = []
     records = dropped = 0
@@ -75,7 +76,8 @@ def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: in
                 bad.append(number)
             continue
         if isinstance(obj, dict):
-            parsed.append((number, flatten(obj)))
+            clashes.loc = number
+            parsed.append((number, flatten(obj, clashes)))
         else:
             not_objects.append(number)
     keys = dict.fromkeys(chain(step_keys, (k for _, rec in parsed for k in rec)))
@@ -89,6 +91,7 @@ def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: in
     fragments, more, skipped = collector.build(step_key)
     skipped += len(bad) + len(not_objects) + dropped
     findings += _line_findings(path, bad, not_objects)
+    findings += clashes.findings(path, "line")
     findings += more
     nonfinite = tokens.finding(path)
     if nonfinite is not None:
