@@ -425,7 +425,7 @@ def build_huge_trainer_state(dir: Path, scale: str = "small") -> Path:
 
 @register(item=6, description="wide CSV: a step column and 999,999 metric columns x 3 rows "
           "(14 MB; small: 2,000 columns)",
-          points={"small": 5_997, "full": None}, codes=None)
+          points={"small": 5_997, "full": 2_999_997}, codes=None)
 def build_wide_csv(dir: Path, scale: str = "small") -> Path:
     """``step,m0,...`` with 3 rows; every cell a number."""
     cols = 999_999 if scale == "full" else 1_999
