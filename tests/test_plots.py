@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,14 @@ def test_legend_entries_are_labelled_lines():
     texts = [t.get_text() for t in legend.get_texts()]
     assert any("step 27" in t for t in texts) and any("step 20" in t for t in texts)
     assert all(isinstance(h, Line2D) for h in legend.legend_handles)
+
+
+def test_values_near_the_float64_maximum_are_drawn_scaled(tmp_path):
+    rows = [f"{s},{1e-3 * min(1.0, (s + 1) / 10)!r},{1.7e308 * (1 - s / 1000)!r}" for s in range(120)]
+    (tmp_path / "log.csv").write_text("step,lr,loss\n" + "\n".join(rows) + "\n")
+    (run,) = analyze([str(tmp_path / "log.csv")]).runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's overflow RuntimeWarnings, or a singular transform
+        fig = plots.run_figure(run)
+        plots.save(fig, tmp_path / "x.png")
+    assert "loss (x 1e308)" in [ax.get_ylabel() for ax in fig.axes]

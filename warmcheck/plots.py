@@ -53,6 +53,19 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+_HUGE = 1e300  # matplotlib's limits and log transforms overflow near the float64 maximum
+
+
+def _in_range(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Values matplotlib can draw: near 1e308 they are divided by a power of ten, named in the label."""
+    finite = values[np.isfinite(values)]
+    top = float(np.max(np.abs(finite))) if finite.shape[0] else 0.0
+    if not top > _HUGE:
+        return values, ""
+    e = int(math.floor(math.log10(top)))
+    return values / 10.0**e, f" (x 1e{e})"
+
+
 def run_figure(run: Run, settings: Settings | None = None, smoothing: float | None = 0.6) -> Figure:
     """The figure of one analysed run: LR, loss and gradient-norm panels (those that exist)."""
     settings = settings or Settings()
@@ -82,8 +95,9 @@ def run_figure(run: Run, settings: Settings | None = None, smoothing: float | No
 
 
 def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
-    ax.plot(series.steps, series.values, color="#444444", linewidth=1.2, label=label(series.tag))
-    ax.set_ylabel("learning rate")
+    values, unit = _in_range(series.values)
+    ax.plot(series.steps, values, color="#444444", linewidth=1.2, label=label(series.tag))
+    ax.set_ylabel("learning rate" + unit)
     sched = next((s for s in run.schedules if s.tag == series.tag), None)
     if sched is not None and sched.warmup_end_step is not None:
         end = sched.warmup_end_step
@@ -112,7 +126,7 @@ def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
 
 
 def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, spike_codes: Sequence[str]) -> None:
-    steps, values = series.steps, series.values
+    steps, (values, unit) = series.steps, _in_range(series.values)
     finite = np.isfinite(values)
     ax.plot(steps[finite], values[finite], color="#999999" if smoothing else "#444444", linewidth=0.8,
             marker="." if series.points <= 300 else None, markersize=2, label=label(series.tag))
@@ -122,7 +136,7 @@ def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, s
     positive = values[finite & (values > 0)]
     if positive.shape[0] and float(positive.max()) / float(positive.min()) > 20 and (values[finite] > 0).all():
         ax.set_yscale("log")
-    ax.set_ylabel(label(series.tag, 60), parse_math=False)
+    ax.set_ylabel(label(series.tag, 60) + unit, parse_math=False)
     for step, f in _findings(run, series.tag, spike_codes):
         i = int(np.searchsorted(steps, step))
         y = float(values[min(i, values.shape[0] - 1)])
@@ -172,13 +186,13 @@ def overview_figure(runs: Sequence[Run], limit: int = 48) -> Figure:
         loss, lr = run.primary(Role.LOSS), run.primary(Role.LR)
         if loss is not None and loss.points:
             ok = np.isfinite(loss.values)
-            ax.plot(loss.steps[ok], loss.values[ok], color="#333333", linewidth=0.8)
+            ax.plot(loss.steps[ok], _in_range(loss.values)[0][ok], color="#333333", linewidth=0.8)
             for f in run.findings:
                 if f.code in ("WC301", "WC403", "WC401", "WC402") and f.step is not None:
                     ax.axvline(f.step, color=DIVERGED if f.code == "WC403" else SPIKE, linewidth=0.8)
         if lr is not None and lr.points:
             twin = ax.twinx()
-            twin.plot(lr.steps, lr.values, color=OBSERVED, linewidth=0.8)
+            twin.plot(lr.steps, _in_range(lr.values)[0], color=OBSERVED, linewidth=0.8)
             twin.tick_params(labelsize=6)
             if run.schedules and run.schedules[0].warmup_end_step is not None:
                 ax.axvline(run.schedules[0].warmup_end_step, color=OBSERVED, linestyle="--", linewidth=0.8)
