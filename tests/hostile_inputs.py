@@ -221,8 +221,9 @@ def _schedule_csv(path: Path, steps: int = 200, warmup: int = 20, diverge_at: in
     path.write_text("\n".join(rows) + "\n")
 
 
-_WORKER_KILLER_HOOK = '''"""Issue 10 item 5 (written by tests/hostile_inputs.py): in a worker process only, reading the run
-in a directory named d_kills_its_worker kills that process with SIGKILL, as the out-of-memory killer would."""
+_WORKER_KILLER_HOOK = '''"""Issue 10 item 5 (written by tests/hostile_inputs.py): in a worker process only,
+reading the run in a directory named d_kills_its_worker kills that process with SIGKILL, as the
+out-of-memory killer would."""
 import multiprocessing
 import os
 import signal
@@ -233,7 +234,8 @@ _original = _pipeline.read_runs
 
 
 def _read_runs(spec, *args, **kwargs):
-    if multiprocessing.parent_process() is not None and "d_kills_its_worker" in spec.path.replace(os.sep, "/").split("/"):
+    parts = spec.path.replace(os.sep, "/").split("/")
+    if multiprocessing.parent_process() is not None and "d_kills_its_worker" in parts:
         os.kill(os.getpid(), signal.SIGKILL)
     return _original(spec, *args, **kwargs)
 
