@@ -4,139 +4,162 @@ Each ``log_history`` entry is one ``Trainer.log`` call with its ``step``; every 
 series (``loss``, ``learning_rate``, ``grad_norm``, ``eval_loss``, ``epoch``, ...). The
 end-of-training summary entry (``train_runtime``, ``total_flos``, ``train_loss``) is not a
 training step and goes to metadata instead. ``json.dump`` writes NaN/Infinity as bare tokens;
-they are accepted and counted. A file cut mid-write keeps every complete entry before the cut.
-A bare JSON list of such entries is read the same way.
+they are accepted and counted. A bare JSON list of such entries is read the same way.
+
+The file is scanned entry by entry as it is read (:mod:`._jsonscan`): memory follows the points
+kept, not the file (a 600 MB file of 10 million entries is never one Python object). A damaged
+entry is skipped up to the next entry that decodes, and the finding names the lines skipped; a file
+cut mid-write keeps every complete entry before the cut.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
-from ._records import Collector, NonFiniteTokens, flatten, json_safe
-from ._text import load_json_text
+from ._jsonscan import MAX_HEAD, HistoryScan, ScanResult, unbalanced
+from ._records import Clashes, Collector, NonFiniteTokens, flatten, json_safe
+from ._textstream import TextStream
 from .interface import diag
 
 _SUMMARY_KEYS = ("train_runtime", "total_flos")
-_LOG_HISTORY = re.compile(r'"log_history"\s*:\s*\[')
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_READ = 1 << 22  # 4 MiB of text at a time
+_UNSTEPPED_KEPT = 1000
 
 
 def read_trainer_state(path: str) -> SourceRead:
     """Read one ``trainer_state.json`` (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.HF_TRAINER_STATE)
-    text, findings = load_json_text(path, "no JSON")
-    if text is None:
-        return SourceRead(info, findings=findings)
+    stream = TextStream(path, read_size=_READ)
     tokens = NonFiniteTokens()
-    try:
-        doc: object = json.loads(text, parse_constant=tokens)
-        top, entries = _split(doc)
-    except (ValueError, RecursionError) as exc:
-        tokens = NonFiniteTokens()  # the failed parse counted a prefix; the salvage counts again
-        top, entries = _salvage(text, tokens)
-        findings.append(_damage(text, exc, len(entries), path))
-    if entries is None:
-        findings.append(diag("WC002", "no data: not a trainer_state.json (no log_history list)", path))
+    history = _History(path)
+    scan = HistoryScan(history.add, tokens)
+    for piece in stream.pieces():
+        scan.feed(piece.decode("utf-8"))
+    findings = stream.findings
+    if not stream.ok:
         return SourceRead(info, findings=findings)
-    return _entries(path, info, top, entries, tokens, findings)
+    result = scan.finish()
+    if result.blank:
+        findings.append(diag("WC002", "empty file (0 bytes)" if stream.size == 0 else
+                             "empty file: no JSON in it", path, bytes=stream.size))
+        return SourceRead(info, findings=findings)
+    if not result.found:
+        findings += _no_history(result, path)
+        return SourceRead(info, findings=findings)
+    findings += _damage(result, path)
+    return history.build(info, result, tokens, findings)
 
 
-def _split(doc: object) -> tuple[dict[str, object], list[object] | None]:
-    if isinstance(doc, list):
-        return {}, doc
-    if isinstance(doc, dict) and isinstance(doc.get("log_history"), list):
-        return {k: v for k, v in doc.items() if k != "log_history"}, doc["log_history"]
-    return {}, None
+def _no_history(result: ScanResult, path: str) -> list[Finding]:
+    text = result.head_only
+    if text is None:
+        return [diag("WC002", f"no data: no log_history list in the first {MAX_HEAD >> 20} MiB; not a "
+                     "trainer_state.json", path)]
+    out = []
+    try:
+        json.loads(text, parse_constant=float)
+    except (ValueError, RecursionError) as exc:
+        line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        where = f" at line {line} col {col}" if line is not None else ""
+        reason = "nesting too deep" if isinstance(exc, RecursionError) else \
+            str(getattr(exc, "msg", exc)).removesuffix(" at").lower()
+        code, what = ("WC003", "truncated JSON") if unbalanced(text) else ("WC014", "invalid JSON")
+        out.append(diag(code, f"{what}{where} ({reason}): no log_history entries found", path, line=line,
+                        column=col, entries_kept=0))
+    out.append(diag("WC002", "no data: not a trainer_state.json (no log_history list)", path))
+    return out
 
 
-def _damage(text: str, exc: Exception, kept: int, path: str) -> Finding:
-    line = getattr(exc, "lineno", None)
-    col = getattr(exc, "colno", None)
-    where = f" at line {line} col {col}" if line is not None else ""
-    reason = "nesting too deep" if isinstance(exc, RecursionError) else \
-        str(getattr(exc, "msg", exc)).removesuffix(" at").lower()
-    rest = _STRINGS.sub("", text)
-    if '"' in rest or rest.count("{") + rest.count("[") > rest.count("}") + rest.count("]"):
-        eof_line = text.count("\n") + 1
-        return diag("WC003", f"truncated JSON{where} ({reason}; the file ends mid-write at line "
-                    f"{eof_line}): {kept} complete log_history entries kept", path, line=line, column=col,
-                    entries_kept=kept, eof_line=eof_line)
-    return diag("WC014", f"invalid JSON{where} ({reason}): {kept} complete log_history entries "
-                "recovered around it", path, line=line, column=col, entries_kept=kept)
+def _damage(r: ScanResult, path: str) -> list[Finding]:
+    out = []
+    kept = f"{r.entries} complete log_history entr{'y' if r.entries == 1 else 'ies'}"
+    if r.error is not None:
+        e = r.error
+        more = f", and {r.errors - 1} more place(s)" if r.errors > 1 else ""
+        if r.skipped_entries:
+            spans = ", ".join(map(str, r.regions))
+            spans += ", ..." if r.skipped_regions > len(r.regions) else ""
+            s = "y" if r.skipped_entries == 1 else "ies"
+            skipped = (f"{r.skipped_entries} damaged entr{s} skipped ({spans}), the scan resumed "
+                       f"after {'it' if r.skipped_regions == 1 else 'each'}; ")
+        else:
+            skipped = "no entry lost (a missing ',' or stray one); "
+        out.append(diag("WC014", f"invalid JSON at line {e.line} col {e.column} ({e.reason}){more}: "
+                        f"{skipped}{kept} read", path, line=e.line, column=e.column, entries_kept=r.entries,
+                        entries_skipped=r.skipped_entries, places=r.errors,
+                        regions=[[*g.first, *g.last] for g in r.regions]))
+    if r.truncated is not None:
+        t = r.truncated
+        lost = "" if not r.truncated_from else f", line {r.eof_line} not" if r.truncated_from == r.eof_line \
+            else f", lines {r.truncated_from}-{r.eof_line} not"
+        out.append(diag("WC003", f"truncated JSON at line {t.line} col {t.column} ({t.reason}; the file ends "
+                        f"mid-write at line {r.eof_line}): {kept} kept{lost}", path, line=t.line,
+                        column=t.column, entries_kept=r.entries, eof_line=r.eof_line))
+    if r.outside is not None:
+        o = r.outside
+        out.append(diag("WC014", f"invalid JSON at line {o.line} col {o.column} ({o.reason}) in the fields "
+                        f"after log_history, which were not read: {kept} read", path, line=o.line,
+                        column=o.column, entries_kept=r.entries))
+    return out
 
 
-def _salvage(text: str, tokens: NonFiniteTokens) -> tuple[dict[str, object], list[object]]:
-    """Top-level fields before ``log_history`` and every entry that decodes completely."""
-    match = _LOG_HISTORY.search(text)
-    top: dict[str, object] = {}
-    if match is not None:
-        pos = match.end()
-        head = text[:match.start()].rstrip().rstrip(",")
-        try:  # trainer_state.json is written with sorted keys: these are best_metric ... is_*
-            parsed = json.loads(head + "}", parse_constant=tokens)
-            top = parsed if isinstance(parsed, dict) else {}
-        except (ValueError, RecursionError):
-            pass
-    else:
-        stripped = text.lstrip()
-        if not stripped.startswith("["):
-            return {}, []
-        pos = len(text) - len(stripped) + 1
-    decoder = json.JSONDecoder(parse_constant=tokens)
-    entries: list[object] = []
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text) or text[pos] == "]":
-            break
-        try:
-            entry, pos = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            break
-        entries.append(entry)
-    return top, entries
+class _History:
+    """The entries as they come: points to a collector, the summary and step-less ones to metadata."""
 
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.collector = Collector(path, where="entry")
+        self.clashes = Clashes()
+        self.summary: object = None
+        self.unstepped: list[object] = []
+        self.not_objects: list[int] = []
+        self.n_not_objects = 0
+        self.n = 0
 
-def _entries(path: str, info: SourceInfo, top: dict[str, object], entries: list[object],
-             tokens: NonFiniteTokens, findings: list[Finding]) -> SourceRead:
-    collector = Collector(path, where="entry")
-    summaries: list[object] = []
-    unstepped: list[object] = []
-    not_objects: list[int] = []
-    for i, entry in enumerate(entries):
+    def add(self, entry: object) -> None:
+        i = self.n
+        self.n += 1
         if not isinstance(entry, dict):
-            not_objects.append(i)
-            continue
+            self.n_not_objects += 1
+            if len(self.not_objects) < 10:
+                self.not_objects.append(i)
+            return
         if any(k in entry for k in _SUMMARY_KEYS) or ("train_loss" in entry and "loss" not in entry
                                                       and "learning_rate" not in entry):
-            summaries.append(json_safe(entry))
-            continue
+            self.summary = entry
+            return
         if "step" not in entry:
             # Trainer.predict()/evaluate() outside training log metrics without a step: not a
             # training point, and not damage either.
-            unstepped.append(json_safe(entry))
-            continue
-        collector.add(flatten(entry), i, "step", i)
-    fragments, more, skipped = collector.build("step")
-    findings += more
-    if not_objects:
-        skipped += len(not_objects)
-        findings.append(diag("WC014", f"{len(not_objects)} log_history entries are not JSON objects "
-                             "and were skipped", path, entries=not_objects[:10]))
-    nonfinite = tokens.finding(path)
-    if nonfinite is not None:
-        findings.append(nonfinite)
-    if not any(len(f) for f in fragments):
-        findings.append(diag("WC002", f"no data: log_history has {len(entries)} entries and no numeric "
-                             "value at a valid step", path, entries=len(entries)))
-    meta: dict[str, object] = {"trainer_state": {k: json_safe(v) for k, v in top.items()
-                                                 if not isinstance(v, list)}}
-    if summaries:
-        meta["train_summary"] = summaries[-1]
-    if unstepped:
-        meta["entries_without_step"] = unstepped
-    return SourceRead(SourceInfo(path, info.format, len(entries), skipped), fragments=fragments,
-                      metadata=meta, findings=findings)
+            if len(self.unstepped) < _UNSTEPPED_KEPT:
+                self.unstepped.append(json_safe(entry))
+            return
+        self.clashes.loc = i
+        self.collector.add(flatten(entry, self.clashes), i, "step", i)
+
+    def build(self, info: SourceInfo, result: ScanResult, tokens: NonFiniteTokens,
+              findings: list[Finding]) -> SourceRead:
+        path = self.path
+        fragments, more, skipped = self.collector.build("step")
+        findings += more
+        findings += self.clashes.findings(path, "entry")
+        if self.n_not_objects:
+            skipped += self.n_not_objects
+            findings.append(diag("WC014", f"{self.n_not_objects} log_history entries are not JSON objects "
+                                 "and were skipped", path, entries=self.not_objects))
+        nonfinite = tokens.finding(path)
+        if nonfinite is not None:
+            findings.append(nonfinite)
+        if not any(len(f) for f in fragments):
+            findings.append(diag("WC002", f"no data: log_history has {self.n} entries and no numeric "
+                                 "value at a valid step", path, entries=self.n))
+        meta: dict[str, object] = {"trainer_state": {k: json_safe(v) for k, v in result.top.items()
+                                                     if not isinstance(v, list)}}
+        if self.summary is not None:
+            meta["train_summary"] = json_safe(self.summary)
+        if self.unstepped:
+            meta["entries_without_step"] = self.unstepped
+        return SourceRead(SourceInfo(path, info.format, self.n, skipped + result.skipped_entries),
+                          fragments=fragments, metadata=meta, findings=findings)
