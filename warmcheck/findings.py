@@ -269,6 +269,16 @@ hostile or runaway file from taking the memory and time of the whole check.
 What to do: if the file is a real log, raise the limit (max-file-size / max-decompressed-size in
 [tool.warmcheck], or the flags; sizes such as "8GiB" are accepted); otherwise find what wrote it.
 """),
+    _rule("WC026", "too-many-columns", _W, "A CSV has more columns than are read from one file.",
+          """
+What it detects: a CSV with more than 32,768 columns. The step column, every column named like a
+metric (loss, lr, learning_rate, grad_norm, accuracy, epoch, ...) and then the first columns, 32,768
+in all, are read; the message counts the columns not read and names the first of them.
+Why it matters: each numeric column is a series; a million of them (a 14 MB file of 3 rows) would
+take minutes and gigabytes, and no report could show them.
+What to do: log per-layer or per-parameter metrics to a separate file, or select the columns
+that matter before running warmcheck.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """

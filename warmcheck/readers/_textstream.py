@@ -22,12 +22,13 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..findings import Finding
 from .interface import diag
 
 GiB = 1 << 30
-_PLAIN_READ = 1 << 24
+_PLAIN_READ = 1 << 28  # a plain file up to 256 MiB is one read and one piece, as it always was
 _GZIP_READ = 1 << 20
 _GZIP_OUT = 1 << 24
 
@@ -89,7 +90,7 @@ class TextStream:
     def pieces(self) -> Iterator[bytes]:
         """The text in order, as non-empty pieces of valid UTF-8 (the BOM and NUL bytes removed)."""
         try:
-            fh = open(self.path, "rb")  # noqa: SIM115 - closed in the finally below
+            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
         except OSError as exc:
             self._unreadable(exc)
             return
@@ -101,7 +102,7 @@ class TextStream:
                              f"{format_size(self.limits.max_file_size)} limit on text logs", "max-file-size",
                              self.limits.max_file_size, st.st_size)
                 return
-            raw = self._raw(fh)
+            raw = self._raw(fh, st.st_size)
             first = next(raw, b"")  # sets self.gzip
             yield from self._bom(self._utf8(self._nuls(self._decoded(raw, first))))
             if next(raw, None) is not None:  # stopped early (corrupt gzip): the size is the file's
@@ -123,15 +124,23 @@ class TextStream:
             "WC025", f"{what}; not read (raise it with --{key} or {key} in [tool.warmcheck])", self.path,
             limit=key, limit_bytes=limit, bytes=seen))
 
-    def _raw(self, fh: object) -> Iterator[bytes]:
-        read = fh.read  # type: ignore[attr-defined]
-        chunk = read(_GZIP_READ)
-        self.gzip = chunk[:2] == b"\x1f\x8b"
+    def _raw(self, fh: BinaryIO, expected: int) -> Iterator[bytes]:
+        read = fh.read
+        head = read(2)
+        self.gzip = head == b"\x1f\x8b"
         size = _GZIP_READ if self.gzip else self.read_size
+        try:
+            fh.seek(0)
+            head = b""
+        except OSError:  # not seekable (a pipe): the two bytes go in front
+            pass
+        # A file that fits in one read is read whole (sized from fstat: no 256 MiB buffer reserved).
+        chunk = read() if not self.gzip and expected < size else read(size)
+        chunk = head + chunk if head else chunk
         while chunk:
             self.size += len(chunk)
             yield chunk
-            chunk = read(size)
+            chunk = read(min(size, max(1 << 16, expected - self.size + 1)))  # no big buffer for the EOF read
 
     def _decoded(self, raw: Iterator[bytes], first_raw: bytes) -> Iterator[bytes]:
         """Raw bytes, or the gzip members' text; UTF-16 (by its BOM) re-encoded as UTF-8."""
@@ -139,7 +148,7 @@ class TextStream:
         pieces = self._gunzip(whole) if self.gzip else whole
         decoder: codecs.IncrementalDecoder | None = None
         first = True
-        for piece in pieces:
+        for piece in _at_least(pieces, 2):
             if first and piece[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
                 # PowerShell's '>' writes UTF-16; pandas and the csv module would see NULs everywhere.
                 decoder = codecs.getincrementaldecoder("utf-16")("replace")
@@ -232,6 +241,7 @@ class TextStream:
         """Valid UTF-8: bad sequences replaced with U+FFFD (WC013 names the first and counts them)."""
         carry = b""
         pos = lines = 0  # offset and newlines of what was checked so far
+        uncounted = b""  # the last piece, whose newlines are counted only if another piece follows
         first: tuple[int, int] | None = None
         replaced = 0
         for piece in _with_end(pieces):
@@ -243,6 +253,9 @@ class TextStream:
                 data, carry = (data[:cut], data[cut:]) if cut < len(data) else (data, b"")
             if not data:
                 continue
+            if uncounted:
+                lines += uncounted.count(b"\n")
+                uncounted = b""
             if not data.isascii():
                 try:
                     data.decode("utf-8")
@@ -257,7 +270,7 @@ class TextStream:
                     yield fixed
                     continue
             if first is None:
-                lines += data.count(b"\n")
+                uncounted = data
             pos += len(data)
             yield data
         if first is not None:
@@ -296,6 +309,21 @@ def trailing_nuls(data: bytes) -> int:
         end -= block
     start = max(0, end - block)
     return n - start - len(data[start:end].rstrip(b"\x00"))
+
+
+def _at_least(pieces: Iterator[bytes], n: int) -> Iterator[bytes]:
+    """``pieces``, the first one made at least ``n`` bytes long (a BOM is looked for in it)."""
+    head = b""
+    for piece in pieces:
+        if head is None:
+            yield piece
+            continue
+        head += piece
+        if len(head) >= n:
+            yield head
+            head = None  # type: ignore[assignment]
+    if head:
+        yield head
 
 
 def _with_end(pieces: Iterator[bytes]) -> Iterator[bytes | None]:

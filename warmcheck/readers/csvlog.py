@@ -14,7 +14,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -29,6 +29,12 @@ _DELIMITER_NAMES = {";": "semicolon ';'", "\t": "tab"}
 _METRIC_WORDS = re.compile(r"(loss|learning[_-]?rate|grad[_-]?norm|accuracy|perplexity)")
 _METRIC_TOKENS = frozenset({"lr", "acc", "ppl", "epoch", "loss", "bleu", "f1", "wer"})
 _WEAK_STEP_KEYS = frozenset({"it", "batch", "update", "updates", "steps"})
+MAX_COLUMNS = 32_768
+"""Columns read from one CSV: past it, the step column, the columns named like a metric (loss, lr,
+grad_norm, accuracy, ...) and then the first ones up to this many are read, the rest reported (WC026).
+A wide Lightning log of per-layer metrics has ~20,000; a million columns would be a million series."""
+_PRIORITY = re.compile(r"[^\n]*(?:" + _METRIC_WORDS.pattern[1:-1] + r"|(?<![a-z0-9])(?:"
+                       + "|".join(sorted(_METRIC_TOKENS)) + r")(?![a-z0-9]))[^\n]*")
 
 
 def looks_like_training_csv(path: str) -> bool:
@@ -90,10 +96,11 @@ def read_csv(path: str) -> SourceRead:
     # quote can hide a line break, and the file did not change meanwhile (a live log grows;
     # Lightning rewrites metrics.csv when a new metric appears): else the snapshot is parsed.
     direct = decoded.pristine and not tail and b'"' not in data
+    keep = select_columns(raw_names)
     table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1,
-                       path if direct else None)
+                       path if direct else None, keep=keep)
     if direct and file_stamp(path) != decoded.stamp:
-        table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1)
+        table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1, keep=keep)
     reader = _Columns(path, table, raw_names, findings)
     if tail and not tail.isspace():
         line = header_lines + count_lines(data, start, end) + 1
@@ -134,8 +141,32 @@ def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, fir
     cells, not a text column). Findings are appended to ``findings``, WC002 included when no row
     holds data.
     """
-    table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True)
+    table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True,
+                       keep=select_columns(raw_names))
     return _Columns(path, table, raw_names, findings, row_offset, header_line, numeric)
+
+
+def select_columns(names: list[str]) -> list[int] | None:
+    """The columns to read when there are more than :data:`MAX_COLUMNS` (``None``: all of them)."""
+    if len(names) <= MAX_COLUMNS:
+        return None
+    first: list[int] = []
+    step = pick_step(names)
+    if step is not None:
+        first.append(step)
+    # One regex pass over the joined header, not a Python call per name (a million names).
+    joined = "\n".join(names).lower()
+    starts = np.cumsum([0] + [len(n) + 1 for n in names[:-1]])
+    for m in _PRIORITY.finditer(joined):
+        if len(first) >= MAX_COLUMNS:
+            break
+        first.append(int(np.searchsorted(starts, m.start(), "right")) - 1)
+    chosen = set(first)
+    for j in range(len(names)):
+        if len(chosen) >= MAX_COLUMNS:
+            break
+        chosen.add(j)
+    return sorted(chosen)
 
 
 class _Columns:
@@ -152,15 +183,18 @@ class _Columns:
         self.names = self._names(raw_names)
         step_idx = pick_step(raw_names)
         self.step_name = self.names[step_idx] if step_idx is not None else None
-        cols = {j: convert_column(c, True) for j, c in enumerate(table.columns) if j != step_idx}
+        if table.keep is not None:
+            self._not_read(table.keep, len(self.names))
+        cols = {j: convert_column(c, True) for j, c in enumerate(table.columns) if j != step_idx and c is not None}
         row_present = np.zeros(table.n_rows, dtype=bool)
         for col in cols.values():
             row_present |= col.present
-        if step_idx is not None:
-            steps = convert_steps(table.columns[step_idx])
+        step_cells = table.columns[step_idx] if step_idx is not None else None
+        if step_idx is not None and step_cells is not None:
+            steps = convert_steps(step_cells)
             row_present |= steps.present
             valid, step_arr = row_present & steps.ok, steps.steps
-            self._report_steps(row_present & ~steps.ok, steps.rounded & valid, table.columns[step_idx])
+            self._report_steps(row_present & ~steps.ok, steps.rounded & valid, step_cells)
         else:
             valid, step_arr = row_present, np.cumsum(row_present, dtype=np.int64) + (row_offset - 1)
         self.n_data = int(np.count_nonzero(row_present))
@@ -169,6 +203,16 @@ class _Columns:
         for j, col in cols.items():
             self._column(self.names[j], col, valid, step_arr, wall, j)
         self._summarise(cols, valid, step_arr, step_idx, raw_names)
+
+    def _not_read(self, keep: Sequence[int], width: int) -> None:
+        kept = set(keep)
+        skipped = next(j for j in range(width) if j not in kept)
+        self.findings.append(diag(
+            "WC026", f"{width:,} columns, more than the {MAX_COLUMNS:,} read from one CSV: read the step column, "
+            f"the columns named like a metric and the first ones, {len(keep):,} in all; {width - len(keep):,} "
+            f"columns not read, the first of them column {skipped + 1} ({self.names[skipped][:40]})", self.path,
+            line=self.header_line, columns=width, read=len(keep), not_read=width - len(keep),
+            first_not_read=skipped + 1))
 
     def _names(self, raw: list[str]) -> list[str]:
         names = [n.strip() for n in raw]
@@ -254,7 +298,7 @@ class _Columns:
             lines = self.table.lines(bad[:10])
             self.skipped += len(bad)
             cells = self.table.columns[j]
-            shown = [_cell_text(cells[r]) for r in bad[:5]]
+            shown = [_cell_text(cells[r]) for r in bad[:5]] if cells is not None else []
             self.findings.append(diag(
                 "WC014", f"column {name}: {len(bad)} cell(s) are not numbers and were skipped, at "
                 f"line(s) {format_lines(lines)} (first {shown[0]!r})", self.path, line=lines[0],
