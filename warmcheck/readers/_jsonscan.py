@@ -83,6 +83,8 @@ class HistoryScan:
         self._decoder = json.JSONDecoder(parse_constant=self._token)
         self.buf = ""
         self.pos = 0
+        self.base = 0  # offset in the text of buf[0]
+        self.noted = -1  # offset of the last missing-comma note (a retry after more text must not repeat it)
         self.lines_before = 0  # newlines before buf[0]
         self.col_before = 0  # characters after the last newline before buf[0]
         self.state = "head"
@@ -117,7 +119,11 @@ class HistoryScan:
             newlines = rest.count("\n")
             self.lines_before += newlines
             self.col_before = len(rest) - rest.rfind("\n") - 1 if newlines else self.col_before + len(rest)
+        if self.region is not None:  # its search position moves with the text dropped
+            first, entries, search = self.region
+            self.region = (first, entries, max(0, search - self.pos))
         self.buf = self.buf[self.pos:] + text
+        self.base += self.pos
         self.pos = 0
         self._cursor = (0, 0)
         self._run(False)
@@ -217,7 +223,8 @@ class HistoryScan:
                 self._keep_tail(buf[pos + 1:])
                 self.buf, self.pos = "", 0
                 return False
-            if self.after_entry:
+            if self.after_entry and self.base + pos != self.noted:
+                self.noted = self.base + pos
                 self._damage(pos, "expecting ',' delimiter")  # noted; the entry is read all the same
             if not eof and len(buf) - pos < self.need:
                 self.pos = pos
@@ -235,6 +242,10 @@ class HistoryScan:
                 self._start_region(pos, exc.pos, _reason(exc))  # type: ignore[attr-defined]
                 self.pos = pos
                 return True
+            if end >= len(buf) and not eof:  # a number may go on in the next piece (1428|57): wait
+                self._pending.clear()
+                self.pos, self.need = pos, len(buf) - pos + 1
+                return False
             if self._pending:
                 for token in self._pending:
                     self._constant(token)
@@ -279,7 +290,7 @@ class HistoryScan:
                     return False
                 keep = max(search, len(buf) - _NEAR_END) if match is None else match.start()
                 self.region = (first, entries, keep)
-                self.pos = keep  # the skipped text is dropped as the scan goes
+                self.pos = max(0, keep - _NEAR_END)  # the skipped text is dropped as the scan goes
                 return False
             if match.group().startswith("]"):
                 self._end_region(match.start(), entries, first)
@@ -293,7 +304,7 @@ class HistoryScan:
             except ValueError as exc:
                 if not eof and self._maybe_cut(exc, brace):
                     self.region = (first, entries, match.start())
-                    self.pos, self.need = match.start(), 2 * (len(buf) - brace) + 1
+                    self.pos, self.need = max(0, match.start() - _NEAR_END), 2 * (len(buf) - brace) + 1
                     return False
             else:
                 self._pending.clear()  # decoded again below, in the entries state

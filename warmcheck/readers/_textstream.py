@@ -31,6 +31,8 @@ GiB = 1 << 30
 _PLAIN_READ = 1 << 28  # a plain file up to 256 MiB is one read and one piece, as it always was
 _GZIP_READ = 1 << 20
 _GZIP_OUT = 1 << 24
+_HELD = 1 << 26  # whitespace at the end of the text held back before only its line breaks are counted
+_HELD_MIN = 1 << 12  # trailing whitespace shorter than this stays in its piece (no copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class TextStream:
                 return
             raw = self._raw(fh, st.st_size)
             first = next(raw, b"")  # sets self.gzip
-            yield from self._bom(self._utf8(self._nuls(self._decoded(raw, first))))
+            yield from self._bom(self._blank_tail(self._utf8(self._nuls(self._decoded(raw, first)))))
             if next(raw, None) is not None:  # stopped early (corrupt gzip): the size is the file's
                 self.size = max(self.size, st.st_size)
         except OSError as exc:
@@ -277,6 +279,44 @@ class TextStream:
             self.findings.append(diag("WC013", f"not valid UTF-8 at byte {first[0]} (line {first[1]}); {replaced} "
                                       "bad byte sequence(s) replaced with U+FFFD", self.path, line=first[1],
                                       offset=first[0], replaced=replaced))
+
+    def _blank_tail(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        """The pieces, with a long run of whitespace at the end of the text cut after its first line
+        break (blank lines hold nothing in any text log; a gzip bomb of newlines costs no memory).
+
+        A run is held back while it lasts (up to ``_HELD`` bytes; past that only its line breaks are
+        counted) and given back whole, line breaks as LF, when text follows it.
+        """
+        held: list[bytes] = []
+        size = breaks = 0  # bytes held; line breaks past them
+        last = b""  # the last byte of the run so far (a CR, then an LF, is one line break)
+        first_break = b""  # the run's first line break: all that is kept of it at the end of the file
+        for piece in pieces:
+            end = len(piece.rstrip())
+            if end:
+                if held or breaks:
+                    yield from held
+                    if breaks:
+                        yield b"\n" * breaks  # a run of blank lines inside the file: its lines, not its bytes
+                    held, size, breaks, first_break = [], 0, 0, b""
+                if len(piece) - end <= _HELD_MIN:
+                    yield piece
+                    continue
+                yield piece[:end]
+                piece = piece[end:]
+            if not first_break:
+                at = min((i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0), default=-1)
+                if at >= 0:
+                    first_break = b"\r\n" if piece[at:at + 2] == b"\r\n" else piece[at:at + 1]
+            if size + len(piece) <= _HELD:
+                held.append(piece)
+                size += len(piece)
+            else:
+                breaks += piece.count(b"\n") + piece.count(b"\r") - piece.count(b"\r\n") \
+                    - (last == b"\r" and piece[:1] == b"\n")
+            last = piece[-1:]
+        if first_break:  # the run ends the file: keep its first line break, drop the rest
+            yield first_break
 
     def _bom(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
         """The pieces without a UTF-8 byte order mark at the start (Excel's would glue itself to 'step')."""
