@@ -341,3 +341,17 @@ def test_never_raises_on_arbitrary_text(tmp_path: Path, parts: list[str], compre
     assert all(f.code != "WC021" for f in read.findings)  # the reader returned (an exception fails the test)
     for frag in read.fragments:
         assert frag.steps.dtype == np.int64 and len(frag.steps) == len(frag.values) == len(frag.wall_times)
+
+
+def test_a_delimiter_inside_a_column_name_does_not_win(tmp_path) -> None:
+    from warmcheck.readers._csvparse import sniff_delimiter
+
+    # An OSC escape (or any name) holding ';' in a comma-separated file: the data rows decide.
+    assert sniff_delimiter("step,lr,\x1b]0;title\x07loss", "0,0.001,2.5") == ","
+    assert sniff_delimiter("step;lr;loss", "0;0,001;2,5") == ";"  # decimal commas: ';' splits like the header
+    assert sniff_delimiter("step\tlr;x\tloss", "0\t0.1\t2") == "\t"
+    assert sniff_delimiter("step;lr;loss") == ";"  # no data row yet: the header alone
+    path = tmp_path / "log.csv"
+    path.write_text("step,lr,a;b loss\n" + "".join(f"{s},0.001,{2.5 - s / 100}\n" for s in range(20)))
+    read = read_csv(str(path))
+    assert {f.tag: len(f) for f in read.fragments} == {"lr": 20, "a;b loss": 20}

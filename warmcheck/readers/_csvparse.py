@@ -27,21 +27,45 @@ from ._text import count_lines
 DELIMITERS = (",", ";", "\t")
 
 
-def sniff_delimiter(header: str) -> str:
-    """The delimiter that occurs most often in the header line outside quotes (',' on a tie)."""
-    if '"' not in header:
-        header = header.replace("\r", "").replace("\n", "")
-        best = max(DELIMITERS, key=lambda d: (header.count(d), d == ","))
-        return best if header.count(best) else ","
+def _counts(line: str) -> dict[str, int]:
+    """How often each candidate delimiter occurs in ``line`` outside quotes."""
+    if '"' not in line:
+        return {d: line.count(d) for d in DELIMITERS}
     counts = dict.fromkeys(DELIMITERS, 0)
     quoted = False
-    for ch in header:
+    for ch in line:
         if ch == '"':
             quoted = not quoted
         elif not quoted and ch in counts:
             counts[ch] += 1
-    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
+    return counts
+
+
+def sniff_delimiter(header: str, sample: str = "") -> str:
+    """The CSV delimiter, from the header line and (when given) the first data line.
+
+    A delimiter that splits the first data row into as many fields as the header is the one (a
+    column name may hold a ';' or a tab, a data row of numbers does not); else the one that occurs
+    most often in the header outside quotes (',' on a tie).
+    """
+    head = _counts(header.replace("\r", "").replace("\n", ""))
+    if sample.strip():
+        row = _counts(sample.replace("\r", "").replace("\n", ""))
+        agree = [d for d in DELIMITERS if row[d] and row[d] == head[d]]
+        if agree:
+            return max(agree, key=lambda d: (head[d], d == ","))
+    best = max(DELIMITERS, key=lambda d: (head[d], d == ","))
+    return best if head[best] else ","
+
+
+def first_line(data: bytes, start: int) -> bytes:
+    """The first non-blank complete line at or after ``start`` (b"" if none within 64 KiB)."""
+    for m in _EOL.finditer(data, start, min(len(data), start + (1 << 16))):
+        line = data[start:m.start()]
+        if line.strip():
+            return line
+        start = m.end()
+    return b""
 
 
 _EOL = re.compile(rb"\r\n|\n|\r")

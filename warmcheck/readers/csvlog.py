@@ -21,7 +21,7 @@ import numpy as np
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
 from ._csvcells import Column, convert_column, convert_steps
-from ._csvparse import Table, read_table, sniff_delimiter, split_header
+from ._csvparse import Table, first_line, read_table, sniff_delimiter, split_header
 from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, file_stamp, format_lines, load_text, pick_step, tail_start
 from .interface import diag
 
@@ -53,10 +53,11 @@ def looks_like_training_csv(path: str) -> bool:
 
             with gzip.open(path, "rb") as gz:
                 head = gz.read(1 << 20)
-        line = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip().splitlines()[:1]
-        if not line:
+        lines = [x for x in head.decode("utf-8", "replace").lstrip("\ufeff").lstrip().splitlines()[:3] if x.strip()]
+        if not lines:
             return False
-        names = next(csv.reader(line, delimiter=sniff_delimiter(line[0])), [])
+        line = lines[:1]
+        names = next(csv.reader(line, delimiter=sniff_delimiter(lines[0], lines[1] if len(lines) > 1 else "")), [])
         return any(_looks_like_log_column(n) for n in names)
     except Exception:  # noqa: BLE001 - a sniff must never break discovery
         return False
@@ -89,7 +90,7 @@ def read_csv(path: str) -> SourceRead:
     header, start, header_lines = split_header(data)
     end = max(start, tail_start(data))
     tail = data[end:]
-    raw_names, delimiter = parse_header(header)
+    raw_names, delimiter = parse_header(header, first_line(data, start))
     if delimiter != ",":
         findings.append(delimiter_note(path, delimiter))
     # pandas reads a path ~1.5x faster than a BytesIO. Only when the bytes are the file's own, no
@@ -116,10 +117,11 @@ def read_csv(path: str) -> SourceRead:
                       fragments=reader.fragments, metadata=meta, findings=findings)
 
 
-def parse_header(header: bytes) -> tuple[list[str], str]:
-    """The column names of a header line (valid UTF-8 bytes) and the delimiter sniffed from it."""
+def parse_header(header: bytes, sample: bytes = b"") -> tuple[list[str], str]:
+    """The column names of a header line (valid UTF-8 bytes) and the delimiter sniffed from it and
+    from the first data line ``sample``."""
     header_text = header.decode("utf-8")
-    delimiter = sniff_delimiter(header_text)
+    delimiter = sniff_delimiter(header_text, sample.decode("utf-8", "replace"))
     return next(csv.reader(io.StringIO(header_text, newline=""), delimiter=delimiter), []), delimiter
 
 

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, Protocol
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
-from ._csvparse import split_header
+from ._csvparse import first_line, split_header
 from ._follow import TAIL_BYTES, Change, FileIdentity, points_digest, read_at
 from ._text import clean_piece, count_lines, pick_step
 from .interface import diag
@@ -500,7 +500,7 @@ class CsvTailer(_FileTailer):
             _, length, header_lines = split_header(data[bom:])
             pos = bom + length
             clean = clean_piece(data[bom:pos], self.display, findings, offset=base + bom)
-            self._names, self._delimiter = parse_header(split_header(clean)[0])
+            self._names, self._delimiter = parse_header(split_header(clean)[0], first_line(data, pos))
             self._prefix = data[:pos]
             self._lines = self._head_lines = header_lines
             self._columns = len(self._names)
