@@ -171,6 +171,11 @@ class Collector:
             if key is None:
                 key = keys[name] = _Key()
             kind = type(value)
+            if kind is float and key.walls is None and wall != wall:  # the usual point, inlined
+                key.numeric = True
+                key.steps.append(step)
+                key.values.append(value)  # type: ignore[arg-type]
+                continue
             if kind is float or kind is int:
                 key.numeric = True
                 try:
@@ -238,7 +243,12 @@ def _fragment(name: str, key: _Key) -> Fragment:
                     walls)
 
 
+_WALL_KEYS = frozenset(WALL_TIME_KEYS)
+
+
 def _wall_time(record: Mapping[str, object]) -> float:
+    if _WALL_KEYS.isdisjoint(record):  # most records: one C-level pass over their few keys
+        return math.nan
     for name in WALL_TIME_KEYS:
         value = record.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 1e8 < value < 1e11:

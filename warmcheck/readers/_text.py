@@ -95,6 +95,8 @@ def parse_step(value: object) -> tuple[int | None, bool]:
     down and flagged so the caller can warn. Empty, NaN/Inf, words, bools and values outside int64
     are not steps.
     """
+    if type(value) is int:  # the usual case first: JSON and csv integers
+        return (value, False) if -_MAX_INT64 - 1 <= value <= _MAX_INT64 else (None, False)
     if isinstance(value, bool) or value is None:
         return None, False
     if isinstance(value, numbers.Integral):  # also numpy integers, which must stay exact

@@ -23,7 +23,6 @@ from ._records import Clashes, Collector, NonFiniteTokens, flatten, json_safe
 from ._textstream import TextStream
 from .interface import diag
 
-_SUMMARY_KEYS = ("train_runtime", "total_flos")
 _READ = 1 << 22  # 4 MiB of text at a time
 _UNSTEPPED_KEPT = 1000
 
@@ -126,8 +125,8 @@ class _History:
             if len(self.not_objects) < 10:
                 self.not_objects.append(i)
             return
-        if any(k in entry for k in _SUMMARY_KEYS) or ("train_loss" in entry and "loss" not in entry
-                                                      and "learning_rate" not in entry):
+        if "train_runtime" in entry or "total_flos" in entry or (
+                "train_loss" in entry and "loss" not in entry and "learning_rate" not in entry):
             self.summary = entry
             return
         if "step" not in entry:
