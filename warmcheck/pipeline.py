@@ -17,6 +17,7 @@ from .errors import NoRunsError
 from .findings import Finding, Severity, make
 from .model import Run, Schedule
 from .readers import discover, is_training_csv, read_runs
+from .readers._textstream import Limits, set_limits
 from .readers.discovery import RunSpec
 from .schedule import infer_schedules
 from .workers import WorkerDeath, WorkerFailure, resilient_map
@@ -118,6 +119,8 @@ def analyze_specs(spec: RunSpec, settings: Settings) -> list[Run]:
 
     An unexpected exception becomes a WC021 finding, not a crash.
     """
+    # The size limits of the text readers, in this process or a worker (spawned ones start with defaults).
+    set_limits(Limits(settings.max_file_size, settings.max_decompressed_size))
     try:
         runs = read_runs(spec, settings.for_run(spec.name).role_overrides())
     except Exception as exc:  # noqa: BLE001 - the safety net that keeps one bad run from ending all

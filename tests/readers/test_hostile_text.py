@@ -312,3 +312,15 @@ def test_trainer_state_entry_collision_is_kept_and_counted(tmp_path: Path) -> No
     assert frags["eval/loss"].values.tolist() == [1.0, 0.5, 0.7] and frags["eval/loss#2"].values.tolist() == [2.0, 0.6]
     (clash,) = read.findings
     assert clash.code == "WC015" and clash.details["entries"] == 2 and clash.details["first"] == 0
+
+
+def test_size_limits_from_settings_apply_to_library_calls(tmp_path) -> None:
+    from warmcheck.config import Settings
+    from warmcheck.pipeline import analyze
+
+    path = tmp_path / "log.csv"
+    path.write_text("step,lr,loss\n" + "".join(f"{s},0.001,{2.5 - s / 1000}\n" for s in range(400)))
+    (small,) = analyze([str(path)], Settings(max_file_size=1024)).runs
+    assert "WC025" in {f.code for f in small.findings} and not any(s.points for s in small.series)
+    (default,) = analyze([str(path)], Settings()).runs  # the limit is per call, not left behind
+    assert "WC025" not in {f.code for f in default.findings}
