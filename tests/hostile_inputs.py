@@ -35,12 +35,13 @@ Builders must be deterministic, write only under ``dir`` and return the path giv
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BUILDERS", "Builder", "register", "frame", "scalar_event", "file_version_event",
+from factories import record_bytes, scalar_event, version_event
+
+__all__ = ["BUILDERS", "Builder", "register",
            "SCALES"]
 
 SCALES = ("small", "full")
@@ -88,87 +89,17 @@ def register(*, item: int, description: str, points: Mapping[str, int | None],
 
 
 # --------------------------------------------------------------------------------------------
-# Shared encoders (stdlib + google_crc32c when present): TFRecord framing and scalar Events.
-# --------------------------------------------------------------------------------------------
-
-try:
-    import google_crc32c as _gcrc
-
-    def crc32c(data: bytes) -> int:
-        """CRC-32C (Castagnoli)."""
-        return int(_gcrc.value(data))
-except ImportError:  # pragma: no cover - the pure Python fallback
-    _TABLE = []
-    for _i in range(256):
-        _c = _i
-        for _ in range(8):
-            _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-        _TABLE.append(_c)
-
-    def crc32c(data: bytes) -> int:
-        """CRC-32C (Castagnoli)."""
-        crc = 0xFFFFFFFF
-        for b in data:
-            crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
-
-
-def masked_crc(data: bytes) -> int:
-    """The masked CRC TFRecord stores."""
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame(payload: bytes) -> bytes:
-    """One TFRecord: u64 length, u32 masked crc(length), data, u32 masked crc(data)."""
-    hdr = struct.pack("<Q", len(payload))
-    return hdr + struct.pack("<I", masked_crc(hdr)) + payload + struct.pack("<I", masked_crc(payload))
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field_bytes(num: int, b: bytes) -> bytes:
-    return _varint((num << 3) | 2) + _varint(len(b)) + b
-
-
-def file_version_event(wall: float = 1_700_000_000.0) -> bytes:
-    """The ``file_version: "brain.Event:2"`` event every event file starts with."""
-    return b"\x09" + struct.pack("<d", wall) + _field_bytes(3, b"brain.Event:2")
-
-
-def scalar_event(tag: str | bytes, step: int, value: float, wall: float | None = None) -> bytes:
-    """An Event holding one ``simple_value`` scalar (torch / tensorboardX style)."""
-    tag_b = tag.encode("utf-8") if isinstance(tag, str) else tag
-    w = 1_700_000_001.0 + 0.5 * step if wall is None else wall
-    val = _field_bytes(1, tag_b) + b"\x15" + struct.pack("<f", value)  # tag, simple_value
-    out = b"\x09" + struct.pack("<d", w)
-    if step:
-        out += b"\x10" + _varint(step)
-    return out + _field_bytes(5, _field_bytes(1, val))
-
-
-# --------------------------------------------------------------------------------------------
 # Builders (one function each; see the module docstring).
 # --------------------------------------------------------------------------------------------
 
 
 def _event_records(steps: int) -> bytes:
     """The file_version record, then ``train/loss`` and ``train/lr`` per step: ``2 * steps`` points."""
-    out = [frame(file_version_event())]
+    events = [version_event()]
     for s in range(steps):
-        out.append(frame(scalar_event("train/loss", s, 4.0 / (1.0 + 0.01 * s))))
-        out.append(frame(scalar_event("train/lr", s, 1e-3 * min(1.0, (s + 1) / 20))))
-    return b"".join(out)
+        events.append(scalar_event("train/loss", s, 4.0 / (1.0 + 0.01 * s), 1_700_000_001.0 + 0.5 * s))
+        events.append(scalar_event("train/lr", s, 1e-3 * min(1.0, (s + 1) / 20), 1_700_000_001.0 + 0.5 * s))
+    return record_bytes(events)
 
 
 EVENT_ZERO_TAIL = {"small": 12 << 20, "full": 2 << 30}  # zero bytes after the 400 good points
@@ -201,7 +132,7 @@ def build_event_long_tag(dir: Path, scale: str = "small") -> Path:
     path = dir / "long_tag" / "events.out.tfevents.1700000000.host.1.0"
     path.parent.mkdir(parents=True, exist_ok=True)
     long_tag = ("long/" + "t" * tag_bytes)[:tag_bytes]
-    path.write_bytes(_event_records(steps) + frame(scalar_event(long_tag, steps, 0.5)))
+    path.write_bytes(_event_records(steps) + record_bytes([scalar_event(long_tag, steps, 0.5)]))
     return path
 
 

@@ -7,6 +7,7 @@ the scanner's bounded block (memory itself is measured by bench/hostile_bench.py
 from __future__ import annotations
 
 import builtins
+import io
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,25 +15,39 @@ from typing import Any, BinaryIO
 import google_crc32c
 import numpy as np
 import pytest
-from hostile_inputs import BUILDERS, EVENT_LONG_TAG, EVENT_ZERO_TAIL, frame, masked_crc, scalar_event
+from factories import scalar_event
+from hostile_inputs import BUILDERS, EVENT_LONG_TAG, EVENT_ZERO_TAIL
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 import warmcheck.readers.tfrecord as tfrecord
 from warmcheck.model import SourceRead
 from warmcheck.readers._tags import LONG_TAG, unique_tags
+from warmcheck.readers.crc import masked_crc32c
 from warmcheck.readers.tensorboard import EventFileReader, read_event_file
 from warmcheck.readers.tfrecord import READ_LIMIT
+
+
+def _event(tag: str, step: int, value: float) -> bytes:
+    return scalar_event(tag, step, value).SerializeToString()
+
+
+def frame(payload: bytes) -> bytes:
+    """One TFRecord around ``payload``, framed by tensorboard's own writer."""
+    buf = io.BytesIO()
+    RecordWriter(buf).write(payload)
+    return buf.getvalue()
 
 NAME = "events.out.tfevents.1700000000.host.1.0"
 CHUNK = 64 << 10  # a small scanner chunk, so a few MiB of input is many chunks
 
 
 def _points(steps: range, tag: str = "train/loss") -> bytes:
-    return b"".join(frame(scalar_event(tag, s, 1.0 / (s + 1))) for s in steps)
+    return b"".join(frame(_event(tag, s, 1.0 / (s + 1))) for s in steps)
 
 
 def _header(length: int) -> bytes:
     head = struct.pack("<Q", length)
-    return head + struct.pack("<I", masked_crc(head))
+    return head + struct.pack("<I", masked_crc32c(head))
 
 
 @pytest.fixture
@@ -107,8 +122,8 @@ def test_zeros_between_records_are_one_range_and_the_records_after_them_kept(tmp
     before, after = _points(range(100)), _points(range(100, 250))
     # A record whose length is a multiple of 256 starts with a zero byte: resynchronising at the
     # first non-zero byte would miss it.
-    tag = next(t for t in ("t" * n for n in range(100, 300)) if len(scalar_event(t, 99, 7.0)) == 256)
-    first_after = frame(scalar_event(tag, 99, 7.0))
+    tag = next(t for t in ("t" * n for n in range(100, 300)) if len(_event(t, 99, 7.0)) == 256)
+    first_after = frame(_event(tag, 99, 7.0))
     assert len(first_after) - 16 == 256 and first_after[0] == 0
     zeros = 1 << 20
     path = tmp_path / NAME
@@ -207,7 +222,7 @@ def test_a_valid_record_over_the_read_limit_is_verified_and_reported_not_held(tm
 
 def test_a_record_longer_than_the_chunk_is_read_whole(tmp_path: Path) -> None:
     tag = "x" * (3 * CHUNK)
-    data = _points(range(20)) + frame(scalar_event(tag, 20, 2.5)) + _points(range(21, 40))
+    data = _points(range(20)) + frame(_event(tag, 20, 2.5)) + _points(range(21, 40))
     path = tmp_path / NAME
     path.write_bytes(data)
     _, read = _read(path)
