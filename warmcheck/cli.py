@@ -23,7 +23,6 @@ from .detectors import DETECTORS
 from .errors import WarmcheckError
 from .findings import FAMILIES, RULES, Severity, rules_markdown
 from .pipeline import Outcome, analyze, exit_code
-from .readers._textstream import Limits, set_limits
 from .reporters import OutputFormat, make_reporter
 from .reporters.escape import ci_json, ci_line, visible
 
@@ -115,7 +114,6 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
         (env if source is click.core.ParameterSource.ENVIRONMENT else flags)[name] = value
     settings = _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")),
                                                   env=env), False)
-    set_limits(Limits(settings.max_file_size, settings.max_decompressed_size))  # readers, this process and forks
     return settings
 
 
