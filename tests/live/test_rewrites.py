@@ -122,19 +122,25 @@ def assert_as_analyze(live: Live, runs: list[Run], expected: list[Run] | tuple[R
     assert judged(live.reported) == judged([f for r in expected for f in r.findings])
 
 
-# -- truncate-and-rewrite, replace: the final file is what counts ----------------------------------
-
-
-@pytest.mark.parametrize("name", list(WRITERS))
-@pytest.mark.parametrize("pattern", ["truncate-seen-short", "truncate-grown-past", "new-inode"])
-def test_rewritten_file_gives_the_final_files_points(tmp_path: Path, name: str, pattern: str) -> None:
+def _first_attempt(tmp_path: Path, name: str, pieces: int) -> tuple[Callable[..., bytes], Path, Path, Live]:
+    """A watched run ``r`` whose file ``name`` was written with steps 0-299 in ``pieces`` polls."""
     write = WRITERS[name]
     root = tmp_path / "runs"
     (root / "r").mkdir(parents=True)
     path = root / "r" / name
     live = Live(root)
     path.write_bytes(b"")
-    write_in_pieces(live, path, lambda a, b: write(a, b, loss_a), 0, 300, 6)  # the first attempt: steps 0-299
+    write_in_pieces(live, path, lambda a, b: write(a, b, loss_a), 0, 300, pieces)
+    return write, root, path, live
+
+
+# -- truncate-and-rewrite, replace: the final file is what counts ----------------------------------
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+@pytest.mark.parametrize("pattern", ["truncate-seen-short", "truncate-grown-past", "new-inode"])
+def test_rewritten_file_gives_the_final_files_points(tmp_path: Path, name: str, pattern: str) -> None:
+    write, root, path, live = _first_attempt(tmp_path, name, 6)  # the first attempt: steps 0-299
     if pattern == "truncate-seen-short":  # truncated and written again: a poll sees it shorter
         path.write_bytes(write(0, 40, loss_b))
         live.poll()
@@ -249,13 +255,7 @@ def test_rotated_event_file_is_read_once_under_either_name(tmp_path: Path) -> No
 @pytest.mark.parametrize("name", ["log.jsonl", EVENTS])
 def test_deleted_then_written_again_replaces_the_old_points(tmp_path: Path, name: str) -> None:
     """A poll sees the file gone (one WC001), then a new attempt at the same path: its points only."""
-    write = WRITERS[name]
-    root = tmp_path / "runs"
-    (root / "r").mkdir(parents=True)
-    path = root / "r" / name
-    live = Live(root)
-    path.write_bytes(b"")
-    write_in_pieces(live, path, lambda a, b: write(a, b, loss_a), 0, 300, 3)
+    write, root, path, live = _first_attempt(tmp_path, name, 3)
     if name == EVENTS:  # the run's only file gone: keep the directory a run with another (empty) event file
         (root / "r" / (EVENTS + ".keep")).write_bytes(b"")
     path.unlink()
