@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hostile_inputs import BUILDERS, _schedule_csv
+from hostile_inputs import BUILDERS, Builder, _schedule_csv
 
 from warmcheck.cli import main
 from warmcheck.config import load_settings
@@ -129,13 +129,19 @@ def test_files_others_can_write_are_not_used(tmp_path: Path, monkeypatch: pytest
     assert load_settings({}, config=str(cfg)).fail_on.value == "never"  # named explicitly: used
 
 
-def test_parent_config_trap_builder_through_the_cli(tmp_path: Path) -> None:
-    """The bench's input, through a real process (its own cwd, a real $HOME)."""
-    b = BUILDERS["parent_config_trap"]
+def _builder_cli(tmp_path: Path, name: str) -> tuple[Builder, subprocess.CompletedProcess[str]]:
+    """The bench's input ``name`` built small, through the CLI in a real process (its cwd and env)."""
+    b = BUILDERS[name]
     path = b.build(tmp_path, "small")
     assert b.cwd is not None
     proc = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(path), "--format", "json", *b.args],
                           cwd=b.cwd(path), capture_output=True, text=True, env={**os.environ, **b.env}, timeout=120)
+    return b, proc
+
+
+def test_parent_config_trap_builder_through_the_cli(tmp_path: Path) -> None:
+    """The bench's input, through a real process (its own cwd, a real $HOME)."""
+    b, proc = _builder_cli(tmp_path, "parent_config_trap")
     doc = json.loads(proc.stdout)
     assert proc.returncode == b.exit_code == 1 and set(b.codes or ()) <= _codes(doc)
     assert sum(s["points"] + s["superseded"] for r in doc["runs"] for s in r["series"]) == b.points["small"]
@@ -223,11 +229,7 @@ def test_a_worker_that_exits_is_reported_with_its_exit_code(tmp_path: Path, monk
 
 def test_worker_killer_builder_through_the_cli(tmp_path: Path) -> None:
     """The bench's input: the CLI in a real process, a worker SIGKILLed by a sitecustomize hook."""
-    b = BUILDERS["worker_killer"]
-    path = b.build(tmp_path, "small")
-    assert b.cwd is not None
-    proc = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(path), "--format", "json", *b.args],
-                          cwd=b.cwd(path), capture_output=True, text=True, env={**os.environ, **b.env}, timeout=120)
+    b, proc = _builder_cli(tmp_path, "worker_killer")
     assert proc.returncode == b.exit_code == 1, proc.stderr
     doc = json.loads(proc.stdout)
     verdicts = [(Path(r["run"]).parent.name, [f["code"] for f in r["findings"]]) for r in doc["runs"]]
