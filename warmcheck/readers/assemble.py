@@ -92,8 +92,9 @@ def _merge(tag: str, parts: list[tuple[int, Fragment]], mirrors: AbstractSet[int
     steps = np.concatenate([f.steps for _, f in parts])
     values = np.concatenate([f.values for _, f in parts])
     walls = np.concatenate([f.wall_times for _, f in parts])
-    source = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in parts])
     if steps.shape[0] > 1 and not (np.diff(steps) > 0).all():
+        # Which source wrote each point: only needed where steps repeat (not on the common sorted path).
+        source = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in parts])
         order = np.argsort(steps, kind="stable")  # stable: equal steps stay in write order
         steps, values, walls, source = steps[order], values[order], walls[order], source[order]
         last = np.ones(steps.shape[0], dtype=bool)
