@@ -266,16 +266,19 @@ def _join_hf_output_dirs(runs: list[RunSpec]) -> list[RunSpec]:
 
 
 def _logging_owner(events_dir: str, outputs: dict[str, tuple[int, str]]) -> int | None:
-    """The run index of the deepest output dir D with ``events_dir`` == D or under D/runs/."""
-    best: tuple[int, int] | None = None
-    for directory, (i, _) in outputs.items():
-        rel = os.path.relpath(events_dir, directory)
-        parts = rel.split(os.sep)
-        if rel == "." or (parts[0] == "runs" and ".." not in parts):
-            depth = directory.count(os.sep)
-            if best is None or depth > best[0]:
-                best = (depth, i)
-    return None if best is None else best[1]
+    """The run index of the deepest output dir D with ``events_dir`` == D or under D/runs/.
+
+    Walks up from ``events_dir`` (the first match is the deepest): a dict look-up per ancestor, not a
+    comparison with every output dir of the tree (a sweep of thousands of HF runs).
+    """
+    if events_dir in outputs:
+        return outputs[events_dir][0]
+    child, parent = events_dir, os.path.dirname(events_dir)
+    while parent != child:
+        if os.path.basename(child) == "runs" and parent in outputs:
+            return outputs[parent][0]
+        child, parent = parent, os.path.dirname(parent)
+    return None
 
 
 def _join_eval_logs(runs: list[RunSpec]) -> list[RunSpec]:
