@@ -32,6 +32,8 @@ from numpy.typing import NDArray
 
 Arr = NDArray[np.float64]
 
+_CHUNK = 1 << 16  # points per chunk of the window statistics: temporaries of a few megabytes
+
 DETECTORS = ("warmcheck", "olmo-core", "olmo2", "llm-foundry", "megatron", "mad")
 
 
@@ -93,7 +95,11 @@ def detect(steps: NDArray[np.int64], values: Arr, detector: str = "warmcheck",
     """Run ``detector`` over the finite points of a series."""
     params = params or SpikeParams()
     ok = np.isfinite(values)
-    st, v = steps[ok], values[ok].astype(np.float64)
+    if ok.all():  # the common case: the series' own arrays, no copy (10 million points are 160 MB)
+        st, v = steps, values.astype(np.float64, copy=False)
+    else:
+        st, v = steps[ok], values[ok].astype(np.float64, copy=False)
+    del ok
     if detector == "warmcheck":
         return _robust(st, v, params)
     if detector not in DETECTORS:
@@ -113,18 +119,32 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
         return Detection("warmcheck", params, (), 0, 0, applicable=False,
                          note="values <= 0 (a loss that is not a positive quantity): ratios are undefined")
     y = np.log(v)
-    expected, noise = trailing_expectation(y, p)
-    z = (y - expected) / noise
-    flags = (z >= p.z) & (y - expected >= math.log(p.min_ratio)) & (y - trailing_max(y, p) >= math.log(p.above_max))
-    flags[np.isnan(expected)] = False
-    evaluated = int(np.count_nonzero(~np.isnan(expected)))
+    n = y.shape[0]
+    # Flags a chunk at a time, keeping the expectation and noise only where a point is flagged: the
+    # full-length temporaries of a 10-million-point series would be 80 MB each.
+    flagged, at_expected, at_noise = [], [], []
+    evaluated = 0
+    min_ratio, above_max = math.log(p.min_ratio), math.log(p.above_max)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        expected, noise = _trailing_stats(y, p, a, b)
+        seg = y[a:b]
+        excess = seg - expected
+        valid = ~np.isnan(expected)
+        evaluated += int(np.count_nonzero(valid))
+        flags = (excess / noise >= p.z) & (excess >= min_ratio) & (seg - _trailing_max(y, p, a, b) >= above_max)
+        idx = np.flatnonzero(flags & valid)
+        flagged.append(idx + a)
+        at_expected.append(expected[idx])
+        at_noise.append(noise[idx])
+    spikes = np.concatenate(flagged) if flagged else np.empty(0, np.int64)
+    expected_at = np.concatenate(at_expected) if at_expected else np.empty(0)
+    noise_at = np.concatenate(at_noise) if at_noise else np.empty(0)
     episodes: list[Episode] = []
-    i, n = 0, y.shape[0]
-    while i < n:
-        if not flags[i]:
-            i += 1
-            continue
-        base = float(expected[i])
+    pos = 0
+    while pos < spikes.shape[0]:
+        i = int(spikes[pos])
+        base = float(expected_at[pos])
         j = recovery(y, i, base, p)
         excess = y[i:j] - _expected_line(y, i, j, base, p)
         k_rel = int(np.argmax(excess))
@@ -134,13 +154,13 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
                 if excess.shape[0] >= 3 else None)
         episodes.append(Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(v[k]),
                                 expected=float(math.exp(base)), ratio=float(math.exp(y[k] - at_peak)),
-                                z=float((y[k] - at_peak) / noise[i]), end=int(st[j - 1]),
+                                z=float((y[k] - at_peak) / noise_at[pos]), end=int(st[j - 1]),
                                 recovered=int(st[j]) if j < n else None, points=j - i, index=i,
                                 expected_at_peak=float(math.exp(at_peak)),
                                 held_ratio=float(math.exp(held)) if held is not None else None,
-                                median_ratio=float(math.exp(np.median(excess))), noise=float(noise[i])))
-        i = j
-    return Detection("warmcheck", params, tuple(episodes), int(flags.sum()), evaluated)
+                                median_ratio=float(math.exp(np.median(excess))), noise=float(noise_at[pos])))
+        pos = int(np.searchsorted(spikes, j))  # the next flagged point from the recovery on
+    return Detection("warmcheck", params, tuple(episodes), int(spikes.shape[0]), evaluated)
 
 
 def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:
@@ -151,12 +171,14 @@ def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:
     """
     up = math.log(p.recover_ratio)
     n = y.shape[0]
-    elevated = y - base > up
-    for j in np.flatnonzero(~elevated[i + 1 :]).tolist():
-        j += i + 1
-        ahead = y[j : j + p.recover_points]
-        if float(np.median(ahead)) - base <= up:
-            return j
+    a, size = i + 1, 256  # scanned forward in growing chunks: most episodes end within a few points
+    while a < n:
+        b = min(n, a + size)
+        for j in np.flatnonzero(y[a:b] - base <= up).tolist():
+            j += a
+            if float(np.median(y[j : j + p.recover_points])) - base <= up:
+                return j
+        a, size = b, min(size * 2, _CHUNK)
     return n
 
 
@@ -222,31 +244,44 @@ def trailing_expectation(y: Arr, p: SpikeParams) -> tuple[Arr, Arr]:
     NaN where fewer than ``min_history`` points precede it.
     """
     n = y.shape[0]
-    expected = np.full(n, np.nan)
-    noise = np.full(n, np.nan)
-    for start in range(p.min_history, min(p.window, n)):  # short windows at the start, one by one
-        expected[start], noise[start] = _short_window_stats(y[:start].tolist())
-    if n > p.window:
-        windows = np.lib.stride_tricks.sliding_window_view(y[:-1], p.window)
-        # Chunks bound the temporaries (a million points x window) to a few megabytes.
-        for a in range(0, windows.shape[0], 65536):
-            e, s = _window_stats(windows[a : a + 65536])
-            expected[p.window + a : p.window + a + e.shape[0]] = e
-            noise[p.window + a : p.window + a + e.shape[0]] = s
+    expected, noise = np.empty(n), np.empty(n)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        expected[a:b], noise[a:b] = _trailing_stats(y, p, a, b)
+    return expected, noise
+
+
+def _trailing_stats(y: Arr, p: SpikeParams, a: int, b: int) -> tuple[Arr, Arr]:
+    """:func:`trailing_expectation` for the points ``a..b-1``: temporaries bounded by the chunk."""
+    expected = np.full(b - a, np.nan)
+    noise = np.full(b - a, np.nan)
+    for start in range(max(a, p.min_history), min(p.window, b)):  # short windows at the start, one by one
+        expected[start - a], noise[start - a] = _short_window_stats(y[:start].tolist())
+    lo = max(a, p.window)
+    if lo < b:
+        windows = np.lib.stride_tricks.sliding_window_view(y[lo - p.window : b - 1], p.window)
+        expected[lo - a :], noise[lo - a :] = _window_stats(windows)
     return expected, np.maximum(noise, p.noise_floor)
 
 
 def trailing_max(y: Arr, p: SpikeParams) -> Arr:
     """The highest of the ``window`` points before each point (-inf where there are none)."""
     n = y.shape[0]
-    out = np.full(n, -np.inf)
-    for start in range(1, min(p.window, n)):
-        out[start] = y[:start].max()
-    if n > p.window:
-        windows = np.lib.stride_tricks.sliding_window_view(y[:-1], p.window)
-        for a in range(0, windows.shape[0], 65536):
-            chunk = windows[a : a + 65536].max(axis=1)
-            out[p.window + a : p.window + a + chunk.shape[0]] = chunk
+    out = np.empty(n)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        out[a:b] = _trailing_max(y, p, a, b)
+    return out
+
+
+def _trailing_max(y: Arr, p: SpikeParams, a: int, b: int) -> Arr:
+    """:func:`trailing_max` for the points ``a..b-1``."""
+    out = np.full(b - a, -np.inf)
+    for start in range(max(a, 1), min(p.window, b)):
+        out[start - a] = y[:start].max()
+    lo = max(a, p.window)
+    if lo < b:
+        out[lo - a :] = np.lib.stride_tricks.sliding_window_view(y[lo - p.window : b - 1], p.window).max(axis=1)
     return out
 
 

@@ -41,6 +41,15 @@ class Format(str, enum.Enum):
     MONITOR = "monitor"  # fed in-process by warmcheck.Monitor
 
 
+def no_wall_times(n: int) -> FloatArray:
+    """``n`` missing wall times (NaN) that take no memory: a read-only broadcast of one NaN.
+
+    Most CSV, JSONL and trainer_state logs have no wall clock; 10 million points would otherwise
+    carry 80 MB of NaN. Nothing writes into a series' arrays, so a read-only view is enough.
+    """
+    return np.broadcast_to(np.float64(np.nan), (n,))
+
+
 @dataclass(frozen=True, slots=True)
 class Fragment:
     """Points of one tag from one source, in the order they were written (not yet merged)."""

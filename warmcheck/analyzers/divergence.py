@@ -162,30 +162,27 @@ def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Ep
 
     The onset is the first step after the last one within 10% of the running minimum.
     """
-    finite = np.isfinite(loss.values)
-    if np.any(loss.values[finite] <= 0):
-        return None  # not a positive quantity (RL objectives, log-likelihood ratios): ratios mean nothing
-    ok = finite
-    if np.count_nonzero(ok) < 10:
+    st, values = _finite(loss)
+    if values.shape[0] < 10:
         return None
-    st, raw = loss.steps[ok], np.log(loss.values[ok])
+    if float(values.min()) <= 0:
+        return None  # not a positive quantity (RL objectives, log-likelihood ratios): ratios mean nothing
+    raw = np.log(values)
     # A centred median of 5 keeps one odd low value from becoming "the minimum" the run never regains.
-    padded = np.concatenate([np.full(2, raw[0]), raw, np.full(2, raw[-1])])
-    y = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    y = _median5(raw)
     low = np.minimum.accumulate(y)
     up = float(y[-1] - low[-1])
     needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
     if up < needed:
         return None
-    near = np.flatnonzero(y - low <= _NEAR_MIN)
-    i = int(near[-1]) + 1
+    i = _last_near(y, low) + 1
     if i >= y.shape[0] or np.any(np.diff(y[i:]) < -math.log(1.5)):  # a climb, not a saw-tooth
         return None
     k = i + int(np.argmax(y[i:]))
     base = float(math.exp(low[i - 1]))
     i = _hinge(raw, i)
     k = i + int(np.argmax(raw[i:]))
-    e = Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(loss.values[ok][k]), expected=base,
+    e = Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(values[k]), expected=base,
                 ratio=float(math.exp(raw[k] - low[i - 1])), z=float("nan"), end=int(st[-1]), recovered=None,
                 points=y.shape[0] - i, index=i)
     return int(st[i]), e
@@ -197,8 +194,42 @@ def _smoothed_log(loss: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     st, raw = loss.steps[ok], np.log(loss.values[ok])
     if raw.shape[0] == 0:
         return st, raw, raw
-    padded = np.concatenate([np.full(2, raw[0]), raw, np.full(2, raw[-1])])
-    return st, raw, np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    return st, raw, _median5(raw)
+
+
+def _finite(loss: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of the finite points; the series' own arrays (no copy) when all are finite."""
+    ok = np.isfinite(loss.values)
+    if ok.all():
+        return loss.steps, loss.values
+    return loss.steps[ok], loss.values[ok]
+
+
+def _median5(raw: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """The centred median of 5, the ends padded with the first and last value.
+
+    A chunk of windows at a time: the median of a ``sliding_window_view`` copies its windows (5 values
+    a point, 400 MB for 10 million points).
+    """
+    n = raw.shape[0]
+    out = np.empty(n)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        lo, hi = max(0, a - 2), min(n, b + 2)
+        part = np.concatenate([np.full(2 - (a - lo), raw[0]), raw[lo:hi], np.full(2 - (hi - b), raw[-1])])
+        out[a:b] = np.median(np.lib.stride_tricks.sliding_window_view(part, 5), axis=1)
+    return out
+
+
+def _last_near(y: np.ndarray, low: np.ndarray, chunk: int = 1 << 20) -> int:
+    """The last index where ``y`` is within ``_NEAR_MIN`` of its running minimum ``low`` (the first
+    index is, always), scanned from the end a chunk at a time: no full-length temporary."""
+    for hi in range(y.shape[0], 0, -chunk):
+        lo = max(0, hi - chunk)
+        near = np.flatnonzero(y[lo:hi] - low[lo:hi] <= _NEAR_MIN)
+        if near.shape[0]:
+            return lo + int(near[-1])
+    return 0
 
 
 def _climb_start(loss: Series, upto: int) -> int | None:

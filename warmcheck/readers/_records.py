@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..findings import Finding, make
-from ..model import Fragment
+from ..model import Fragment, no_wall_times
 from ._text import WALL_TIME_KEYS, format_lines, parse_number, parse_step, pick_step
 from .interface import diag
 
@@ -238,7 +238,7 @@ def _fragment(name: str, key: _Key) -> Fragment:
     n = len(key.values)
     if not n:
         return Fragment(name, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
-    walls = np.frombuffer(key.walls, dtype=np.float64) if key.walls is not None else np.full(n, np.nan)
+    walls = np.frombuffer(key.walls, dtype=np.float64) if key.walls is not None else no_wall_times(n)
     return Fragment(name, np.frombuffer(key.steps, dtype=np.int64), np.frombuffer(key.values, dtype=np.float64),
                     walls)
 
