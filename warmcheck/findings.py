@@ -279,6 +279,15 @@ take minutes and gigabytes, and no report could show them.
 What to do: log per-layer or per-parameter metrics to a separate file, or select the columns
 that matter before running warmcheck.
 """),
+    _rule("WC027", "reader-not-installed", _E, "A run is in a format whose optional reader is not installed.",
+          """
+What it detects: a W&B run file (``.wandb``) or an MLflow store or server, while the optional package
+that reads it is missing; the message names the extra to install (``pip install "warmcheck[wandb]"``,
+``"warmcheck[mlflow]"``).
+Why it matters: the run was found but not read: its schedule, spikes and divergence are unknown, and a
+gate must not pass what it could not see.
+What to do: install the extra the message names, or leave such runs out of the paths given.
+"""),
     # ---- WC1xx: schedule and warmup as observed ------------------------------------------------
     _rule("WC101", "no-warmup", _I, "The learning rate starts at its peak: there is no warmup.",
           """

@@ -39,6 +39,8 @@ class Format(str, enum.Enum):
     HF_TRAINER_STATE = "hf-trainer-state"
     JSONL = "jsonl"
     MONITOR = "monitor"  # fed in-process by warmcheck.Monitor
+    WANDB = "wandb"  # a W&B run file, run-<id>.wandb (extra: warmcheck[wandb])
+    MLFLOW = "mlflow"  # one MLflow run: file store run directory, SQLite backend or tracking server
 
 
 def no_wall_times(n: int) -> FloatArray:

@@ -87,6 +87,12 @@ def configured(run: Run, settings: Settings) -> Configured:
         cfg.framework = "lightning" if cfg.framework == "unknown" else cfg.framework
     if any(s.tag.lower().startswith("train/samples/") for s in run.series):
         cfg.framework = "deepspeed"
+    # A tracker's record of the run's configuration (W&B config, MLflow params): {source name: mapping}.
+    tracked = run.metadata.get("tracker_params")
+    if isinstance(tracked, Mapping):
+        for name, doc in sorted(tracked.items()):
+            if isinstance(doc, Mapping):
+                layers.append((str(name), _flatten(doc)))
     if args:
         layers.append(("args/text_summary", _hf_normalised(args)))
         cfg.scheduler = str(args.get("lr_scheduler_type") or "") or None

@@ -26,6 +26,12 @@ def reader_for(fmt: Format) -> ReadFunction:
     if fmt is Format.HF_TRAINER_STATE:
         from .hf import read_trainer_state
         return read_trainer_state
+    if fmt is Format.WANDB:
+        from .wandb import read_wandb
+        return read_wandb
+    if fmt is Format.MLFLOW:
+        from .mlflow import read_mlflow
+        return read_mlflow
     from .jsonl import read_jsonl
     return read_jsonl
 

@@ -86,6 +86,8 @@ def classify(name: str) -> Format | None:
         return Format.JSONL
     if lower.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
         return Format.CSV
+    if lower.endswith(".wandb"):
+        return Format.WANDB
     return None
 
 

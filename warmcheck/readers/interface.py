@@ -31,3 +31,9 @@ def diag(code: str, message: str, source: str, *, line: int | None = None,
     """
     return make(code, message, source=source, line=line, tag=tag, step=step, step_end=step_end,
                 details={**(details or {}), **more})
+
+
+def not_installed(source: str, package: str, extra: str, what: str) -> Finding:
+    """WC027: ``what`` at ``source`` needs the optional ``package``, installed by ``warmcheck[extra]``."""
+    return diag("WC027", f"{what} needs the {package!r} package, which is not installed: "
+                f"pip install \"warmcheck[{extra}]\"", source, package=package, extra=extra)
