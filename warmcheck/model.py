@@ -291,8 +291,12 @@ class Run:
 
     def with_role(self, role: Role) -> list[Series]:
         """Series carrying ``role``, best match first (the order role assignment decided)."""
-        by_tag = {s.tag: s for s in self.series}
-        return [by_tag[t] for t in self.roles.get(role, ()) if t in by_tag]
+        tags = self.roles.get(role, ())
+        if not tags:
+            return []
+        wanted = set(tags)
+        by_tag = {s.tag: s for s in self.series if s.tag in wanted}
+        return [by_tag[t] for t in tags if t in by_tag]
 
     def primary(self, role: Role) -> Series | None:
         """The series analyses use for ``role``: the best match, or ``None``."""

@@ -59,9 +59,11 @@ def normalise(tag: str) -> str:
     return re.sub(r"[-\s]+", "_", tag.strip().lower())
 
 
-def _rank(role: Role, tag: str) -> int | None:
-    norm = normalise(tag)
-    is_eval = _EXCLUDE.search(norm) is not None
+def _rank(role: Role, tag: str, norm: str | None = None, is_eval: bool | None = None) -> int | None:
+    if norm is None:
+        norm = normalise(tag)
+    if is_eval is None:
+        is_eval = _EXCLUDE.search(norm) is not None
     if is_eval != (role is Role.EVAL_LOSS):  # evaluation series take only the eval_loss role
         return None
     for i, pattern in enumerate(_COMPILED[role]):
@@ -76,6 +78,9 @@ def assign_roles(series: Sequence[Series],
     overrides = overrides or {}
     taken: set[str] = set()
     roles: dict[Role, tuple[str, ...]] = {}
+    # Normalised once per tag, not once per role (a CSV may hold a million columns).
+    norms = {s.tag: normalise(s.tag) for s in series}
+    evals = {t: _EXCLUDE.search(n) is not None for t, n in norms.items()}
     for role in (Role.LR, Role.GRAD_NORM, Role.LOSS, Role.EVAL_LOSS):
         wanted = overrides.get(role)
         if wanted:
@@ -85,7 +90,7 @@ def assign_roles(series: Sequence[Series],
                                         default=len(order)))
         else:
             ranked = [(r, -s.points, s.tag) for s in series
-                      if s.tag not in taken and (r := _rank(role, s.tag)) is not None]
+                      if s.tag not in taken and (r := _rank(role, s.tag, norms[s.tag], evals[s.tag])) is not None]
             tags = [t for _, _, t in sorted(ranked)]
         tags = [t for t in tags if t not in taken]
         taken.update(tags)
