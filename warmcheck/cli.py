@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -150,7 +150,10 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
     if plot_dir is not None:
         _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
-    report = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on).render(outcome)
+    reporter = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on)
+    # A reporter that can stream (JSON) writes piece by piece: a million series never sit in memory as text.
+    chunks = getattr(reporter, "chunks", None)
+    report: str | Iterable[str] = chunks(outcome) if chunks is not None else reporter.render(outcome)
     _run_guarded(lambda: _emit(report, output), verbose)
     code = exit_code(outcome, settings.fail_on, exit_zero)
     if not quiet:
@@ -361,16 +364,20 @@ def _run_guarded(fn: Callable[[], T], verbose: bool) -> T:
         sys.exit(2)
 
 
-def _emit(text: str, output: str | None) -> None:
-    """Write the report; what the stream cannot encode is written as a backslash escape, not a crash."""
+def _emit(text: str | Iterable[str], output: str | None) -> None:
+    """Write the report (a string or its pieces); what the stream cannot encode is written as a
+    backslash escape, not a crash."""
+    pieces = [text] if isinstance(text, str) else text
     if output is None:
         enc = getattr(sys.stdout, "encoding", None) or "utf-8"
-        sys.stdout.write(text.encode(enc, "backslashreplace").decode(enc))
+        for piece in pieces:
+            sys.stdout.write(piece.encode(enc, "backslashreplace").decode(enc))
         sys.stdout.flush()
         return
     try:
         with open(output, "w", encoding="utf-8", errors="backslashreplace") as f:
-            f.write(text)
+            for piece in pieces:
+                f.write(piece)
     except OSError as exc:
         raise WarmcheckError(f"cannot write {output}: {exc.strerror or exc}") from exc
 

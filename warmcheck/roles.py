@@ -52,6 +52,7 @@ RULES: Mapping[Role, tuple[str, ...]] = {
 
 _EXCLUDE = re.compile(r"(^|[/_])(val|valid|validation|eval|evaluation|test)([/_]|$)")
 _COMPILED = {role: tuple(re.compile(p) for p in pats) for role, pats in RULES.items()}
+_ANY = {role: re.compile("|".join(f"(?:{p})" for p in pats)) for role, pats in RULES.items()}  # one test first
 
 
 def normalise(tag: str) -> str:
@@ -66,6 +67,8 @@ def _rank(role: Role, tag: str, norm: str | None = None, is_eval: bool | None = 
         is_eval = _EXCLUDE.search(norm) is not None
     if is_eval != (role is Role.EVAL_LOSS):  # evaluation series take only the eval_loss role
         return None
+    if _ANY[role].fullmatch(norm) is None:  # most tags of a wide log match no pattern
+        return None
     for i, pattern in enumerate(_COMPILED[role]):
         if pattern.fullmatch(norm):
             return i
@@ -78,20 +81,26 @@ def assign_roles(series: Sequence[Series],
     overrides = overrides or {}
     taken: set[str] = set()
     roles: dict[Role, tuple[str, ...]] = {}
-    # Normalised once per tag, not once per role (a CSV may hold a million columns).
-    norms = {s.tag: normalise(s.tag) for s in series}
-    evals = {t: _EXCLUDE.search(n) is not None for t, n in norms.items()}
-    for role in (Role.LR, Role.GRAD_NORM, Role.LOSS, Role.EVAL_LOSS):
+    order = (Role.LR, Role.GRAD_NORM, Role.LOSS, Role.EVAL_LOSS)
+    # One pass over the tags, each normalised once (a CSV may hold a million columns): the candidates
+    # of every role that is not overridden, with their rank.
+    ranked: dict[Role, list[tuple[int, int, str]]] = {role: [] for role in order if not overrides.get(role)}
+    for s in series:
+        norm = normalise(s.tag)
+        is_eval = _EXCLUDE.search(norm) is not None
+        for role, found in ranked.items():
+            r = _rank(role, s.tag, norm, is_eval)
+            if r is not None:
+                found.append((r, -s.points, s.tag))
+    for role in order:
         wanted = overrides.get(role)
         if wanted:
             tags = [s.tag for s in series if any(fnmatch.fnmatchcase(s.tag, w) for w in wanted)]
-            order = {w: i for i, w in enumerate(wanted)}
-            tags.sort(key=lambda t: min((order[w] for w in wanted if fnmatch.fnmatchcase(t, w)),
-                                        default=len(order)))
+            position = {w: i for i, w in enumerate(wanted)}
+            tags.sort(key=lambda t: min((position[w] for w in wanted if fnmatch.fnmatchcase(t, w)),
+                                        default=len(position)))
         else:
-            ranked = [(r, -s.points, s.tag) for s in series
-                      if s.tag not in taken and (r := _rank(role, s.tag, norms[s.tag], evals[s.tag])) is not None]
-            tags = [t for _, _, t in sorted(ranked)]
+            tags = [t for _, _, t in sorted(ranked[role])]
         tags = [t for t in tags if t not in taken]
         taken.update(tags)
         if tags:

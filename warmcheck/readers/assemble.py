@@ -15,7 +15,7 @@ nor counted as superseded. An evaluation log's series are named ``<file stem>/<c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
@@ -36,15 +36,22 @@ def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
     reads, mirrors = _joined(reads)
     findings: list[Finding] = [f for r in reads for f in r.findings]
     by_tag: dict[str, list[tuple[int, Fragment]]] = {}
-    for i, r in enumerate(reads):
-        for frag in r.fragments:
-            by_tag.setdefault(frag.tag, []).append((i, frag))
+    if len(reads) == 1 and len({f.tag for f in reads[0].fragments}) == len(reads[0].fragments):
+        # One file, one fragment per tag (the common case): no grouping (a CSV may hold a million columns).
+        groups: Iterable[tuple[str, list[tuple[int, Fragment]]]] = (
+            (f.tag, [(0, f)]) for f in sorted(reads[0].fragments, key=lambda f: f.tag))
+    else:
+        for i, r in enumerate(reads):
+            for frag in r.fragments:
+                by_tag.setdefault(frag.tag, []).append((i, frag))
+        groups = sorted(by_tag.items())
     float32 = {i for i, r in enumerate(reads) if r.info.format is Format.TFEVENTS}
-    series = [_merge(tag, parts, mirrors, float32) for tag, parts in sorted(by_tag.items())]
+    increasing = _Increasing()
+    series = [_merge(tag, parts, mirrors, float32, increasing) for tag, parts in groups]
     findings.extend(_step_findings(reads, by_tag, float32, mirrors))
     roles = assign_roles(series, overrides)
     role_of = {t: role for role, tags in roles.items() for t in tags}
-    series = [replace(s, role=role_of.get(s.tag)) for s in series]
+    series = [replace(s, role=role_of[s.tag]) if s.tag in role_of else s for s in series]
     metadata: dict[str, object] = {}
     for r in reads:
         for k, v in r.metadata.items():
@@ -82,8 +89,24 @@ def _joined(reads: Sequence[SourceRead]) -> tuple[list[SourceRead], set[int]]:
     return out, mirrors
 
 
+class _Increasing:
+    """Whether a steps array strictly increases, computed once per array object: the columns of a CSV
+    share their steps array (a million columns, one check)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[np.ndarray, bool]] = {}
+
+    def __call__(self, steps: np.ndarray) -> bool:
+        hit = self._known.get(id(steps))
+        if hit is not None and hit[0] is steps:
+            return hit[1]
+        answer = steps.shape[0] < 2 or bool((np.diff(steps) > 0).all())
+        self._known[id(steps)] = (steps, answer)  # the array is kept alive, so its id stays its own
+        return answer
+
+
 def _merge(tag: str, parts: list[tuple[int, Fragment]], mirrors: AbstractSet[int] = frozenset(),
-           float32: AbstractSet[int] = frozenset()) -> Series:
+           float32: AbstractSet[int] = frozenset(), increasing: _Increasing | None = None) -> Series:
     """One series from fragments in write order: sorted by step, the last write of a step kept.
 
     A point dropped for a later write of its step counts as superseded, except a copy from a
@@ -96,7 +119,7 @@ def _merge(tag: str, parts: list[tuple[int, Fragment]], mirrors: AbstractSet[int
         steps = np.concatenate([f.steps for _, f in parts])
         values = np.concatenate([f.values for _, f in parts])
         walls = np.concatenate([f.wall_times for _, f in parts])
-    if steps.shape[0] > 1 and not (np.diff(steps) > 0).all():
+    if not (increasing or _Increasing())(steps):
         # Which source wrote each point: only needed where steps repeat (not on the common sorted path).
         source = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in parts])
         order = np.argsort(steps, kind="stable")  # stable: equal steps stay in write order
@@ -144,9 +167,12 @@ def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int
     repeated = tags_repeated = decreases = 0
     first_back: tuple[int, int] | None = None
     wall_drop: tuple[float, int] | None = None
+    increasing = _Increasing()
     for f in frags:
         if len(f) < 2:
             continue
+        if increasing(f.steps) and _no_walls(f.wall_times):
+            continue  # nothing to report: strictly increasing steps, no wall clock
         d = np.diff(f.steps)
         if not (d > 0).all():  # the common case, strictly increasing, needs no sort
             back = np.flatnonzero(d < 0)
@@ -180,6 +206,11 @@ def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int
         out.append(diag("WC010", f"wall_time decreased by {-wall_drop[0]:.0f} s at step {wall_drop[1]}",
                         path, step=wall_drop[1], seconds=-wall_drop[0]))
     return out
+
+
+def _no_walls(walls: np.ndarray) -> bool:
+    """Whether ``walls`` is :func:`~warmcheck.model.no_wall_times` (a broadcast NaN, no memory)."""
+    return walls.ndim == 1 and walls.strides == (0,) and (walls.shape[0] == 0 or walls[0] != walls[0])
 
 
 def _conflicting_repeats(f: Fragment) -> int:

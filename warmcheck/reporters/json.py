@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import __version__
@@ -46,13 +47,13 @@ def series_dict(s: Series) -> dict[str, Any]:
     }
 
 
-def run_dict(run: Run) -> dict[str, Any]:
-    """One run as a JSON object."""
+def run_dict(run: Run, series: bool = True) -> dict[str, Any]:
+    """One run as a JSON object (``series=False``: its series list left empty)."""
     return {
         "run": run.name,
         "sources": [{"path": src.path, "format": src.format.value, "records": src.records,
                      "skipped": src.skipped} for src in run.sources],
-        "series": [series_dict(s) for s in run.series],
+        "series": [series_dict(s) for s in run.series] if series else [],
         "schedule": schedule_summary(run.schedules),
         "findings": [finding_dict(f) for f in run.findings],
         "spikes": spikes_summary(run),
@@ -72,21 +73,66 @@ def _jsonable(v: Any) -> Any:
 
 
 class JsonReporter:
-    """``--format json``: the whole outcome, ``indent=2``, keys in a fixed order."""
+    """``--format json``: the whole outcome, ``indent=2``, keys in a fixed order.
+
+    :meth:`chunks` yields the same text piece by piece (a run's series one at a time), so a report of a
+    million series is written without holding it, or a million dicts, in memory.
+    """
 
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
+        return "".join(self.chunks(outcome))
+
+    def chunks(self, outcome: Outcome) -> Iterator[str]:
+        """The text of :meth:`render`, in pieces."""
         counts = outcome.counts()
         doc = {
             "schema_version": SCHEMA_VERSION,
             "warmcheck_version": __version__,
-            "runs": [run_dict(r) for r in outcome.runs],
+            "runs": _HOLE,
             "findings": [finding_dict(f) for f in outcome.findings],
             "summary": {"runs": len(outcome.runs), "error": counts[_sev("error")],
                         "warning": counts[_sev("warning")], "info": counts[_sev("info")]},
             "config": outcome.settings.config.as_dict(),  # which configuration file was used (issue 10)
         }
-        return ci_json(json.dumps(doc, indent=2, allow_nan=False)) + "\n"  # exact once parsed
+        head, tail = _split(_dumps(doc, 0))
+        yield head
+        yield from _list((_run_chunks(r) for r in outcome.runs), 1)
+        yield tail + "\n"
+
+
+_HOLE = "\0hole\0"  # stands for a list streamed in its place
+_HOLE_JSON = json.dumps(_HOLE)
+
+
+def _dumps(value: Any, depth: int) -> str:
+    """``value`` as ``json.dumps(..., indent=2)`` writes it at nesting ``depth`` (``##[`` escaped)."""
+    text = json.dumps(value, indent=2, allow_nan=False)  # exact once parsed
+    return ci_json(text.replace("\n", "\n" + "  " * depth) if depth else text)
+
+
+def _split(text: str) -> tuple[str, str]:
+    head, tail = text.split(_HOLE_JSON, 1)
+    return head, tail
+
+
+def _run_chunks(run: Run) -> Iterator[str]:
+    doc = run_dict(run, series=False)
+    doc["series"] = _HOLE
+    head, tail = _split(_dumps(doc, 2))
+    yield head
+    yield from _list(([_dumps(series_dict(s), 4)] for s in run.series), 3)
+    yield tail
+
+
+def _list(items: Iterable[Iterable[str]], depth: int) -> Iterator[str]:
+    """A JSON list at nesting ``depth`` whose items are given as pieces of text, as ``indent=2`` lays it out."""
+    first = True
+    for item in items:
+        yield ("[\n" if first else ",\n") + "  " * (depth + 1)
+        yield from item
+        first = False
+    yield "[]" if first else "\n" + "  " * depth + "]"
 
 
 def _sev(name: str) -> Any:
