@@ -486,6 +486,26 @@ step and a restart point about 100 steps earlier (PaLM's recipe), the LR at onse
 Why it matters: every step after the onset is wasted compute.
 What to do: restart from before the onset with a lower LR, a longer warmup or clipping.
 """),
+    _rule("WC404", "eval-non-finite", _E, "The evaluation loss became NaN or infinite.",
+          """
+What it detects: the first NaN or +/-Inf in the evaluation loss (the series with the eval_loss role:
+eval_loss, eval/loss, val_loss, ...); the finding gives the first step, the count, the last finite
+evaluation and the step where the training loss itself went non-finite, if it did.
+Why it matters: the run's evaluations are meaningless from that step; with a finite training loss it
+is the evaluation that broke (fp16 overflow in the eval loop, an empty evaluation set, a bad batch).
+What to do: with a non-finite training loss, as for WC401; else check the evaluation loop and data.
+"""),
+    _rule("WC405", "overfitting", _W, "The evaluation loss rose for a sustained stretch while the training loss fell.",
+          """
+What it detects: after its best value the evaluation loss stays at least 5% above it for at least
+3 consecutive evaluations, through the last one, while the training loss fell by at least 2% over the
+same stretch. The finding names the best step (the checkpoint to keep), where the rise set in, and the
+values of both losses; an eval loss that comes back down, or a training loss that rises too, is not
+reported.
+Why it matters: the steps after the best evaluation make the model worse on held-out data.
+What to do: keep the best checkpoint (load_best_model_at_end, EarlyStopping), stop earlier, or add
+data, regularisation or a lower peak LR.
+"""),
 )
 
 RULES: Mapping[str, Rule] = {r.code: r for r in _ALL_RULES}

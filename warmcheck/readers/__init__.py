@@ -44,6 +44,12 @@ def read_spec(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = No
 def read_runs(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = None) -> list[Run]:
     """Read a discovered run: the run itself, then any joined member its values show to be another run."""
     reads = {shown: _read(path, shown, fmt) for path, shown, fmt in spec.files}
+    if len(spec.files) == 1 and not spec.members and spec.files[0][2] is Format.CSV:  # an export of several runs
+        from ._csvexport import split_read
+        parts = split_read(reads[spec.files[0][1]])
+        if parts is not None:
+            return [_assembled(f"{spec.name}:{run}", spec.path, spec.files, [read], spec.findings, overrides)
+                    for run, read in parts]
     split: list[tuple[Member, Finding]] = []
     in_member = {shown for m in spec.members for _, shown, _ in m.files}
     core = [reads[shown] for _, shown, _ in spec.files if shown not in in_member]

@@ -21,6 +21,7 @@ import numpy as np
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
 from ._csvcells import Column, convert_column, convert_steps
+from ._csvexport import RUNS_IN_FILE, long_fragments, long_shape, wandb_columns, wandb_fragments
 from ._csvparse import Table, first_line, read_table, sniff_delimiter, split_header
 from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, file_stamp, format_lines, load_text, pick_step, tail_start
 from .interface import diag
@@ -110,11 +111,29 @@ def read_csv(path: str) -> SourceRead:
                              line=line, bytes=len(tail), rows_kept=reader.n_data))
         reader.skipped += 1
         reader.records += 1
-    meta = {"csv": {"delimiter": delimiter, "columns": len(reader.names), "rows": reader.n_data,
-                    "step_column": reader.step_name, "engine": table.engine,
-                    "text_columns": reader.text_columns[:50]}}
+    csv_meta: dict[str, object] = {"delimiter": delimiter, "columns": len(reader.names), "rows": reader.n_data,
+                                   "step_column": reader.step_name, "engine": table.engine,
+                                   "text_columns": reader.text_columns[:50]}
+    fragments = _exported(path, reader, findings, csv_meta)
+    meta: dict[str, object] = {"csv": csv_meta}
+    if RUNS_IN_FILE in csv_meta:
+        meta[RUNS_IN_FILE] = csv_meta.pop(RUNS_IN_FILE)
     return SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
-                      fragments=reader.fragments, metadata=meta, findings=findings)
+                      fragments=fragments, metadata=meta, findings=findings)
+
+
+def _exported(path: str, reader: _Columns, findings: list[Finding], meta: dict[str, object]) -> list[Fragment]:
+    """The fragments of a tracker export read by the shape of its header (see :mod:`._csvexport`),
+    or the columns' own fragments."""
+    shape = long_shape(reader.names)
+    if shape is not None and reader.names[shape.key] in reader.text_columns:
+        frags, skipped = long_fragments(path, reader.table, reader.names, shape, findings, meta)
+        reader.skipped += skipped
+        return frags
+    columns = wandb_columns(reader.names, reader.step_name)
+    if columns is not None:
+        return wandb_fragments(reader.fragments, columns, meta)
+    return reader.fragments
 
 
 def parse_header(header: bytes, sample: bytes = b"") -> tuple[list[str], str]:
