@@ -183,3 +183,16 @@ def test_wandb_export_with_ragged_and_bad_cells_stays_per_run(tmp_path: Path) ->
     assert [(f.code, f.step) for f in a.findings if f.code == "WC014"] == [("WC014", 10)]
     assert not [f for f in b.findings if f.code == "WC014"]
     assert np.isclose(b.get("loss").values[-1], 2 - 39 / 100)  # type: ignore[union-attr]
+
+
+def test_a_row_without_its_run_is_skipped_when_the_others_name_theirs(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    rows = ["run_id,key,value,step"] + [f"{r},loss,{3 - s / 10},{s}" for r in ("a", "b") for s in range(10)]
+    rows[3] = ",loss,2.8,2"  # line 4: no run
+    path.write_text("\n".join(rows) + "\n")
+    read = read_csv(str(path))
+    assert read.metadata["runs_in_file"] == {"a": {"a - loss": "loss"}, "b": {"b - loss": "loss"}}
+    assert [(f.code, f.line) for f in read.findings] == [("WC014", 4)]
+    runs = {r.name: r for r in analyze([str(path)], Settings()).runs}
+    assert runs[f"{path}:a"].get("loss").steps.tolist() == [0, 1, 3, 4, 5, 6, 7, 8, 9]  # type: ignore[union-attr]
+    assert runs[f"{path}:b"].get("loss").points == 10  # type: ignore[union-attr]

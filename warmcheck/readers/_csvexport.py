@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from ..findings import Finding
 from ..model import Fragment, SourceRead
 from ._csvcells import convert_column, convert_steps
 from ._csvparse import Table
-from ._text import format_lines
+from ._text import format_lines, parse_number
 from .interface import diag
 
 RUNS_IN_FILE = "runs_in_file"
@@ -66,6 +67,18 @@ def long_shape(names: Sequence[str]) -> LongShape | None:
     if key is None or value is None or step is None or len(found) != len(low):
         return None
     return LongShape(key, value, step, time, run)
+
+
+def is_text_cell(line: bytes, delimiter: str, j: int) -> bool:
+    """Whether field ``j`` of the data line ``line`` is text (not empty, not a number): a long table's key."""
+    cells = next(csv.reader([line.decode("utf-8", "replace")], delimiter=delimiter), [])
+    if j >= len(cells) or not cells[j].strip():
+        return False
+    try:
+        parse_number(cells[j])
+    except ValueError:
+        return True
+    return False
 
 
 def wandb_columns(names: Sequence[str], step_name: str | None) -> dict[str, tuple[str, str, str | None]] | None:
@@ -118,66 +131,85 @@ def _per_run(fragments: list[Fragment], runs: dict[str, dict[str, str]], meta: d
 def long_fragments(path: str, table: Table, names: Sequence[str], shape: LongShape,
                    findings: list[Finding], meta: dict[str, object]) -> tuple[list[Fragment], int]:
     """One fragment per key (per run and key) of a long table, in file order; and the rows skipped
-    for want of a key. Bad steps and values were already reported by the column pass."""
+    for want of a key (or of a run, when other rows name theirs). Bad steps and values were already
+    reported by the column pass."""
     n = table.n_rows
     cells = [table.columns[j] for j in (shape.key, shape.value, shape.step)]
     if n == 0 or any(c is None for c in cells):
         return [], 0
     key_cells, value_cells, step_cells = cells
     assert key_cells is not None and value_cells is not None and step_cells is not None
-    keys = _texts(key_cells)
+    key_code, keys = _codes(key_cells)
     steps = convert_steps(step_cells)
     values = convert_column(value_cells, True)
     valid = steps.ok & values.numeric
-    no_key = valid & (keys == "")
-    skipped = int(np.count_nonzero(no_key))
-    if skipped:
-        rows = np.flatnonzero(no_key)
-        lines = table.lines(rows[:10])
-        findings.append(diag("WC014", f"{skipped} row(s) skipped: no {names[shape.key]} at line(s) "
-                             f"{format_lines(lines)}", path, line=lines[0] if lines else None,
-                             rows=skipped, lines=lines))
-    valid &= keys != ""
-    walls = _walls(table.columns[shape.time] if shape.time is not None else None, n)
     run_cells = table.columns[shape.run] if shape.run is not None else None
-    runs_of = _texts(run_cells) if run_cells is not None else np.full(n, "", dtype=object)
-    distinct_runs = sorted(set(runs_of[valid].tolist()))
-    several = len(distinct_runs) > 1
-    labels = np.array([f"{r} - {k}" for r, k in zip(runs_of.tolist(), keys.tolist(), strict=True)], dtype=object) \
-        if several else keys
+    run_code, runs = _codes(run_cells) if run_cells is not None else (np.zeros(n, np.int64), [""])
+    skipped = _skip(path, table, valid & (key_code < 0), names[shape.key], findings)
+    valid &= key_code >= 0
+    if run_cells is not None and runs:  # rows name their run: a row that does not is skipped
+        skipped += _skip(path, table, valid & (run_code < 0), names[shape.run or 0], findings)
+        valid &= run_code >= 0
+    elif run_cells is not None:  # an empty run column
+        run_code, runs, run_cells = np.zeros(n, np.int64), [""], None
+    several = len(set(run_code[valid].tolist())) > 1
+    walls = _walls(table.columns[shape.time] if shape.time is not None else None, n)
     rows = np.flatnonzero(valid)
-    uniq, first, inverse = np.unique(labels[rows].astype(str), return_index=True, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")  # rows of each label, in file order
-    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    label_code, _ = _factorize(run_code[rows] * max(len(keys), 1) + key_code[rows])  # first appearance order
+    order = np.argsort(label_code, kind="stable")  # rows of each label, in file order
+    bounds = np.searchsorted(label_code[order], np.arange(int(label_code.max(initial=-1)) + 2))
     frags: list[Fragment] = []
-    runs: dict[str, dict[str, str]] = {}
-    for u in np.argsort(first, kind="stable").tolist():  # labels in order of first appearance
+    split: dict[str, dict[str, str]] = {}
+    for u in range(len(bounds) - 1):
         picked = rows[order[bounds[u]:bounds[u + 1]]]
-        tag = str(uniq[u])
+        key, run = keys[key_code[picked[0]]], runs[run_code[picked[0]]]
+        tag = f"{run} - {key}" if several else key
         frags.append(Fragment(tag, steps.steps[picked], values.values[picked], walls[picked]))
         if several:
-            r = str(runs_of[picked[0]])
-            runs.setdefault(r, {})[tag] = str(keys[picked[0]])
+            split.setdefault(run, {})[tag] = key
     meta["export"] = "long"
-    meta["keys"] = len(set(keys[valid].tolist()))
-    if distinct_runs != [""]:
-        meta["runs"] = distinct_runs
+    meta["keys"] = len(set(key_code[valid].tolist()))
+    if run_cells is not None:
+        meta["runs"] = [runs[i] for i in sorted(set(run_code[valid].tolist()))]
     if several:
-        meta[RUNS_IN_FILE] = runs
+        meta[RUNS_IN_FILE] = split
     return frags, skipped
 
 
-def _texts(cells: np.ndarray) -> np.ndarray:
-    """Cells as stripped strings ("" for an empty cell); numbers are written as pandas read them."""
-    out = np.empty(cells.shape[0], dtype=object)
-    for i, c in enumerate(cells.tolist()):
-        if c is None or (isinstance(c, float) and c != c):
-            out[i] = ""
-        elif isinstance(c, float) and c.is_integer():
-            out[i] = str(int(c))
-        else:
-            out[i] = str(c).strip()
-    return out
+def _skip(path: str, table: Table, rows_mask: np.ndarray, column: str, findings: list[Finding]) -> int:
+    """WC014 for rows that have a step and a value but no ``column`` cell; how many."""
+    skipped = int(np.count_nonzero(rows_mask))
+    if skipped:
+        lines = table.lines(np.flatnonzero(rows_mask)[:10])
+        findings.append(diag("WC014", f"{skipped} row(s) skipped: no {column} at line(s) {format_lines(lines)}",
+                             path, line=lines[0] if lines else None, tag=None, rows=skipped, lines=lines))
+    return skipped
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd  # already loaded: the table was read with it
+
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def _codes(cells: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each cell's index in the list of distinct texts (stripped; in order of first appearance), -1 for
+    an empty cell. A hash per cell, no Python call per cell (a million rows)."""
+    codes, uniques = _factorize(cells)
+    texts = [_text(u) for u in uniques.tolist()]
+    distinct = list(dict.fromkeys(t for t in texts if t))
+    index = {t: i for i, t in enumerate(distinct)}
+    remap = np.array([index.get(t, -1) for t in texts] + [-1], dtype=np.int64)  # code -1 -> the last: -1
+    return remap[codes], distinct
+
+
+def _text(cell: object) -> str:
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
 
 
 def _walls(cells: np.ndarray | None, n: int) -> np.ndarray:

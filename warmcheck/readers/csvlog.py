@@ -20,8 +20,8 @@ import numpy as np
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
+from . import _csvexport as export
 from ._csvcells import Column, convert_column, convert_steps
-from ._csvexport import RUNS_IN_FILE, long_fragments, long_shape, wandb_columns, wandb_fragments
 from ._csvparse import Table, first_line, read_table, sniff_delimiter, split_header
 from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, file_stamp, format_lines, load_text, pick_step, tail_start
 from .interface import diag
@@ -103,7 +103,10 @@ def read_csv(path: str) -> SourceRead:
                        path if direct else None, keep=keep)
     if direct and file_stamp(path) != decoded.stamp:
         table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1, keep=keep)
-    reader = _Columns(path, table, raw_names, findings)
+    shape = export.long_shape([n.strip() for n in raw_names])
+    if shape is not None and not export.is_text_cell(first_line(data, start), delimiter, shape.key):
+        shape = None  # a numeric key column: a wide log whose columns happen to be named so
+    reader = _Columns(path, table, raw_names, findings, text=() if shape is None else (shape.key, shape.run))
     if tail and not tail.isspace():
         line = header_lines + count_lines(data, start, end) + 1
         findings.append(diag("WC003", f"incomplete last line (no newline) at line {line}: file may "
@@ -114,25 +117,25 @@ def read_csv(path: str) -> SourceRead:
     csv_meta: dict[str, object] = {"delimiter": delimiter, "columns": len(reader.names), "rows": reader.n_data,
                                    "step_column": reader.step_name, "engine": table.engine,
                                    "text_columns": reader.text_columns[:50]}
-    fragments = _exported(path, reader, findings, csv_meta)
+    fragments = _exported(path, reader, shape, findings, csv_meta)
     meta: dict[str, object] = {"csv": csv_meta}
-    if RUNS_IN_FILE in csv_meta:
-        meta[RUNS_IN_FILE] = csv_meta.pop(RUNS_IN_FILE)
+    if export.RUNS_IN_FILE in csv_meta:
+        meta[export.RUNS_IN_FILE] = csv_meta.pop(export.RUNS_IN_FILE)
     return SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
                       fragments=fragments, metadata=meta, findings=findings)
 
 
-def _exported(path: str, reader: _Columns, findings: list[Finding], meta: dict[str, object]) -> list[Fragment]:
+def _exported(path: str, reader: _Columns, shape: export.LongShape | None, findings: list[Finding],
+              meta: dict[str, object]) -> list[Fragment]:
     """The fragments of a tracker export read by the shape of its header (see :mod:`._csvexport`),
     or the columns' own fragments."""
-    shape = long_shape(reader.names)
-    if shape is not None and reader.names[shape.key] in reader.text_columns:
-        frags, skipped = long_fragments(path, reader.table, reader.names, shape, findings, meta)
+    if shape is not None:
+        frags, skipped = export.long_fragments(path, reader.table, reader.names, shape, findings, meta)
         reader.skipped += skipped
         return frags
-    columns = wandb_columns(reader.names, reader.step_name)
+    columns = export.wandb_columns(reader.names, reader.step_name)
     if columns is not None:
-        return wandb_fragments(reader.fragments, columns, meta)
+        return export.wandb_fragments(reader.fragments, columns, meta)
     return reader.fragments
 
 
@@ -194,7 +197,8 @@ class _Columns:
     """Turns a :class:`Table` into fragments and findings (one pass, state kept for the caller)."""
 
     def __init__(self, path: str, table: Table, raw_names: list[str], findings: list[Finding],
-                 row_offset: int = 0, header_line: int | None = None, numeric: Collection[str] = ()) -> None:
+                 row_offset: int = 0, header_line: int | None = None, numeric: Collection[str] = (),
+                 text: Collection[int | None] = ()) -> None:
         self.path, self.table, self.findings = path, table, findings
         self.numeric = numeric
         self.header_line = table.first_line - 1 if header_line is None else header_line
@@ -206,7 +210,10 @@ class _Columns:
         self.step_name = self.names[step_idx] if step_idx is not None else None
         if table.keep is not None:
             self._not_read(table.keep, len(self.names))
-        cols = {j: convert_column(c, True) for j, c in enumerate(table.columns) if j != step_idx and c is not None}
+        # ``text``: columns known to hold text (a long table's key and run), not converted cell by cell.
+        cols = {j: convert_column(c, True) for j, c in enumerate(table.columns)
+                if j != step_idx and c is not None and j not in text}
+        self.text_columns.extend(self.names[j] for j in text if j is not None)
         row_present = np.zeros(table.n_rows, dtype=bool)
         for col in cols.values():
             row_present |= col.present
