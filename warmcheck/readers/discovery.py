@@ -19,7 +19,11 @@ Rules (documented in the README):
 * directories whose name starts with ``.`` are not searched (unless given explicitly);
 * symbolic links are followed, but a directory is searched once: a link back into a directory
   already searched, a link to itself and a dangling link are reported (WC005) and skipped;
-* a file given explicitly is always read with the reader its name suggests.
+* a file given explicitly is always read with the reader its name suggests;
+* MLflow (:mod:`warmcheck.readers.mlflow`): a file-store run directory (``meta.yaml`` and ``metrics/``)
+  is one run; an ``mlflow.db`` found in a walk, or any SQLite file given explicitly, is one run per
+  MLflow run in it; ``mlflow://HOST:PORT/<experiment>`` is one run per run of the experiment on
+  that tracking server (a server that cannot be read raises: exit 2).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from .interface import diag
 from .joining import is_eval_name
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_MLFLOW_DB_NAMES = frozenset({"mlflow.db"})  # MLflow 3's default store, found in a walk (see readers/mlflow.py)
 
 FileEntry = tuple[str, str, Format]  # (filesystem path, display path, format)
 
@@ -96,6 +101,10 @@ def discover(paths: Sequence[str], is_training_csv: Callable[[str], bool] | None
     out = Discovery()
     visited: set[tuple[int, int]] = set()
     for given in paths:
+        if "://" in given and _mlflow_url(given):  # an MLflow tracking server: its runs are listed now
+            from .mlflow import server_specs
+            out.runs.extend(server_specs(given))
+            continue
         shown = _display(given)
         if not os.path.lexists(given):
             raise PathError(f"{given}: no such file or directory")
@@ -107,13 +116,26 @@ def discover(paths: Sequence[str], is_training_csv: Callable[[str], bool] | None
             _walk(given, shown, out, visited, is_training_csv)
         else:
             fmt = classify(os.path.basename(given))
-            if fmt is None:
+            if fmt is None and _mlflow_db(given):  # any SQLite file given explicitly is tried as an MLflow store
+                from .mlflow import db_specs
+                out.runs.extend(db_specs(given, shown))
+            elif fmt is None:
                 out.runs.append(RunSpec(shown, shown, (), (diag(
                     "WC002", "not a recognised training log (expected a TensorBoard event file, .csv, "
                     ".jsonl or trainer_state.json)", shown),)))
             else:
                 out.runs.append(RunSpec(shown, shown, ((given, shown, fmt),)))
     return out
+
+
+def _mlflow_url(given: str) -> bool:
+    from ._mlflowrest import is_server_url
+    return is_server_url(given)
+
+
+def _mlflow_db(path: str) -> bool:
+    from ._mlflowsql import is_sqlite
+    return is_sqlite(path)
 
 
 def _display(path: str) -> str:
@@ -155,6 +177,14 @@ def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, 
         files: list[tuple[str, str, Format]] = []
         problems: list[Finding] = []
         subdirs: list[tuple[str, str]] = []
+        names = {e.name for e in entries}
+        if "meta.yaml" in names:  # an MLflow file-store run: one run; its metrics/params/tags are not searched
+            from .mlflow import RUN_DATA_DIRS, file_run_spec
+            dirs = {e.name for e in entries if _entry_kind(e, "") == "dir"}
+            mlflow_run = file_run_spec(directory, shown, names, dirs)
+            if mlflow_run is not None:
+                out.runs.append(mlflow_run)
+                entries = [e for e in entries if e.name not in RUN_DATA_DIRS and e.name != "meta.yaml"]
         for e in entries:
             shown_e = f"{shown}/{e.name}" if shown != "." else e.name
             kind = _entry_kind(e, shown_e)
@@ -170,6 +200,9 @@ def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, 
                 events.append((e.path, shown_e, fmt))
             elif fmt is Format.CSV and is_training_csv is not None and not is_training_csv(e.path):
                 continue
+            elif e.name in _MLFLOW_DB_NAMES:  # MLflow's SQLite store: one run per MLflow run in it
+                from .mlflow import db_specs
+                out.runs.extend(db_specs(e.path, shown_e))
             elif fmt is not None and e.path not in superseded_states:
                 files.append((e.path, shown_e, fmt))
         superseded_states |= _superseded_checkpoints(files, subdirs)
