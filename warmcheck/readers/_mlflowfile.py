@@ -49,12 +49,14 @@ def load_meta(path: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def run_identity(run_dir: str) -> tuple[str, str, str] | None:
-    """(experiment name, run name, run id) of a file-store run directory; ``None`` if it is not an
-    active run (a logged-model directory, a deleted run, a directory that only looks like one)."""
+def run_identity(run_dir: str) -> tuple[str, str, str] | str | None:
+    """(experiment name, run name, run id) of a file-store run directory; ``None`` if it is not a run to
+    read (a logged model's directory, a deleted run); a reason (str) if its ``meta.yaml`` is damaged."""
     meta = load_meta(os.path.join(run_dir, "meta.yaml"))
-    if meta is None or not (meta.get("run_id") or meta.get("run_uuid")):
-        return None
+    if meta is None:
+        return "meta.yaml is not a readable YAML mapping"
+    if not (meta.get("run_id") or meta.get("run_uuid")):
+        return None if meta.get("model_id") else "meta.yaml has no run_id"
     if str(meta.get("lifecycle_stage", "active")) != "active":
         return None  # deleted runs stay in place until `mlflow gc`; MLflow itself no longer lists them
     run_id = str(meta.get("run_id") or meta.get("run_uuid"))

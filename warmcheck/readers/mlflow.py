@@ -60,6 +60,9 @@ def file_run_spec(directory: str, shown: str, files: set[str], dirs: set[str]) -
     identity = run_identity(directory)
     if identity is None:
         return None
+    if isinstance(identity, str):  # shaped like a run, but damaged: reported, not passed over
+        return RunSpec(shown, shown, (), (diag("WC002", f"an MLflow run directory that cannot be read: {identity}",
+                                               f"{shown}/meta.yaml"),))
     experiment, name, run_id = identity
     store = shown.rsplit("/", 2)[0] if shown.count("/") >= 2 else ""
     label = _prefixed(store, run_label(experiment, name, run_id))
