@@ -20,6 +20,8 @@ Rules (documented in the README):
 * symbolic links are followed, but a directory is searched once: a link back into a directory
   already searched, a link to itself and a dangling link are reported (WC005) and skipped;
 * a file given explicitly is always read with the reader its name suggests;
+* W&B: a run file (``run-<id>.wandb``) is a run named after its run directory (``wandb/run-<date>-<id>``,
+  ``offline-run-...``); W&B's ``latest-run`` link beside the run directories is not followed;
 * MLflow (:mod:`warmcheck.readers.mlflow`): a file-store run directory (``meta.yaml`` and ``metrics/``)
   is one run; an ``mlflow.db`` found in a walk, or any SQLite file given explicitly, is one run per
   MLflow run in it; ``mlflow://HOST:PORT/<experiment>`` is one run per run of the experiment on
@@ -42,6 +44,7 @@ from .interface import diag
 from .joining import is_eval_name
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_WANDB_RUN_DIR = re.compile(r"^(offline-)?run-")  # wandb/run-<date>-<id>, wandb/offline-run-<date>-<id>
 _MLFLOW_DB_NAMES = frozenset({"mlflow.db"})  # MLflow 3's default store, found in a walk (see readers/mlflow.py)
 
 FileEntry = tuple[str, str, Format]  # (filesystem path, display path, format)
@@ -124,7 +127,7 @@ def discover(paths: Sequence[str], is_training_csv: Callable[[str], bool] | None
                     "WC002", "not a recognised training log (expected a TensorBoard event file, .csv, "
                     ".jsonl or trainer_state.json)", shown),)))
             else:
-                out.runs.append(RunSpec(shown, shown, ((given, shown, fmt),)))
+                out.runs.append(RunSpec(_run_name(shown, fmt), shown, ((given, shown, fmt),)))
     return out
 
 
@@ -186,6 +189,8 @@ def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, 
                 out.runs.append(mlflow_run)
                 entries = [e for e in entries if e.name not in RUN_DATA_DIRS and e.name != "meta.yaml"]
         for e in entries:
+            if e.name == "latest-run" and e.is_symlink():  # W&B's link to one of the run directories beside it
+                continue
             shown_e = f"{shown}/{e.name}" if shown != "." else e.name
             kind = _entry_kind(e, shown_e)
             if isinstance(kind, Finding):
@@ -210,8 +215,15 @@ def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, 
             out.runs.append(RunSpec(shown, shown, tuple(events), tuple(problems)))
         else:
             out.findings.extend(problems)
-        out.runs.extend(RunSpec(s, s, ((p, s, f),)) for p, s, f in files)
+        out.runs.extend(RunSpec(_run_name(s, f), s, ((p, s, f),)) for p, s, f in files)
         stack.extend(reversed(subdirs))
+
+
+def _run_name(shown: str, fmt: Format) -> str:
+    """A run's name: the file's path, but a W&B run file is named after its run directory."""
+    if fmt is Format.WANDB and "/" in shown and _WANDB_RUN_DIR.match(shown.rsplit("/", 2)[-2]):
+        return shown.rsplit("/", 1)[0]
+    return shown
 
 
 def _entry_kind(e: os.DirEntry[str], shown: str) -> str | Finding:

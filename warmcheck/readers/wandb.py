@@ -1,0 +1,312 @@
+"""W&B run files (``wandb/run-<date>-<id>/run-<id>.wandb``, ``offline-run-...``): history, config, summary.
+
+Every W&B run, online or offline, writes its transaction log locally: ``wandb_internal_pb2.Record``
+protobufs framed as a LevelDB-style log (:mod:`._wandblog`). The records read:
+
+* ``history``: one row per ``wandb.log`` call; every item is a key (``nested_key`` parts joined with
+  ``/``, as the W&B UI shows ``{"train": {"lr": x}}``) and a JSON value. Every key given a number is a
+  series; its step is the row's step key: the first of warmcheck's step keys present in the first row
+  (``trainer/global_step`` as Lightning's WandbLogger logs it, else ``_step``), as in a JSONL export;
+  ``_timestamp`` is the wall time. W&B's bookkeeping keys (``_step`` when it is not the step key,
+  ``_runtime``, ``_timestamp``) are not series; media and tables (JSON objects) are not points.
+* ``run`` and ``config``: the run's configuration, later updates over earlier ones, ``{"value": x}``
+  unwrapped as ``config.yaml`` does, in ``metadata["tracker_params"]["W&B config"]`` where the warmup
+  audit reads it; the run's id, project, name... in ``metadata["wandb"]``.
+* ``summary``: updates applied in order, scalars kept in ``metadata["wandb"]["summary"]``.
+
+The framing is read by warmcheck itself (wandb 0.31's record reader is in its Go core, not in Python);
+the records are decoded with the wandb package's own protobuf classes, imported when a file is read:
+without the ``warmcheck[wandb]`` extra a ``.wandb`` file gets WC027. Damage is data: a bad chunk is
+skipped with its offset (WC004), an end cut mid-record is WC003 (a run still being written or killed),
+a file without the W&B header is WC002, a record whose protobuf does not decode is WC014.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..findings import Finding
+from ..model import Format, SourceInfo, SourceRead
+from ._records import Clashes, Collector, json_safe, pick_key
+from ._wandblog import HEADER_LEN, Damage, DamageKind, LogScanner, Record, check_header
+from .interface import diag, not_installed
+
+# Record fields (wandb_internal.proto, Record.record_type) decoded; others are skipped unparsed.
+_HISTORY, _SUMMARY, _CONFIG, _RUN, _EXIT, _HEADER = 2, 3, 5, 17, 18, 21
+_SKIPPED = frozenset({4, 6, 7, 8, 9, 10, 11, 12, 13, 22, 23, 24, 25, 26, 27, 100})
+_BOOKKEEPING = frozenset({"_step", "_runtime", "_timestamp"})
+_SUMMARY_KEPT = 1000
+_MAX_FINDINGS = 10
+
+
+def read_wandb(path: str) -> SourceRead:
+    """Read one W&B run file (the reader contract: damage is data; see ``readers/interface.py``)."""
+    info = SourceInfo(path, Format.WANDB)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(HEADER_LEN)
+            problem = header_problem(head, size, path, final=True)
+            if problem is not None:
+                return SourceRead(info, findings=[problem])
+            try:
+                decoder = RunDecoder(path)
+            except ImportError:
+                return SourceRead(info, findings=[not_installed(path, "wandb", "wandb", "a W&B run file")])
+            decoder.feed(LogScanner().scan(fh, size, final=True))
+    except OSError as exc:
+        return SourceRead(info, findings=[diag("WC001", f"cannot read W&B run file: {exc.strerror or exc}", path,
+                                               error=type(exc).__name__)])
+    return decoder.take(final=True)
+
+
+def header_problem(head: bytes, size: int, path: str, *, final: bool) -> Finding | None:
+    """WC002 for a file that is not a W&B run file (or is empty), WC003 for one cut inside its header."""
+    if size == 0:
+        return diag("WC002", "empty W&B run file (0 bytes)", path) if final else None
+    why = check_header(head)
+    if why is not None:
+        return diag("WC002", f"not a W&B run file: {why}", path, bytes=size)
+    if len(head) < HEADER_LEN:
+        return diag("WC003", f"truncated W&B run file: {size} bytes, less than its {HEADER_LEN}-byte header",
+                    path, offset=0, bytes=size) if final else None
+    return None
+
+
+class RunDecoder:
+    """Records to points, config, summary and findings; :meth:`take` hands out what is new.
+
+    Raises ImportError when wandb is not installed (its protobuf classes decode the records).
+    """
+
+    def __init__(self, path: str) -> None:
+        from google.protobuf.message import DecodeError
+        from wandb.proto import wandb_internal_pb2 as pb
+
+        self._parse, self._decode_error = pb.Record.FromString, DecodeError  # type: ignore[attr-defined]
+        self.path = path
+        self.step_key: str | None = None
+        self.rows = 0  # history rows read
+        self.records = self.skipped = 0  # records read / records lost (damaged or undecodable)
+        self.config: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.run: dict[str, Any] = {}
+        self.findings: list[Finding] = []
+        self._collector = Collector(path, where="history row")
+        self._clashes = Clashes()
+        self._undecodable: list[tuple[int, int]] = []  # (offset, record index)
+        self._changed = True  # metadata changed since the last take
+
+    def feed(self, items: Any) -> None:
+        """Consume the scanner's records and damage (an iterable of Record | Damage)."""
+        for item in items:
+            if isinstance(item, Record):
+                self.records += 1
+                self._record(item)
+            else:
+                self.findings.append(damage_finding(item, self.path))
+                if item.kind is not DamageKind.TRUNCATED:
+                    self.skipped += 1
+
+    def _record(self, rec: Record) -> None:
+        kind = _field_of(rec.payload)
+        if kind in _SKIPPED:
+            return
+        try:
+            r = self._parse(rec.payload)
+        except (self._decode_error, ValueError, RuntimeError) as exc:
+            self.skipped += 1
+            self._undecodable.append((rec.offset, rec.index))
+            if len(self._undecodable) == 1:
+                self._first_error = str(exc) or type(exc).__name__
+            return
+        which = r.WhichOneof("record_type")
+        if which == "history":
+            self._history(r.history, rec.index)
+        elif which == "summary":
+            self._summary(r.summary)
+        elif which == "config":
+            self._config(r.config)
+        elif which == "run":
+            self._run(r.run)
+        elif which == "exit":
+            self.run["exit_code"] = int(r.exit.exit_code)
+            self._changed = True
+        elif which == "header":
+            self.run["producer"] = r.header.version_info.producer
+            self._changed = True
+
+    def _history(self, history: Any, index: int) -> None:
+        row: dict[str, object] = {}
+        step_key = self.step_key
+        for item in history.item:
+            name = "/".join(item.nested_key) if item.nested_key else item.key
+            text = item.value_json
+            try:
+                value: object = int(text) if name == step_key else float(text)
+            except ValueError:
+                value = _json_value(text)
+                if isinstance(value, (dict, list)):  # media, tables, histograms: not points
+                    continue
+            if name in row:
+                new, n = f"{name}#2", 2
+                while new in row:
+                    n += 1
+                    new = f"{name}#{n}"
+                self._clashes.loc = self.rows
+                self._clashes.hit(name, new)
+                name = new
+            row[name] = value
+        if step_key is None:
+            if "_step" not in row and history.HasField("step"):
+                row["_step"] = int(history.step.num)
+            step_key = self.step_key = pick_key(row) or "_step"
+            if isinstance(row.get(step_key), float) and float(row[step_key]).is_integer():  # type: ignore[arg-type]
+                row[step_key] = int(row[step_key])  # type: ignore[call-overload]
+            self._changed = True
+        elif step_key not in row and step_key == "_step" and history.HasField("step"):
+            row["_step"] = int(history.step.num)
+        self._collector.add(row, self.rows, step_key, self.rows)
+        self.rows += 1
+
+    def _summary(self, summary: Any) -> None:
+        for item in summary.update:
+            name = "/".join(item.nested_key) if item.nested_key else item.key
+            if name.startswith("_wandb"):
+                continue
+            value = _json_value(item.value_json)
+            if isinstance(value, (dict, list)):  # media, tables, histograms: not a summary scalar
+                continue
+            if name in self.summary or len(self.summary) < _SUMMARY_KEPT:
+                self.summary[name] = value
+        for item in summary.remove:
+            self.summary.pop("/".join(item.nested_key) if item.nested_key else item.key, None)
+        self._changed = True
+
+    def _config(self, config: Any) -> None:
+        for item in config.update:
+            parts = list(item.nested_key) or [item.key]
+            if parts[0] == "_wandb":
+                continue
+            _set(self.config, parts, _unwrap(_json_value(item.value_json)))
+        for item in config.remove:
+            _unset(self.config, list(item.nested_key) or [item.key])
+        self._changed = True
+
+    def _run(self, run: Any) -> None:
+        for field in ("run_id", "entity", "project", "display_name", "run_group", "job_type", "sweep_id"):
+            value = getattr(run, field)
+            if value:
+                self.run[field] = value
+        if run.tags:
+            self.run["tags"] = list(run.tags)
+        if run.HasField("start_time"):
+            self.run["start_time"] = run.start_time.seconds + run.start_time.nanos / 1e9
+        if run.starting_step:
+            self.run["starting_step"] = int(run.starting_step)
+        if run.resumed:
+            self.run["resumed"] = True
+        self._config(run.config)
+        if run.HasField("summary"):
+            self._summary(run.summary)
+
+    def take(self, *, final: bool) -> SourceRead:
+        """What was read since the last call: fragments, findings, counts; metadata when it changed."""
+        collector, self._collector = self._collector, Collector(self.path, where="history row")
+        fragments, more, skipped = collector.build(self.step_key)
+        kept = [f for f in fragments if f.tag not in _BOOKKEEPING]
+        findings = self.findings + more
+        if final:
+            findings += self._clashes.findings(self.path, "history row")
+        if self._undecodable:
+            (offset, index), n = self._undecodable[0], len(self._undecodable)
+            findings.append(diag("WC014", f"{n} record(s) with a valid checksum do not decode as W&B records "
+                                 f"(first: record #{index} at offset {offset}: {self._first_error}); skipped",
+                                 self.path, offset=offset, record=index, records=n,
+                                 offsets=[o for o, _ in self._undecodable[:_MAX_FINDINGS]]))
+            self._undecodable = []
+        if final and not any(len(f) for f in kept) and not any(f.code in ("WC002", "WC003") for f in findings):
+            findings.append(diag("WC002", f"no data: no numeric history in {self.records} record(s) "
+                                 f"({self.rows} history rows)", self.path, records=self.records, rows=self.rows))
+        info = SourceInfo(self.path, Format.WANDB, self.records, self.skipped + skipped)
+        self.findings, self.records, self.skipped = [], 0, 0
+        meta: dict[str, Any] = {}
+        if self._changed or final:
+            meta = {"wandb": {**self.run, "step_key": self.step_key, "history_rows": self.rows,
+                              "summary": json_safe(dict(self.summary))},
+                    "tracker_params": {"W&B config": json_safe(self.config)}}
+            self._changed = False
+        return SourceRead(info, fragments=kept, metadata=meta, findings=findings)
+
+
+def damage_finding(d: Damage, path: str) -> Finding:
+    """WC003 for an end cut mid-record, WC004 for a damaged stretch skipped."""
+    details = {"offset": d.offset, "bytes_skipped": d.nbytes, "kind": d.kind.value, "record": d.record}
+    if d.kind is DamageKind.TRUNCATED:
+        return diag("WC003", f"truncated final record at offset {d.offset} ({d.nbytes} trailing bytes): the "
+                    f"run is still being written or its process was killed; {d.record} complete records read",
+                    path, details=details)
+    what = {DamageKind.BAD_CHUNK: "damaged chunk(s) (checksum, type or length wrong)",
+            DamageKind.ZEROED: "zeroed bytes where records were expected",
+            DamageKind.ORPHAN: "the rest of a record whose start was lost",
+            DamageKind.UNFINISHED: "a record whose last chunk never came"}[d.kind]
+    return diag("WC004", f"{what} at offset {d.offset}: {d.nbytes} bytes skipped before record #{d.record}",
+                path, details=details)
+
+
+def _field_of(payload: bytes) -> int:
+    """The field number of a Record's type, peeked from its first bytes (fields are written in number
+    order: ``num`` (1) first, then the one ``record_type``); 0 when unsure (the record is parsed)."""
+    i, n = 0, len(payload)
+    if n and payload[0] == 0x08:  # num: a varint
+        i = 1
+        while i < n and payload[i] & 0x80:
+            i += 1
+        i += 1
+    if i >= n:
+        return 0
+    tag = payload[i]
+    if tag < 0x80:
+        return tag >> 3
+    if i + 1 < n and payload[i + 1] < 0x80:
+        return ((tag & 0x7F) | payload[i + 1] << 7) >> 3
+    return 0
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=float)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _unwrap(value: Any) -> Any:
+    """``{"value": x}`` (and ``{"desc": ..., "value": x}``, config.yaml's shape) is ``x``."""
+    if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+        return value["value"]
+    return value
+
+
+def _set(doc: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        nxt = doc.get(part)
+        if not isinstance(nxt, dict):
+            nxt = doc[part] = {}
+        doc = nxt
+    doc[parts[-1]] = value
+
+
+def _unset(doc: Mapping[str, Any], parts: list[str]) -> None:
+    for part in parts[:-1]:
+        nxt = doc.get(part)
+        if not isinstance(nxt, dict):
+            return
+        doc = nxt
+    if isinstance(doc, dict):
+        doc.pop(parts[-1], None)
+
+
+__all__ = ["RunDecoder", "damage_finding", "header_problem", "read_wandb"]
