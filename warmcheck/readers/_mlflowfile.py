@@ -60,8 +60,9 @@ def run_identity(run_dir: str) -> tuple[str, str, str] | str | None:
     if str(meta.get("lifecycle_stage", "active")) != "active":
         return None  # deleted runs stay in place until `mlflow gc`; MLflow itself no longer lists them
     run_id = str(meta.get("run_id") or meta.get("run_uuid"))
-    exp = load_meta(os.path.join(os.path.dirname(run_dir), "meta.yaml")) or {}
-    experiment = str(exp.get("name") or meta.get("experiment_id") or os.path.basename(os.path.dirname(run_dir)))
+    parent = os.path.dirname(os.path.abspath(run_dir))  # abspath: the run directory may be given as "."
+    exp = load_meta(os.path.join(parent, "meta.yaml")) or {}
+    experiment = str(exp.get("name") or meta.get("experiment_id") or os.path.basename(parent))
     name = str(meta.get("run_name") or "") or _read_value(os.path.join(run_dir, "tags", "mlflow.runName"))
     return experiment, name, run_id
 
@@ -73,7 +74,7 @@ def read_run_dir(path: str) -> SourceRead:
         return SourceRead(SourceInfo(path, Format.MLFLOW), findings=[diag(
             "WC002", "not an MLflow run directory: meta.yaml is missing or is not a YAML mapping", path)])
     run_id = str(meta.get("run_id") or meta.get("run_uuid") or os.path.basename(path))
-    exp = load_meta(os.path.join(os.path.dirname(path), "meta.yaml")) or {}
+    exp = load_meta(os.path.join(os.path.dirname(os.path.abspath(path)), "meta.yaml")) or {}
     status = meta.get("status")
     run = MlflowRun(run_id, experiment=str(exp.get("name") or meta.get("experiment_id") or ""),
                     run_name=str(meta.get("run_name") or ""),

@@ -72,6 +72,8 @@ def file_run_spec(directory: str, shown: str, files: set[str], dirs: set[str]) -
 def db_specs(path: str, shown: str) -> list[RunSpec]:
     """One run per active MLflow run of the SQLite database at ``path``, or one run holding the finding
     that says why the database cannot be listed."""
+    if not is_sqlite(path):
+        return [RunSpec(shown, shown, (), (diag("WC002", "not an MLflow database: no SQLite header", shown),))]
     runs, problem = list_db_runs(path)
     if problem is not None:
         return [RunSpec(shown, shown, (), (problem,))]
@@ -84,11 +86,6 @@ def db_specs(path: str, shown: str) -> list[RunSpec]:
         out.append(RunSpec(f"{shown}/{run_label(experiment, name, run_id)}", where,
                            ((location, where, Format.MLFLOW),)))
     return out
-
-
-def looks_like_db(path: str) -> bool:
-    """Whether a file given explicitly is an SQLite database (tried as an MLflow store)."""
-    return is_sqlite(path)
 
 
 def _escaped(experiment: str) -> str:
@@ -113,4 +110,4 @@ def server_specs(given: str) -> list[RunSpec]:
 
 
 __all__ = ["RUN_DATA_DIRS", "MlflowServerError", "db_specs", "file_run_spec", "is_server_url",
-           "looks_like_db", "read_mlflow", "server_specs"]
+           "read_mlflow", "server_specs"]
