@@ -85,3 +85,15 @@ def test_server_url_lists_every_run_of_the_experiment(mlflow_realruns: Any) -> N
         assert {s.tag: s.raw_points for s in run.series} == dict.fromkeys(["train/lr", "train/loss",
                                                                             "train/grad_norm"], steps)
         assert run.sources[0].path.startswith(mlflow_realruns.server.uri() + "/")
+
+
+def test_server_url_without_experiment_or_with_its_id(mlflow_realruns: Any) -> None:
+    from mlflow.tracking import MlflowClient
+
+    server = mlflow_realruns.server
+    wanted = sorted(mlflow_realruns.server_run(c) for c in mlflow_realruns.logged)
+    every = _runs(f"mlflow://127.0.0.1:{server.port}")  # no experiment: every active experiment
+    assert set(wanted) <= set(every)
+    exp = MlflowClient(tracking_uri=server.http).get_experiment_by_name(wanted[0].split("/")[0])
+    by_id = _runs(f"mlflow://127.0.0.1:{server.port}/{exp.experiment_id}")
+    assert sorted(by_id) == wanted
