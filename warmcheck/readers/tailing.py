@@ -82,7 +82,7 @@ class Tailer(Protocol):
 
 
 def tailer_for(path: str, display: str, fmt: Format) -> Tailer:
-    """The tailer for an event file, a CSV, JSONL or ``trainer_state.json`` file."""
+    """The tailer for an event file, a CSV, JSONL, ``trainer_state.json`` or W&B run file."""
     if fmt is Format.TFEVENTS:
         return EventTailer(path, display)
     if fmt is Format.CSV:
@@ -91,6 +91,9 @@ def tailer_for(path: str, display: str, fmt: Format) -> Tailer:
         return JsonlTailer(path, display)
     if fmt is Format.HF_TRAINER_STATE:
         return TrainerStateTailer(path, display)
+    if fmt is Format.WANDB:  # a W&B run file: appended records, decoded as they come
+        from ._wandbtail import WandbTailer
+        return WandbTailer(path, display)
     raise ValueError(f"no tailer for format {fmt.value!r}")
 
 

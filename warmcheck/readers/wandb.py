@@ -39,6 +39,7 @@ _HISTORY, _SUMMARY, _CONFIG, _RUN, _EXIT, _HEADER = 2, 3, 5, 17, 18, 21
 _SKIPPED = frozenset({4, 6, 7, 8, 9, 10, 11, 12, 13, 22, 23, 24, 25, 26, 27, 100})
 _BOOKKEEPING = frozenset({"_step", "_runtime", "_timestamp"})
 _SUMMARY_KEPT = 1000
+_TEXT_KEPT = 200
 _MAX_FINDINGS = 10
 
 
@@ -236,8 +237,8 @@ class RunDecoder:
         meta: dict[str, Any] = {}
         if self._changed or final:
             meta = {"wandb": {**self.run, "step_key": self.step_key, "history_rows": self.rows,
-                              "summary": json_safe(dict(self.summary))},
-                    "tracker_params": {"W&B config": json_safe(self.config)}}
+                              "summary": _shortened(json_safe(_scalars(self.summary)))},
+                    "tracker_params": {"W&B config": _shortened(json_safe(self.config))}}
             self._changed = False
         return SourceRead(info, fragments=kept, metadata=meta, findings=findings)
 
@@ -274,6 +275,24 @@ def _field_of(payload: bytes) -> int:
     if i + 1 < n and payload[i + 1] < 0x80:
         return ((tag & 0x7F) | payload[i + 1] << 7) >> 3
     return 0
+
+
+def _scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary without W&B's bookkeeping (``_runtime``, ``_step``...) and media (``weights/_type``...)."""
+    media = tuple(name[:-5] for name in summary if name.endswith("/_type"))
+    return {k: v for k, v in summary.items()
+            if not any(part.startswith("_") for part in k.split("/")) and not k.startswith(media or ("\0",))}
+
+
+def _shortened(value: Any) -> Any:
+    """Long texts cut to ``_TEXT_KEPT`` characters (a 70 kB note in a config is not worth a report)."""
+    if isinstance(value, str) and len(value) > _TEXT_KEPT:
+        return f"{value[:_TEXT_KEPT]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {k: _shortened(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v) for v in value]
+    return value
 
 
 def _json_value(text: str) -> Any:
