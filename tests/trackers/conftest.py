@@ -134,3 +134,131 @@ def mlflow_realruns(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPa
                                          MLFLOW_EXPERIMENT)
     return MlflowRealRuns(tb, root / "mlruns", mlflow_server, logged)
 # --- end mlflow ---
+
+
+# --- wandb ---
+@dataclass(frozen=True)
+class WandbRealRuns:
+    """The real trainings of ``scripts/realruns/wandb_runs.py``, each logged to W&B (offline) and TensorBoard."""
+
+    root: Path  # OUT_DIR of the generator: <case>/{tb, wandb, logged.jsonl}
+    runs: dict[str, Path]  # case -> W&B run directory (wandb/offline-run-<date>-<id>)
+
+    def tb(self, case: str) -> Path:
+        return self.root / case / "tb"
+
+    def wandb_file(self, case: str) -> Path:
+        return next(self.runs[case].glob("run-*.wandb"))
+
+    def logged(self, case: str) -> dict[str, list[float]]:
+        import wandb_runs
+
+        return wandb_runs.read_logged(self.root / case / "logged.jsonl")
+
+
+def _wandb_generator(out: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The generator's command line and an environment that keeps wandb offline and inside ``out``."""
+    if _REALRUNS not in sys.path:
+        sys.path.insert(0, _REALRUNS)
+    import wandb_runs
+
+    env = {**os.environ, **wandb_runs.wandb_env(out / ".wandb-home"), "PYTHONHASHSEED": "0"}
+    return [sys.executable, os.path.join(_REALRUNS, "wandb_runs.py"), str(out), *args], env
+
+
+def _wandb_run_dirs(out: Path, stdout: str) -> dict[str, Path]:
+    runs = {}
+    for line in stdout.splitlines():
+        case, _, where = line.partition(": ")
+        if where:
+            runs[case] = Path(where)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def wandb_realruns(tmp_path_factory: pytest.TempPathFactory) -> WandbRealRuns:
+    """``founding`` and ``nan_loss`` trained once (a subprocess: wandb's service stays out of pytest),
+    logged live to W&B offline and TensorBoard; ``shapes`` logged to W&B without training."""
+    pytest.importorskip("wandb", reason="the W&B tests need the wandb extra: pip install 'warmcheck[wandb]'")
+    pytest.importorskip("torch", reason="the real-run fixtures train a tiny torch model")
+    out = tmp_path_factory.mktemp("wandb-realruns")
+    cmd, env = _wandb_generator(out, "founding", "nan_loss", "shapes")
+    done = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = _wandb_run_dirs(out, done.stdout)
+    assert sorted(runs) == ["founding", "nan_loss", "shapes"], done.stdout
+    return WandbRealRuns(out, runs)
+
+
+class LiveWandbTraining:
+    """``scripts/realruns/wandb_runs.py OUT long --pace S``: a training writing its W&B run while a test
+    watches; :meth:`kill` ends it with SIGKILL (its process group: the trainer and wandb's service)."""
+
+    def __init__(self, out: Path, pace: float) -> None:
+        self.out = out
+        cmd, env = _wandb_generator(out, "long", "--pace", str(pace), "--no-tb")
+        self.log = open(out / "generator.log", "wb")  # noqa: SIM115 - closed by kill()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=out, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.killed = False
+
+    @property
+    def wandb_dir(self) -> Path:
+        return self.out / "long" / "wandb"
+
+    def wandb_file(self, timeout: float = 180.0) -> Path:
+        """The run file, once it exists (the trainer imports torch and wandb first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = sorted(self.wandb_dir.glob("*run-*/run-*.wandb"))
+            if found:
+                return found[0]
+            assert self.proc.poll() is None, (self.out / "generator.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no W&B run file appeared"
+            time.sleep(0.2)
+
+    def wait_rows(self, rows: int, timeout: float = 180.0) -> None:
+        """Until the trainer has logged ``rows`` updates (its logged.jsonl)."""
+        deadline = time.monotonic() + timeout
+        truth = self.out / "long" / "logged.jsonl"
+        while not truth.exists() or truth.read_bytes().count(b"\n") < rows:
+            assert self.proc.poll() is None, (self.out / "generator.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"fewer than {rows} updates logged"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the training's process group, then wait until the run file stops changing."""
+        if self.killed:
+            return
+        self.killed = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.log.close()
+        path, last, stable = self.wandb_file(), -1, 0
+        deadline = time.monotonic() + 30
+        while stable < 5 and time.monotonic() < deadline:  # wandb's service notices its parent died
+            size = path.stat().st_size
+            stable = stable + 1 if size == last else 0
+            last = size
+            time.sleep(0.2)
+
+    def logged(self) -> dict[str, list[float]]:
+        import wandb_runs
+
+        return wandb_runs.read_logged(self.out / "long" / "logged.jsonl")
+
+
+@pytest.fixture(scope="session")
+def wandb_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveWandbTraining]:
+    """A training writing its W&B run now (killed at the latest when the session ends)."""
+    pytest.importorskip("wandb", reason="the W&B tests need the wandb extra: pip install 'warmcheck[wandb]'")
+    pytest.importorskip("torch", reason="the real-run fixtures train a tiny torch model")
+    live = LiveWandbTraining(tmp_path_factory.mktemp("wandb-live"), pace=0.02)
+    try:
+        yield live
+    finally:
+        live.kill()
+# --- end wandb ---
