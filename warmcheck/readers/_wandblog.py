@@ -115,6 +115,8 @@ class LogScanner:
             if crc == 0 and length == 0 and kind == 0:  # zeroed (preallocated or lost) block
                 if bad_at is None:
                     bad_at, bad_kind = pos, DamageKind.ZEROED
+                if pending is not None:  # the record being assembled is lost with the block
+                    bad_at, pending = min(bad_at, pending_at), None
                 pos += left
                 continue
             if length > left - CHUNK_HEADER:
@@ -133,7 +135,9 @@ class LogScanner:
             payload = buf[i + CHUNK_HEADER:end - base]
             if kind in (FULL, FIRST):
                 if pending is not None:  # the record before never got its last chunk
-                    bad_at, bad_kind, pending = pending_at if bad_at is None else bad_at, DamageKind.UNFINISHED, None
+                    if bad_at is None:
+                        bad_kind = DamageKind.UNFINISHED
+                    bad_at, pending = pending_at if bad_at is None else min(bad_at, pending_at), None
                 if bad_at is not None:
                     yield self._damage(bad_kind, bad_at, pos)
                     bad_at = None

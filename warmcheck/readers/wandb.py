@@ -23,21 +23,20 @@ a file without the W&B header is WC002, a record whose protobuf does not decode 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
-from ._records import Clashes, Collector, json_safe, pick_key
+from ._records import json_safe
 from ._wandblog import HEADER_LEN, Damage, DamageKind, LogScanner, Record, check_header
+from ._wandbrows import Rows, json_value
 from .interface import diag, not_installed
 
 # Record fields (wandb_internal.proto, Record.record_type) decoded; others are skipped unparsed.
 _HISTORY, _SUMMARY, _CONFIG, _RUN, _EXIT, _HEADER = 2, 3, 5, 17, 18, 21
 _SKIPPED = frozenset({4, 6, 7, 8, 9, 10, 11, 12, 13, 22, 23, 24, 25, 26, 27, 100})
-_BOOKKEEPING = frozenset({"_step", "_runtime", "_timestamp"})
 _SUMMARY_KEPT = 1000
 _TEXT_KEPT = 200
 _MAX_FINDINGS = 10
@@ -89,15 +88,13 @@ class RunDecoder:
 
         self._parse, self._decode_error = pb.Record.FromString, DecodeError  # type: ignore[attr-defined]
         self.path = path
-        self.step_key: str | None = None
         self.rows = 0  # history rows read
         self.records = self.skipped = 0  # records read / records lost (damaged or undecodable)
         self.config: dict[str, Any] = {}
-        self.summary: dict[str, Any] = {}
+        self.summary: dict[str, str] = {}  # name -> JSON text
         self.run: dict[str, Any] = {}
         self.findings: list[Finding] = []
-        self._collector = Collector(path, where="history row")
-        self._clashes = Clashes()
+        self._rows = Rows(path, None)
         self._undecodable: list[tuple[int, int]] = []  # (offset, record index)
         self._changed = True  # metadata changed since the last take
 
@@ -124,9 +121,10 @@ class RunDecoder:
             if len(self._undecodable) == 1:
                 self._first_error = str(exc) or type(exc).__name__
             return
-        which = r.WhichOneof("record_type")
+        which = "history" if kind == _HISTORY else "summary" if kind == _SUMMARY else r.WhichOneof("record_type")
         if which == "history":
-            self._history(r.history, rec.index)
+            self._rows.add(r.history, self.rows)
+            self.rows += 1
         elif which == "summary":
             self._summary(r.summary)
         elif which == "config":
@@ -140,49 +138,14 @@ class RunDecoder:
             self.run["producer"] = r.header.version_info.producer
             self._changed = True
 
-    def _history(self, history: Any, index: int) -> None:
-        row: dict[str, object] = {}
-        step_key = self.step_key
-        for item in history.item:
-            name = "/".join(item.nested_key) if item.nested_key else item.key
-            text = item.value_json
-            try:
-                value: object = int(text) if name == step_key else float(text)
-            except ValueError:
-                value = _json_value(text)
-                if isinstance(value, (dict, list)):  # media, tables, histograms: not points
-                    continue
-            if name in row:
-                new, n = f"{name}#2", 2
-                while new in row:
-                    n += 1
-                    new = f"{name}#{n}"
-                self._clashes.loc = self.rows
-                self._clashes.hit(name, new)
-                name = new
-            row[name] = value
-        if step_key is None:
-            if "_step" not in row and history.HasField("step"):
-                row["_step"] = int(history.step.num)
-            step_key = self.step_key = pick_key(row) or "_step"
-            if isinstance(row.get(step_key), float) and float(row[step_key]).is_integer():  # type: ignore[arg-type]
-                row[step_key] = int(row[step_key])  # type: ignore[call-overload]
-            self._changed = True
-        elif step_key not in row and step_key == "_step" and history.HasField("step"):
-            row["_step"] = int(history.step.num)
-        self._collector.add(row, self.rows, step_key, self.rows)
-        self.rows += 1
-
     def _summary(self, summary: Any) -> None:
+        # W&B writes a summary update after every history row: the values stay JSON text until take().
+        kept = self.summary
         for item in summary.update:
-            name = "/".join(item.nested_key) if item.nested_key else item.key
-            if name.startswith("_wandb"):
-                continue
-            value = _json_value(item.value_json)
-            if isinstance(value, (dict, list)):  # media, tables, histograms: not a summary scalar
-                continue
-            if name in self.summary or len(self.summary) < _SUMMARY_KEPT:
-                self.summary[name] = value
+            nk = item.nested_key
+            name = (nk[0] if len(nk) == 1 else "/".join(nk)) if nk else item.key
+            if name in kept or len(kept) < _SUMMARY_KEPT:
+                kept[name] = item.value_json
         for item in summary.remove:
             self.summary.pop("/".join(item.nested_key) if item.nested_key else item.key, None)
         self._changed = True
@@ -192,7 +155,7 @@ class RunDecoder:
             parts = list(item.nested_key) or [item.key]
             if parts[0] == "_wandb":
                 continue
-            _set(self.config, parts, _unwrap(_json_value(item.value_json)))
+            _set(self.config, parts, _unwrap(json_value(item.value_json)))
         for item in config.remove:
             _unset(self.config, list(item.nested_key) or [item.key])
         self._changed = True
@@ -216,12 +179,8 @@ class RunDecoder:
 
     def take(self, *, final: bool) -> SourceRead:
         """What was read since the last call: fragments, findings, counts; metadata when it changed."""
-        collector, self._collector = self._collector, Collector(self.path, where="history row")
-        fragments, more, skipped = collector.build(self.step_key)
-        kept = [f for f in fragments if f.tag not in _BOOKKEEPING]
+        kept, more, skipped = self._rows.build()
         findings = self.findings + more
-        if final:
-            findings += self._clashes.findings(self.path, "history row")
         if self._undecodable:
             (offset, index), n = self._undecodable[0], len(self._undecodable)
             findings.append(diag("WC014", f"{n} record(s) with a valid checksum do not decode as W&B records "
@@ -236,7 +195,7 @@ class RunDecoder:
         self.findings, self.records, self.skipped = [], 0, 0
         meta: dict[str, Any] = {}
         if self._changed or final:
-            meta = {"wandb": {**self.run, "step_key": self.step_key, "history_rows": self.rows,
+            meta = {"wandb": {**self.run, "step_key": self._rows.step_key, "history_rows": self.rows,
                               "summary": _shortened(json_safe(_scalars(self.summary)))},
                     "tracker_params": {"W&B config": _shortened(json_safe(self.config))}}
             self._changed = False
@@ -277,11 +236,18 @@ def _field_of(payload: bytes) -> int:
     return 0
 
 
-def _scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary without W&B's bookkeeping (``_runtime``, ``_step``...) and media (``weights/_type``...)."""
+def _scalars(summary: Mapping[str, str]) -> dict[str, Any]:
+    """The summary's scalars, decoded, without W&B's bookkeeping (``_runtime``, ``_wandb/...``) and
+    media (``weights/_type``, ``weights/bins``...: the keys beside a ``_type``)."""
     media = tuple(name[:-5] for name in summary if name.endswith("/_type"))
-    return {k: v for k, v in summary.items()
-            if not any(part.startswith("_") for part in k.split("/")) and not k.startswith(media or ("\0",))}
+    out = {}
+    for k, text in summary.items():
+        if any(part.startswith("_") for part in k.split("/")) or (media and k.startswith(media)):
+            continue
+        value = json_value(text)
+        if not isinstance(value, (dict, list)):  # media, tables, histograms: not a summary scalar
+            out[k] = value
+    return out
 
 
 def _shortened(value: Any) -> Any:
@@ -293,13 +259,6 @@ def _shortened(value: Any) -> Any:
     if isinstance(value, list):
         return [_shortened(v) for v in value]
     return value
-
-
-def _json_value(text: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=float)
-    except (ValueError, RecursionError):
-        return text
 
 
 def _unwrap(value: Any) -> Any:
