@@ -94,6 +94,9 @@ def tailer_for(path: str, display: str, fmt: Format) -> Tailer:
     if fmt is Format.WANDB:  # a W&B run file: appended records, decoded as they come
         from ._wandbtail import WandbTailer
         return WandbTailer(path, display)
+    if fmt is Format.MLFLOW:  # an MLflow run (run directory, database row set or server): read whole, new points out
+        from ._mlflowtail import MlflowTailer
+        return MlflowTailer(path, display)
     raise ValueError(f"no tailer for format {fmt.value!r}")
 
 
