@@ -44,13 +44,12 @@ class _Writer:
 
 
 @pytest.fixture(params=["file", "sqlite", "server"])
-def live(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[_Writer, str]:
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[_Writer, str]:
     if request.param == "file":
         return _Writer((tmp_path / "mlruns").as_uri(), "watched"), str(tmp_path)
     if request.param == "sqlite":
         return _Writer(f"sqlite:///{tmp_path / 'mlflow.db'}", "watched"), str(tmp_path)
     server: Any = request.getfixturevalue("mlflow_server")
-    monkeypatch.setattr(_mlflowtail, "SERVER_EVERY", 0.0)
     return _Writer(server.http, "watched-live"), server.uri("watched-live")
 
 

@@ -8,8 +8,9 @@ far, when each metric's points begin with them (a digest of their steps and valu
 the start): a new :attr:`generation`, everything returned, and the caller replaces what it had.
 
 What counts as a change: for a file-store run, the size and modification time of its metric, param
-and tag files; for a database, those of the file (and of its ``-wal`` journal); a server is asked
-again at most every :data:`SERVER_EVERY` seconds. A line being written in a file-store metric is not a
+and tag files; for a database, those of the file (and of its ``-wal`` journal); on a server, the run's
+latest value, step and timestamp of each metric and its status (one ``runs/get`` request; the history
+is read only when they changed). A line being written in a file-store metric is not a
 point yet (the whole-run reader leaves it out); "no data yet" (WC002) and that line (WC003) are never
 reported while following: the final ``analyze`` of the run reports them if they remain.
 """
@@ -17,28 +18,24 @@ reported while following: the final ``analyze`` of the run reports them if they 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
 from ._follow import FileIdentity, points_digest
-from ._mlflowrest import is_server_url
+from ._mlflowrest import MlflowServerError, call, is_server_url, parse_url
 
-SERVER_EVERY = 5.0  # seconds between two reads of a run on a tracking server
 _NOT_LIVE = frozenset({"WC002", "WC003"})
 
 
 class MlflowTailer:
     """One MLflow run followed live (the :class:`~warmcheck.readers.tailing.Tailer` protocol)."""
 
-    def __init__(self, path: str, display: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str, display: str = "") -> None:
         self.path, self.display = path, display or path
         self.identity = FileIdentity(path)  # never located: an MLflow run is not one file to rotate
         self.generation = 0
-        self._clock = clock
         self._signature: object = None
-        self._read_at = -float("inf")
         self._returned: dict[str, tuple[int, bytes]] = {}  # tag -> (points returned, their digest)
         self._reported: set[tuple[object, ...]] = set()
         self._seen_metadata = False  # the run's params were handed out (they feed the warmup audit)
@@ -48,11 +45,6 @@ class MlflowTailer:
         signature = self._change_signature()
         if signature is not None and signature == self._signature:
             return None
-        if signature is None:  # a server: no cheap way to see a change, so a read every SERVER_EVERY s
-            now = self._clock()
-            if now - self._read_at < SERVER_EVERY:
-                return None
-            self._read_at = now
         self._signature = signature
         from .mlflow import read_mlflow
 
@@ -100,9 +92,9 @@ class MlflowTailer:
         return True
 
     def _change_signature(self) -> object:
-        """What changes when the run is written to (``None`` for a server: see the module docstring)."""
+        """What changes when the run is written to (``None``: unknown, read the run)."""
         if is_server_url(self.path):
-            return None
+            return _server_signature(self.path)
         if os.path.isdir(self.path):
             stamps = []
             for top in ("metrics", "params", "tags"):
@@ -130,6 +122,19 @@ class MlflowTailer:
                 continue
             out.append((st.st_size, st.st_mtime_ns, st.st_ino))
         return tuple(out)
+
+
+def _server_signature(path: str) -> object:
+    """The run's status and each metric's latest (step, timestamp, value) on the server; ``None`` if the
+    server cannot say (the read that follows reports why)."""
+    head, _, run_id = path.rstrip("/").rpartition("/")
+    try:
+        run = call(parse_url(head).base, "runs/get", {"run_id": run_id})["run"]
+        latest = sorted((str(m["key"]), str(m.get("step")), str(m.get("timestamp")), str(m.get("value")))
+                        for m in run.get("data", {}).get("metrics", ()))
+        return str(run["info"].get("status")), str(run["info"].get("end_time")), tuple(latest)
+    except (MlflowServerError, KeyError, TypeError, AttributeError):
+        return None
 
 
 __all__ = ["MlflowTailer"]
