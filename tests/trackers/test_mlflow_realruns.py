@@ -97,3 +97,10 @@ def test_server_url_without_experiment_or_with_its_id(mlflow_realruns: Any) -> N
     exp = MlflowClient(tracking_uri=server.http).get_experiment_by_name(wanted[0].split("/")[0])
     by_id = _runs(f"mlflow://127.0.0.1:{server.port}/{exp.experiment_id}")
     assert sorted(by_id) == wanted
+
+
+def test_server_runs_read_by_worker_processes(mlflow_realruns: Any) -> None:
+    one = analyze([mlflow_realruns.server.uri()], Settings(), jobs=1).runs
+    two = analyze([mlflow_realruns.server.uri()], Settings(), jobs=2).runs
+    assert [(r.name, _findings(r), [s.points for s in r.series]) for r in two] == \
+        [(r.name, _findings(r), [s.points for s in r.series]) for r in one]
