@@ -271,11 +271,13 @@ What to do: if the file is a real log, raise the limit (max-file-size / max-deco
 """),
     _rule("WC026", "too-many-columns", _W, "A CSV has more columns than are read from one file.",
           """
-What it detects: a CSV with more than 32,768 columns. The step column, every column named like a
-metric (loss, lr, learning_rate, grad_norm, accuracy, epoch, ...) and then the first columns, 32,768
-in all, are read; the message counts the columns not read and names the first of them.
-Why it matters: each numeric column is a series; a million of them (a 14 MB file of 3 rows) would
-take minutes and gigabytes, and no report could show them.
+What it detects: a CSV with more than 1,048,576 columns, or more cells than 16,777,216 (columns x rows).
+A CSV wider than 4,096 columns is read as one block of numbers (every cell, ~300 bytes a column besides
+its cells); past either limit, the step column, every column named like a metric (loss, lr,
+learning_rate, grad_norm, accuracy, epoch, ...) and then the first columns are read, as many as fit,
+and the message counts the columns not read and names the first of them.
+Why it matters: each numeric column is a series; past these limits the series would not fit in the
+memory warmcheck promises to stay within (500 MB), and no report could show them.
 What to do: log per-layer or per-parameter metrics to a separate file, or select the columns
 that matter before running warmcheck.
 """),

@@ -649,3 +649,18 @@ def test_unreadable_trainer_state_and_event_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         tailer_for(str(tmp_path / "x"), "x", Format.MONITOR)
     assert isinstance(tailer_for("x.csv", "x.csv", Format.CSV), CsvTailer)
+
+
+def test_a_wide_csv_followed_in_pieces_equals_the_whole_file_read(tmp_path: Path) -> None:
+    """Past WIDE_COLUMNS both the whole-file read and watch read every column as one block."""
+    from warmcheck.readers._csvwide import WIDE_COLUMNS
+
+    width = WIDE_COLUMNS + 100
+    header = "step," + ",".join(f"layer{j}/norm" for j in range(width - 1)) + "\n"
+    rows = [f"{s}," + ",".join(str((j + s) % 7) for j in range(width - 1)) + "\n" for s in range(5)]
+    path = tmp_path / "metrics.csv"
+    _, reads = _follow(path, [header + rows[0], rows[1] + rows[2], rows[3][:50], rows[3][50:] + rows[4]], Format.CSV)
+    whole = read_csv(str(path))
+    assert whole.metadata["csv"]["engine"] == "wide"
+    assert sum(len(f) for f in whole.fragments) == 5 * (width - 1)
+    _assert_same_points(reads, whole)

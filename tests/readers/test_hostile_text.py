@@ -25,7 +25,7 @@ from warmcheck.config import parse_size, read_table
 from warmcheck.model import Fragment, SourceRead
 from warmcheck.pipeline import analyze
 from warmcheck.readers._textstream import Limits, set_limits
-from warmcheck.readers.csvlog import MAX_COLUMNS, read_csv
+from warmcheck.readers.csvlog import read_csv
 from warmcheck.readers.hf import read_trainer_state
 from warmcheck.readers.jsonl import read_jsonl
 from warmcheck.readers.runconfig_files import MAX_NODES, read_config_files
@@ -196,8 +196,9 @@ def test_huge_trainer_state_builder_reads_the_same_in_any_piece_size(tmp_path: P
 
 # ---- item 6: wide CSV ---------------------------------------------------------------------------
 
-def test_csv_wider_than_the_column_limit_reads_step_metrics_and_first_columns(tmp_path: Path) -> None:
-    width = MAX_COLUMNS + 5000
+def test_csv_wider_than_the_old_column_limit_keeps_every_column(tmp_path: Path) -> None:
+    """Item 6: past 32,768 columns every column is still read (as one block, ``readers/_csvwide.py``)."""
+    width = 32_768 + 5000  # past the column limit warmcheck had before
     names = ["step", *(f"m{j}" for j in range(width - 3)), "train_loss", "lr"]
     rows = [",".join([str(s), *(str((j + s) % 10) for j in range(width - 3)), str(2.0 - s / 10), "0.001"])
             for s in range(3)]
@@ -205,23 +206,10 @@ def test_csv_wider_than_the_column_limit_reads_step_metrics_and_first_columns(tm
     path.write_text(",".join(names) + "\n" + "\n".join(rows) + "\n")
     read = read_csv(str(path))
     frags = _frags(read)
-    assert len(frags) == MAX_COLUMNS - 1 and all(len(f) == 3 for f in frags.values())
-    assert frags["train_loss"].values.tolist() == [2.0, 1.9, 1.8] and "lr" in frags
-    assert "m0" in frags and f"m{MAX_COLUMNS - 4}" in frags and f"m{MAX_COLUMNS - 3}" not in frags
-    (wide,) = [f for f in read.findings if f.code == "WC026"]
-    assert wide.details["columns"] == width and wide.details["read"] == MAX_COLUMNS
-    assert wide.details["not_read"] == width - MAX_COLUMNS
-    assert wide.details["first_not_read"] == MAX_COLUMNS - 1  # 1-based: m{MAX_COLUMNS - 3}
-    assert read.metadata["csv"]["columns"] == width
-
-
-def test_csv_at_the_column_limit_reads_every_column(tmp_path: Path) -> None:
-    width = MAX_COLUMNS
-    path = tmp_path / "metrics.csv"
-    path.write_text("step," + ",".join(f"m{j}" for j in range(width - 1)) + "\n"
-                    + "\n".join(f"{s}," + ",".join(["1"] * (width - 1)) for s in range(2)) + "\n")
-    read = read_csv(str(path))
-    assert _points(read) == 2 * (width - 1) and "WC026" not in _codes(read)
+    assert len(frags) == width - 1 and all(len(f) == 3 for f in frags.values())
+    assert frags["train_loss"].values.tolist() == [2.0, 1.9, 1.8] and frags["lr"].values.tolist() == [0.001] * 3
+    assert frags[f"m{width - 4}"].values.tolist() == [float((width - 4 + s) % 10) for s in range(3)]
+    assert "WC026" not in _codes(read) and read.metadata["csv"]["columns"] == width
 
 
 # ---- item 7: damaged trainer_state entries ------------------------------------------------------

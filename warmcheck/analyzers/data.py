@@ -8,6 +8,8 @@ from ..config import Settings
 from ..findings import Finding, make
 from ..model import Role, Run
 
+_TAGS_LISTED = 1000  # the tags named in WC019 details (a CSV may hold a million columns); tags_total counts all
+
 
 class RolesAnalyzer:
     """WC019: the run has data but no learning-rate or no loss series was recognised."""
@@ -24,4 +26,5 @@ class RolesAnalyzer:
             tags = ", ".join(s.tag for s in run.series[:8]) + (", ..." if len(run.series) > 8 else "")
             yield make("WC019", f"no {' and no '.join(missing)} series recognised among: {tags}; "
                        "use --lr-tag / --loss-tag", run=run.name,
-                       details={"missing": missing, "tags": [s.tag for s in run.series]})
+                       details={"missing": missing, "tags": [s.tag for s in run.series[:_TAGS_LISTED]],
+                                "tags_total": len(run.series)})

@@ -91,7 +91,7 @@ def _separate(m: Member, run: str, why: str) -> Finding:
 
 def _assembled(name: str, path: str, files: Sequence[tuple[str, str, Format]], reads: list[SourceRead],
                findings: tuple[Finding, ...], overrides: Mapping[Role, Sequence[str]] | None) -> Run:
-    run = assemble_run(name, path, reads, overrides)
+    run = assemble_run(name, path, reads, overrides, consume=True)  # read_runs reads each file for one run
     extra = list(findings)
     if files:
         configs, problems = read_config_files(os.path.dirname(files[0][0]), os.path.dirname(files[0][1]))

@@ -15,7 +15,7 @@ nor counted as superseded. An evaluation log's series are named ``<file stem>/<c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
@@ -31,24 +31,36 @@ _EXACT_FLOAT = 2**53
 
 
 def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
-                 overrides: Mapping[Role, Sequence[str]] | None = None) -> Run:
-    """Build a run from its sources' reads: merge by step, report repeats, assign roles."""
+                 overrides: Mapping[Role, Sequence[str]] | None = None, *, consume: bool = False) -> Run:
+    """Build a run from its sources' reads: merge by step, report repeats, assign roles.
+
+    ``consume``: the caller hands the reads over; their fragment lists are emptied as the series are
+    built (each fragment's arrays move into its series), so that a file of a million columns is not
+    held twice, as fragments and as series.
+    """
     reads, mirrors = _joined(reads)
     findings: list[Finding] = [f for r in reads for f in r.findings]
+    float32 = {i for i, r in enumerate(reads) if r.info.format is Format.TFEVENTS}
     by_tag: dict[str, list[tuple[int, Fragment]]] = {}
-    if len(reads) == 1 and len({f.tag for f in reads[0].fragments}) == len(reads[0].fragments):
-        # One file, one fragment per tag (the common case): no grouping (a CSV may hold a million columns).
-        groups: Iterable[tuple[str, list[tuple[int, Fragment]]]] = (
-            (f.tag, [(0, f)]) for f in sorted(reads[0].fragments, key=lambda f: f.tag))
-    else:
+    ordered = sorted(reads[0].fragments, key=lambda f: f.tag, reverse=True) if len(reads) == 1 else []
+    single = len(reads) == 1 and all(a.tag != b.tag for a, b in zip(ordered, ordered[1:], strict=False))
+    if not single:
+        ordered = []
         for i, r in enumerate(reads):
             for frag in r.fragments:
                 by_tag.setdefault(frag.tag, []).append((i, frag))
-        groups = sorted(by_tag.items())
-    float32 = {i for i, r in enumerate(reads) if r.info.format is Format.TFEVENTS}
-    increasing = _Increasing()
-    series = [_merge(tag, parts, mirrors, float32, increasing) for tag, parts in groups]
     findings.extend(_step_findings(reads, by_tag, float32, mirrors))
+    increasing = _Increasing()
+    if single:
+        # One file, one fragment per tag (the common case): no grouping (a CSV may hold a million columns).
+        if consume and isinstance(reads[0].fragments, list):
+            reads[0].fragments.clear()
+        series = []
+        while ordered:  # in tag order; a consumed fragment is freed once its series holds its arrays
+            f = ordered.pop()
+            series.append(_merge(f.tag, [(0, f)], mirrors, float32, increasing))
+    else:
+        series = [_merge(tag, parts, mirrors, float32, increasing) for tag, parts in sorted(by_tag.items())]
     roles = assign_roles(series, overrides)
     role_of = {t: role for role, tags in roles.items() for t in tags}
     series = [replace(s, role=role_of[s.tag]) if s.tag in role_of else s for s in series]

@@ -14,7 +14,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
 from . import _csvexport as export
 from ._csvcells import Column, convert_column, convert_steps
 from ._csvparse import Table, first_line, read_table, sniff_delimiter, split_header
+from ._csvwide import WIDE_COLUMNS, WideColumns, read_wide
 from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, file_stamp, format_lines, load_text, pick_step, tail_start
 from .interface import diag
 
@@ -30,10 +31,6 @@ _DELIMITER_NAMES = {";": "semicolon ';'", "\t": "tab"}
 _METRIC_WORDS = re.compile(r"(loss|learning[_-]?rate|grad[_-]?norm|accuracy|perplexity)")
 _METRIC_TOKENS = frozenset({"lr", "acc", "ppl", "epoch", "loss", "bleu", "f1", "wer"})
 _WEAK_STEP_KEYS = frozenset({"it", "batch", "update", "updates", "steps"})
-MAX_COLUMNS = 32_768
-"""Columns read from one CSV: past it, the step column, the columns named like a metric (loss, lr,
-grad_norm, accuracy, ...) and then the first ones up to this many are read, the rest reported (WC026).
-A wide Lightning log of per-layer metrics has ~20,000; a million columns would be a million series."""
 _PRIORITY = re.compile(r"[^\n]*(?:" + _METRIC_WORDS.pattern[1:-1] + r"|(?<![a-z0-9])(?:"
                        + "|".join(sorted(_METRIC_TOKENS)) + r")(?![a-z0-9]))[^\n]*")
 
@@ -94,19 +91,24 @@ def read_csv(path: str) -> SourceRead:
     raw_names, delimiter = parse_header(header, first_line(data, start))
     if delimiter != ",":
         findings.append(delimiter_note(path, delimiter))
-    # pandas reads a path ~1.5x faster than a BytesIO. Only when the bytes are the file's own, no
-    # quote can hide a line break, and the file did not change meanwhile (a live log grows;
-    # Lightning rewrites metrics.csv when a new metric appears): else the snapshot is parsed.
-    direct = decoded.pristine and not tail and b'"' not in data
-    keep = select_columns(raw_names)
-    table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1,
-                       path if direct else None, keep=keep)
-    if direct and file_stamp(path) != decoded.stamp:
-        table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1, keep=keep)
-    shape = export.long_shape([n.strip() for n in raw_names])
-    if shape is not None and not export.is_text_cell(first_line(data, start), delimiter, shape.key):
-        shape = None  # a numeric key column: a wide log whose columns happen to be named so
-    reader = _Columns(path, table, raw_names, findings, text=() if shape is None else (shape.key, shape.run))
+    reader: _Columns | WideColumns
+    if len(raw_names) > WIDE_COLUMNS:  # per-layer metrics: one block, not a pandas column per column
+        reader = read_wide(path, data[start:end], header_lines + 1, raw_names, delimiter, findings, select_columns)
+        shape, engine = None, reader.engine
+    else:
+        # pandas reads a path ~1.5x faster than a BytesIO. Only when the bytes are the file's own, no
+        # quote can hide a line break, and the file did not change meanwhile (a live log grows;
+        # Lightning rewrites metrics.csv when a new metric appears): else the snapshot is parsed.
+        direct = decoded.pristine and not tail and b'"' not in data
+        table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1,
+                           path if direct else None)
+        if direct and file_stamp(path) != decoded.stamp:
+            table = read_table(data, start, end, len(raw_names), delimiter, header_lines + 1)
+        shape = export.long_shape([n.strip() for n in raw_names])
+        if shape is not None and not export.is_text_cell(first_line(data, start), delimiter, shape.key):
+            shape = None  # a numeric key column: a wide log whose columns happen to be named so
+        reader = _Columns(path, table, raw_names, findings, text=() if shape is None else (shape.key, shape.run))
+        engine = table.engine
     if tail and not tail.isspace():
         line = header_lines + count_lines(data, start, end) + 1
         findings.append(diag("WC003", f"incomplete last line (no newline) at line {line}: file may "
@@ -115,7 +117,7 @@ def read_csv(path: str) -> SourceRead:
         reader.skipped += 1
         reader.records += 1
     csv_meta: dict[str, object] = {"delimiter": delimiter, "columns": len(reader.names), "rows": reader.n_data,
-                                   "step_column": reader.step_name, "engine": table.engine,
+                                   "step_column": reader.step_name, "engine": engine,
                                    "text_columns": reader.text_columns[:50]}
     fragments = _exported(path, reader, shape, findings, csv_meta)
     meta: dict[str, object] = {"csv": csv_meta}
@@ -125,11 +127,11 @@ def read_csv(path: str) -> SourceRead:
                       fragments=fragments, metadata=meta, findings=findings)
 
 
-def _exported(path: str, reader: _Columns, shape: export.LongShape | None, findings: list[Finding],
+def _exported(path: str, reader: _Columns | WideColumns, shape: export.LongShape | None, findings: list[Finding],
               meta: dict[str, object]) -> list[Fragment]:
     """The fragments of a tracker export read by the shape of its header (see :mod:`._csvexport`),
     or the columns' own fragments."""
-    if shape is not None:
+    if shape is not None and isinstance(reader, _Columns):
         frags, skipped = export.long_fragments(path, reader.table, reader.names, shape, findings, meta)
         reader.skipped += skipped
         return frags
@@ -155,7 +157,7 @@ def delimiter_note(path: str, delimiter: str) -> Finding:
 
 def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, first_line: int,
                findings: list[Finding], row_offset: int = 0, header_line: int | None = None,
-               numeric: Collection[str] = ()) -> _Columns:
+               numeric: Collection[str] = ()) -> _Columns | WideColumns:
     """Rows of a CSV whose header was already read, parsed as :func:`read_csv` parses a whole file.
 
     ``body`` holds whole lines (valid UTF-8) starting at line ``first_line`` of the file;
@@ -165,14 +167,16 @@ def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, fir
     cells, not a text column). Findings are appended to ``findings``, WC002 included when no row
     holds data.
     """
-    table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True,
-                       keep=select_columns(raw_names))
+    if len(raw_names) > WIDE_COLUMNS:  # as read_csv reads it: every column, as one block
+        return read_wide(path, body, first_line, raw_names, delimiter, findings, select_columns, row_offset)
+    table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True)
     return _Columns(path, table, raw_names, findings, row_offset, header_line, numeric)
 
 
-def select_columns(names: list[str]) -> list[int] | None:
-    """The columns to read when there are more than :data:`MAX_COLUMNS` (``None``: all of them)."""
-    if len(names) <= MAX_COLUMNS:
+def select_columns(names: list[str], limit: int) -> list[int] | None:
+    """The columns to read when there are more than ``limit`` (``None``: all of them): the step column,
+    the columns named like a metric (loss, lr, grad_norm, accuracy, ...), then the first ones."""
+    if len(names) <= limit:
         return None
     first: list[int] = []
     step = pick_step(names)
@@ -182,12 +186,12 @@ def select_columns(names: list[str]) -> list[int] | None:
     joined = "\n".join(names).lower()
     starts = np.cumsum([0] + [len(n) + 1 for n in names[:-1]])
     for m in _PRIORITY.finditer(joined):
-        if len(first) >= MAX_COLUMNS:
+        if len(first) >= limit:
             break
         first.append(int(np.searchsorted(starts, m.start(), "right")) - 1)
     chosen = set(first)
     for j in range(len(names)):
-        if len(chosen) >= MAX_COLUMNS:
+        if len(chosen) >= limit:
             break
         chosen.add(j)
     return sorted(chosen)
@@ -208,8 +212,6 @@ class _Columns:
         self.names = self._names(raw_names)
         step_idx = pick_step(raw_names)
         self.step_name = self.names[step_idx] if step_idx is not None else None
-        if table.keep is not None:
-            self._not_read(table.keep, len(self.names))
         # ``text``: columns known to hold text (a long table's key and run), not converted cell by cell.
         cols = {j: convert_column(c, True) for j, c in enumerate(table.columns)
                 if j != step_idx and c is not None and j not in text}
@@ -231,16 +233,6 @@ class _Columns:
         for j, col in cols.items():
             self._column(self.names[j], col, valid, step_arr, wall, j)
         self._summarise(cols, valid, step_arr, step_idx, raw_names)
-
-    def _not_read(self, keep: Sequence[int], width: int) -> None:
-        kept = set(keep)
-        skipped = next(j for j in range(width) if j not in kept)
-        self.findings.append(diag(
-            "WC026", f"{width:,} columns, more than the {MAX_COLUMNS:,} read from one CSV: read the step column, "
-            f"the columns named like a metric and the first ones, {len(keep):,} in all; {width - len(keep):,} "
-            f"columns not read, the first of them column {skipped + 1} ({self.names[skipped][:40]})", self.path,
-            line=self.header_line, columns=width, read=len(keep), not_read=width - len(keep),
-            first_not_read=skipped + 1))
 
     def _names(self, raw: list[str]) -> list[str]:
         names = [n.strip() for n in raw]

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Protocol
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
 from ._csvparse import first_line, split_header
+from ._csvwide import WideColumns
 from ._follow import TAIL_BYTES, Change, FileIdentity, points_digest, read_at
 from ._text import clean_piece, count_lines, pick_step
 from .interface import diag
@@ -522,8 +523,9 @@ class CsvTailer(_FileTailer):
             self._records += rows.records
             self._skipped += rows.skipped
             self._columns = max(self._columns, len(rows.names))
-            if rows.table.engine != "c":
-                self._engine = rows.table.engine
+            engine = rows.engine if isinstance(rows, WideColumns) else rows.table.engine
+            if engine != "c":
+                self._engine = engine
             self._text_columns += [n for n in rows.text_columns if n not in self._text_columns]
             del self._text_columns[50:]
             fragments = rows.fragments
