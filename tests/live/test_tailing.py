@@ -664,3 +664,17 @@ def test_a_wide_csv_followed_in_pieces_equals_the_whole_file_read(tmp_path: Path
     assert whole.metadata["csv"]["engine"] == "wide"
     assert sum(len(f) for f in whole.fragments) == 5 * (width - 1)
     _assert_same_points(reads, whole)
+
+
+def test_a_long_tracker_export_followed_in_pieces_equals_the_whole_file_read(tmp_path: Path) -> None:
+    """A key,value,step table (MLflow's metric history of a real run) is one series per key in watch too."""
+    text = (DATA / "evalruns" / "exports" / "mlflow_overfit.csv").read_bytes()
+    rng = random.Random(11)
+    cuts = sorted(rng.sample(range(1, len(text)), 12))
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    path = tmp_path / "history.csv"
+    _, reads = _follow(path, pieces, Format.CSV)
+    whole = read_csv(str(path))
+    assert {f.tag for f in whole.fragments} == {"train/loss", "train/lr", "eval/loss"}
+    _assert_same_points(reads, whole)
+    assert "WC006" not in _codes(reads)

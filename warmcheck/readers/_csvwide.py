@@ -1,6 +1,6 @@
 """Wide CSVs (per-layer or per-parameter metrics: thousands to a million columns) read as one block.
 
-The regular path (:class:`warmcheck.readers.csvlog._Columns`) keeps a pandas column and several arrays
+The regular path (:class:`warmcheck.readers.csvlog.Columns`) keeps a pandas column and several arrays
 per CSV column: for a million columns that is gigabytes and minutes. Here each row is split and
 converted in one call, into a (rows x columns) float64 block and a mask of the cells that held a
 number; a column read in full becomes a fragment whose values are a view of the block and whose steps
@@ -37,7 +37,7 @@ MAX_CELLS = 1 << 24
 
 @dataclass
 class WideColumns:
-    """What :func:`read_wide` made of the rows: what ``read_csv`` needs of a ``_Columns``."""
+    """What :func:`read_wide` made of the rows: what ``read_csv`` needs of a ``Columns``."""
 
     names: list[str]
     step_name: str | None

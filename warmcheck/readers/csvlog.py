@@ -91,7 +91,7 @@ def read_csv(path: str) -> SourceRead:
     raw_names, delimiter = parse_header(header, first_line(data, start))
     if delimiter != ",":
         findings.append(delimiter_note(path, delimiter))
-    reader: _Columns | WideColumns
+    reader: Columns | WideColumns
     if len(raw_names) > WIDE_COLUMNS:  # per-layer metrics: one block, not a pandas column per column
         reader = read_wide(path, data[start:end], header_lines + 1, raw_names, delimiter, findings, select_columns)
         shape, engine = None, reader.engine
@@ -107,7 +107,7 @@ def read_csv(path: str) -> SourceRead:
         shape = export.long_shape([n.strip() for n in raw_names])
         if shape is not None and not export.is_text_cell(first_line(data, start), delimiter, shape.key):
             shape = None  # a numeric key column: a wide log whose columns happen to be named so
-        reader = _Columns(path, table, raw_names, findings, text=() if shape is None else (shape.key, shape.run))
+        reader = Columns(path, table, raw_names, findings, text=() if shape is None else (shape.key, shape.run))
         engine = table.engine
     if tail and not tail.isspace():
         line = header_lines + count_lines(data, start, end) + 1
@@ -127,11 +127,11 @@ def read_csv(path: str) -> SourceRead:
                       fragments=fragments, metadata=meta, findings=findings)
 
 
-def _exported(path: str, reader: _Columns | WideColumns, shape: export.LongShape | None, findings: list[Finding],
+def _exported(path: str, reader: Columns | WideColumns, shape: export.LongShape | None, findings: list[Finding],
               meta: dict[str, object]) -> list[Fragment]:
     """The fragments of a tracker export read by the shape of its header (see :mod:`._csvexport`),
     or the columns' own fragments."""
-    if shape is not None and isinstance(reader, _Columns):
+    if shape is not None and isinstance(reader, Columns):
         frags, skipped = export.long_fragments(path, reader.table, reader.names, shape, findings, meta)
         reader.skipped += skipped
         return frags
@@ -157,7 +157,7 @@ def delimiter_note(path: str, delimiter: str) -> Finding:
 
 def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, first_line: int,
                findings: list[Finding], row_offset: int = 0, header_line: int | None = None,
-               numeric: Collection[str] = ()) -> _Columns | WideColumns:
+               numeric: Collection[str] = (), text: Collection[int | None] = ()) -> Columns | WideColumns:
     """Rows of a CSV whose header was already read, parsed as :func:`read_csv` parses a whole file.
 
     ``body`` holds whole lines (valid UTF-8) starting at line ``first_line`` of the file;
@@ -170,7 +170,7 @@ def parse_rows(path: str, body: bytes, raw_names: list[str], delimiter: str, fir
     if len(raw_names) > WIDE_COLUMNS:  # as read_csv reads it: every column, as one block
         return read_wide(path, body, first_line, raw_names, delimiter, findings, select_columns, row_offset)
     table = read_table(body, 0, len(body), len(raw_names), delimiter, first_line, strict_width=True)
-    return _Columns(path, table, raw_names, findings, row_offset, header_line, numeric)
+    return Columns(path, table, raw_names, findings, row_offset, header_line, numeric, text)
 
 
 def select_columns(names: list[str], limit: int) -> list[int] | None:
@@ -197,7 +197,7 @@ def select_columns(names: list[str], limit: int) -> list[int] | None:
     return sorted(chosen)
 
 
-class _Columns:
+class Columns:
     """Turns a :class:`Table` into fragments and findings (one pass, state kept for the caller)."""
 
     def __init__(self, path: str, table: Table, raw_names: list[str], findings: list[Finding],

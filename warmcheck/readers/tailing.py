@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Protocol
 
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead
+from ._csvexport import LongShape, is_text_cell, long_fragments, long_shape
 from ._csvparse import first_line, split_header
 from ._csvwide import WideColumns
 from ._follow import TAIL_BYTES, Change, FileIdentity, points_digest, read_at
@@ -467,6 +468,10 @@ class CsvTailer(_FileTailer):
         self._columns = 0
         self._engine = "c"
         self._text_columns: list[str] = []
+        # A long key,value,step table (a tracker export), decided at the first data row as read_csv does.
+        self._long: LongShape | None = None
+        self._long_decided = False
+        self._export: dict[str, Any] = {}
 
     def _reader(self) -> ReadWhole:
         from .csvlog import read_csv
@@ -495,7 +500,7 @@ class CsvTailer(_FileTailer):
         return max(pos, end)
 
     def _take(self, data: bytes, base: int) -> tuple[list[Fragment], list[Finding], dict[str, Any]]:
-        from .csvlog import delimiter_note, parse_header, parse_rows
+        from .csvlog import Columns, delimiter_note, parse_header, parse_rows
 
         findings: list[Finding] = []
         fragments: list[Fragment] = []
@@ -516,8 +521,15 @@ class CsvTailer(_FileTailer):
         if pos < len(data):
             body = data[pos:]
             clean = clean_piece(body, self.display, findings, offset=base + pos, line=self._lines + 1)
+            if not self._long_decided:
+                self._long_decided = True
+                shape = long_shape([n.strip() for n in self._names])
+                self._long = shape if shape is not None and is_text_cell(
+                    first_line(clean, 0), self._delimiter, shape.key) else None
+            long = self._long
             rows = parse_rows(self.display, clean, self._names, self._delimiter, self._lines + 1, findings,
-                              self._rows, self._head_lines, self._last.keys())
+                              self._rows, self._head_lines, self._last.keys(),
+                              text=() if long is None else (long.key, long.run))
             self._lines += count_lines(body)
             self._rows += rows.n_data
             self._records += rows.records
@@ -529,11 +541,16 @@ class CsvTailer(_FileTailer):
             self._text_columns += [n for n in rows.text_columns if n not in self._text_columns]
             del self._text_columns[50:]
             fragments = rows.fragments
+            if long is not None and isinstance(rows, Columns):  # one series per key, as read_csv gives it
+                fragments, skipped = long_fragments(self.display, rows.table, rows.names, long, findings,
+                                                    self._export)
+                self._skipped += skipped
         self.offset = base + len(data)
         step = pick_step(self._names)
         meta = {"csv": {"delimiter": self._delimiter, "columns": self._columns, "rows": self._rows,
                         "step_column": None if step is None else self._names[step].strip(),
-                        "engine": self._engine, "text_columns": list(self._text_columns)}}
+                        "engine": self._engine, "text_columns": list(self._text_columns),
+                        **({"export": "long"} if self._long is not None else {})}}
         return fragments, findings, meta
 
 
