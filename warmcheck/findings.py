@@ -86,9 +86,12 @@ _ALL_RULES = (
     # ---- WC0xx: input and data integrity -------------------------------------------------------
     _rule("WC001", "unreadable-file", _E, "A log file could not be opened or read.",
           """
-What it detects: a log file that exists but cannot be read (permission denied, I/O error).
-Why it matters: the analysis is missing whatever that file held.
-What to do: fix the permissions or copy the file again; the finding names the file and the error.
+What it detects: a log file that exists but cannot be read (permission denied, I/O error), a damaged
+SQLite store, or one run whose metric history an MLflow tracking server failed to send (the other runs
+are read; the run gets no points rather than half of them).
+Why it matters: the analysis is missing whatever that file or run held.
+What to do: fix the permissions or copy the file again, or re-run when the server answers; the finding
+names the file or run and the error.
 """),
     _rule("WC002", "no-data", _E, "A run or log file holds no scalar data.",
           """
