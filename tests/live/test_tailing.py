@@ -18,10 +18,11 @@ import pytest
 from warmcheck.findings import Finding
 from warmcheck.model import Format, SourceRead
 from warmcheck.readers import tailing
+from warmcheck.readers._texttail import CsvTailer, JsonlTailer
 from warmcheck.readers.csvlog import read_csv
 from warmcheck.readers.hf import read_trainer_state
 from warmcheck.readers.jsonl import read_jsonl
-from warmcheck.readers.tailing import CsvTailer, Tailer, tailer_for
+from warmcheck.readers.tailing import Tailer, tailer_for
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -565,7 +566,7 @@ def test_a_long_file_is_caught_up_with_in_bounded_pieces(tmp_path: Path) -> None
     path = tmp_path / "log.jsonl"
     path.write_text("".join(json.dumps({"step": s, "loss": 1 / (s + 1)}) + "\n" for s in range(500))
                     + json.dumps({"step": 500, "note": "x" * 5000, "loss": 0.001}) + "\n")
-    tailer = tailing.JsonlTailer(str(path), str(path), max_bytes=2048)
+    tailer = JsonlTailer(str(path), str(path), max_bytes=2048)
     reads = []
     while (read := tailer.poll()) is not None:
         reads.append(read)
