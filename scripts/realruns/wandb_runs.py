@@ -32,40 +32,15 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-TAGS = {"lr": "train/lr", "loss": "train/loss", "grad_norm": "train/grad_norm"}
-BLOWUP_AT = 90
-BLOWUP_LR = 1e6
+from tracker_cases import BLOWUP_AT, BLOWUP_LR, CASES, TAGS, Case  # noqa: E402
+from tracker_cases import train as train_case  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Case:
-    """One training: its schedule, what its configuration says, and how it goes wrong (if it does)."""
-
-    name: str
-    total: int
-    warmup: int  # updates of linear warmup actually run
-    peak_lr: float
-    config: dict[str, Any] = field(default_factory=dict)  # the configuration as logged
-    optimizer: str = "adamw"
-    blowup_at: int | None = None
-    blowup_lr: float = 0.0
-
-
-CASES = {
-    "founding": Case("founding", total=135, warmup=int(0.2 * 135), peak_lr=3e-3,
-                     config={"warmup_steps": 20, "max_steps": 135, "learning_rate": 3e-3,
-                             "lr_scheduler_type": "cosine"}),
-    "nan_loss": Case("nan_loss", total=160, warmup=16, peak_lr=0.5, optimizer="sgd", blowup_at=BLOWUP_AT,
-                     blowup_lr=BLOWUP_LR, config={"warmup_steps": 16, "max_steps": 160, "learning_rate": 0.5}),
-    "long": Case("long", total=5000, warmup=50, peak_lr=1e-3,
-                 config={"warmup_steps": 50, "max_steps": 5000, "learning_rate": 1e-3}),
-}
+__all__ = ["BLOWUP_AT", "BLOWUP_LR", "CASES", "TAGS", "Case", "train", "wandb_env"]
 
 
 def wandb_env(home: Path) -> dict[str, str]:
@@ -76,61 +51,25 @@ def wandb_env(home: Path) -> dict[str, str]:
             "WANDB_DATA_DIR": str(home / "data"), "WANDB_ARTIFACT_DIR": str(home / "artifacts")}
 
 
-def schedule(case: Case, step: int) -> float:
-    """The LR of update ``step`` (0-based): linear warmup over ``case.warmup`` updates, then cosine to 0."""
-    if step < case.warmup:
-        return case.peak_lr * (step + 1) / case.warmup
-    progress = (step - case.warmup) / max(1, case.total - case.warmup)
-    return case.peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def train(case: Case, out: Path, *, tb: bool = True, pace: float = 0.0) -> Path:
     """Train ``case``, logging every update to W&B (offline, under ``out/wandb``), TensorBoard and
     ``out/logged.jsonl``; the W&B run directory."""
-    import numpy as np
-    import torch
     import wandb
-    from tiny import TinyLM, batches, corpus, seed_all
 
     out.mkdir(parents=True, exist_ok=True)
-    seed_all(0)
-    model = TinyLM()
-    opt: torch.optim.Optimizer = (torch.optim.SGD(model.parameters(), lr=case.peak_lr) if case.optimizer == "sgd"
-                                  else torch.optim.AdamW(model.parameters(), lr=case.peak_lr))
-    writer = None
-    if tb:
-        from torch.utils.tensorboard import SummaryWriter
-        (out / "tb").mkdir(exist_ok=True)
-        writer = SummaryWriter(log_dir=str(out / "tb"))
-        (out / "tb" / "hparams.yaml").write_text("".join(f"{k}: {v}\n" for k, v in case.config.items()))
     run = wandb.init(project="warmcheck-realruns", name=case.name, dir=str(out), config=case.config,
                      settings=wandb.Settings(x_disable_stats=True, x_disable_meta=True))
-    data = corpus()
-    stream = batches(data)
     with open(out / "logged.jsonl", "w", encoding="utf-8") as truth:
-        for step in range(case.total):
-            lr = case.blowup_lr if case.blowup_at is not None and step >= case.blowup_at else schedule(case, step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x, y = next(stream)
-            loss = model(x, y)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf)
-            opt.step()
-            values = {TAGS["lr"]: lr, TAGS["loss"]: float(loss.detach()), TAGS["grad_norm"]: float(norm)}
-            as32 = {tag: float(np.float32(v)) for tag, v in values.items()}  # what TensorBoard stores
-            run.log(as32, step=step)
-            if writer is not None:
-                for tag, value in values.items():
-                    writer.add_scalar(tag, value, step)
-            truth.write(json.dumps({"step": step, **{k: v if math.isfinite(v) else repr(v) for k, v in as32.items()}})
-                        + "\n")
+
+        def sink(step: int, values: dict[str, float]) -> None:
+            run.log(values, step=step)
+            truth.write(json.dumps({"step": step, **{k: v if math.isfinite(v) else repr(v)
+                                                     for k, v in values.items()}}) + "\n")
             truth.flush()
             if pace:
                 time.sleep(pace)
-    if writer is not None:
-        writer.close()
+
+        train_case(case, sink, out / "tb" if tb else None)
     run_dir = Path(run.dir).parent  # run.dir is <run dir>/files
     run.finish()
     return run_dir
