@@ -95,7 +95,7 @@ def split_header(data: bytes) -> tuple[bytes, int, int]:
 class Table:
     """Cells of the body: one array per column, float64 (NaN = empty cell) or object."""
 
-    columns: list[NDArray[np.generic] | None]  # None: a column not read (see ``keep`` in read_table)
+    columns: list[NDArray[np.generic] | None]
     n_rows: int
     first_line: int
     engine: str
@@ -106,7 +106,6 @@ class Table:
     ragged_rows: list[int] = field(default_factory=list)
     error: str | None = None
     c_error: str | None = None  # why pandas' C engine refused the file
-    keep: Sequence[int] | None = None  # the columns read, when not all were
     _starts: Sequence[int] | None = None
 
     def lines(self, rows: Sequence[int] | NDArray[np.intp]) -> list[int]:
@@ -120,7 +119,7 @@ class Table:
 
 
 def read_table(data: bytes, start: int, end: int, n_fields: int, delimiter: str, first_line: int,
-               path: str | None = None, *, strict_width: bool = False, keep: Sequence[int] | None = None) -> Table:
+               path: str | None = None, *, strict_width: bool = False) -> Table:
     """Tokenise the body ``data[start:end]`` into ``n_fields`` columns, more if rows are ragged.
 
     ``path``: the file holds exactly these bytes, so pandas may read it directly (a path is read
@@ -129,12 +128,9 @@ def read_table(data: bytes, start: int, end: int, n_fields: int, delimiter: str,
     ``n_fields`` fields of every row (with a warning, not an error); with this flag such a body goes
     to the ``csv`` module instead, which keeps the extra fields (a live reader's piece of a file often
     starts at such a row).
-    ``keep``: read only these columns (sorted positions; the others are ``None`` in the table); fields
-    past the header's are always read.
     """
-    wanted = None if keep is None else frozenset(keep)
-    empty = Table([np.empty(0, np.float64) if wanted is None or j in wanted else None for j in range(n_fields)],
-                  0, first_line, "c", data, start, end, delimiter, keep=keep)
+    empty = Table([np.empty(0, np.float64) for _ in range(n_fields)], 0, first_line, "c", data, start, end,
+                  delimiter)
     if not _NON_BLANK.search(data, start, end):
         return empty
     try:
@@ -159,7 +155,6 @@ def _read_c(table: Table, n_fields: int, path: str | None, strict_width: bool = 
             # Chunked parsing is faster on tall files and 2x slower on very wide ones. Chunks may
             # give a column floats in one chunk and text in another: _csvcells handles the mix.
             low_memory=n_fields <= 256,
-            usecols=table.keep,  # the tokenizer still splits every field; only these become columns
         )
     if caught and any("does not match length of data" in str(w.message) for w in caught):
         raise ValueError("the first row has more fields than the header")
@@ -168,13 +163,7 @@ def _read_c(table: Table, n_fields: int, path: str | None, strict_width: bool = 
     cols = [np.asarray(c) for c in fast()] if fast is not None else \
         [frame[j].to_numpy() for j in frame.columns]
     cols = [c if c.dtype.kind in "fiub" else c.astype(object, copy=False) for c in cols]
-    if table.keep is not None:
-        placed: list[NDArray[np.generic] | None] = [None] * n_fields
-        for j, c in zip(frame.columns, cols, strict=True):  # the kept positions, in file order
-            placed[j] = c
-        table.columns = placed
-    else:
-        table.columns = list(cols)
+    table.columns = list(cols)
     table.n_rows = len(frame)
     return table
 
@@ -204,17 +193,10 @@ def _read_python(table: Table, n_fields: int) -> Table:
     rows, starts, error = _scan(table.data[table.start:table.end].decode("utf-8"), table.delimiter)
     width = max([n_fields, *map(len, rows)])
     ragged = [i for i, r in enumerate(rows) if len(r) > n_fields]
-    if table.keep is None:
-        grid = np.full((len(rows), width), "", dtype=object)
-        for i, r in enumerate(rows):
-            grid[i, : len(r)] = r
-        table.columns = [grid[:, j].copy() for j in range(width)]
-    else:
-        table.columns = [None] * width
-        for j in [*table.keep, *range(n_fields, width)]:
-            col = np.empty(len(rows), dtype=object)
-            col[:] = [r[j] if j < len(r) else "" for r in rows]
-            table.columns[j] = col
+    grid = np.full((len(rows), width), "", dtype=object)
+    for i, r in enumerate(rows):
+        grid[i, : len(r)] = r
+    table.columns = [grid[:, j].copy() for j in range(width)]
     table.n_rows, table.engine, table.ragged_rows, table.error = len(rows), "python", ragged, error
     table._starts = starts
     return table
