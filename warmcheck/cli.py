@@ -85,6 +85,11 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="WARMCHECK_MAX_DECOMPRESSED_SIZE",
                      help="Gzip text logs whose text is larger than this are reported (WC025), not read. "
                      "Default 16GiB."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), envvar="WARMCHECK_CACHE_DIR",
+                     help="Keep what was read from each log file here; a re-run reads only the files that "
+                     "changed. Default: the user cache directory."),
+        click.option("--no-cache", is_flag=True, envvar="WARMCHECK_NO_CACHE",
+                     help="Read every file, and neither use nor write the cache."),
     ]):
         f = decorator(f)
     return f
@@ -95,7 +100,7 @@ _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", 
                   "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
                   "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr",
                   "spike_detector": "spike_detector", "max_file_size": "max_file_size",
-                  "max_decompressed_size": "max_decompressed_size"}
+                  "max_decompressed_size": "max_decompressed_size", "cache_dir": "cache_dir", "no_cache": "no_cache"}
 
 
 def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
@@ -114,7 +119,29 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
         (env if source is click.core.ParameterSource.ENVIRONMENT else flags)[name] = value
     settings = _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")),
                                                   env=env), False)
+    _use_cache(ctx, settings)
     return settings
+
+
+def _use_cache(ctx: click.Context, settings: Settings) -> None:
+    """Read through the cache of reads for this command (workers forked later inherit it).
+
+    A relative ``cache-dir`` from a configuration file is relative to that file's directory.
+    """
+    import os
+
+    from . import cache
+
+    previous = cache.active()
+    ctx.call_on_close(lambda: cache.set_active(previous))
+    directory = settings.cache_dir
+    if settings.no_cache:
+        directory = None
+    elif directory is None:
+        directory = cache.default_cache_dir()
+    elif "cache_dir" not in settings.fixed and settings.config.path is not None:
+        directory = os.path.join(os.path.dirname(settings.config.path), os.path.expanduser(directory))
+    cache.activate(directory)
 
 
 @main.command("analyze", epilog=_EXIT_HELP)

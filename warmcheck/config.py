@@ -77,6 +77,9 @@ class Settings:
     divergence_ratio: float = 3.0
     max_file_size: int = 4 << 30  # a text log larger than this is WC025, not read (see readers/_textstream.py)
     max_decompressed_size: int = 16 << 30  # the same for the text of a .gz log
+    # The cache of reads (warmcheck.cache): the command line turns it on, in cache_dir or the user cache dir.
+    cache_dir: str | None = None
+    no_cache: bool = False
     sources: Mapping[str, str] = field(default_factory=dict)
     runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
     fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
@@ -198,6 +201,12 @@ def parse_size(v: Any) -> int:
     return size
 
 
+def _directory(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip() or "\0" in v:
+        raise ValueError("a directory path")
+    return v
+
+
 def _fail_on(v: Any) -> FailOn:
     try:
         return FailOn(v)
@@ -223,6 +232,7 @@ KEYS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "spike-detector": ("spike_detector", _detector),
     "max-file-size": ("max_file_size", parse_size),
     "max-decompressed-size": ("max_decompressed_size", parse_size),
+    "cache-dir": ("cache_dir", _directory),
 }
 
 # [tool.warmcheck.spikes] and [tool.warmcheck.divergence]: analyzer thresholds without flags.

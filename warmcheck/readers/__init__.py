@@ -70,8 +70,11 @@ def read_runs(spec: RunSpec, overrides: Mapping[Role, Sequence[str]] | None = No
 
 
 def _read(path: str, shown: str, fmt: Format) -> SourceRead:
+    from ..cache import active  # a cache of reads, when the CLI turned it on (see warmcheck.cache)
+
+    cache = active()
     try:
-        read = reader_for(fmt)(path)
+        read = reader_for(fmt)(path) if cache is None else cache.read(path, fmt, reader_for(fmt))
     except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the run or the invocation
         read = SourceRead(SourceInfo(path, fmt), findings=[diag(
             "WC021", f"internal error while reading {shown}: {type(exc).__name__}: {exc}", path,
