@@ -162,18 +162,24 @@ def _use_cache(ctx: click.Context, settings: Settings) -> None:
               help="Also write one PNG per run, and overview.png, into DIR.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 = one per CPU when there are 16 runs or more. Output does not depend on it.")
+@click.option("--scheduler", metavar="ADDRESS", envvar="WARMCHECK_SCHEDULER",
+              help="Analyse the runs as tasks on this dask.distributed scheduler (tcp://HOST:8786) instead of "
+              "--jobs processes; the workers read the files by path. Output does not depend on it. "
+              "Needs warmcheck[dask].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
-                plot_dir: str | None, jobs: int, quiet: bool, verbose: bool, **params: Any) -> None:
+                plot_dir: str | None, jobs: int, scheduler: str | None, quiet: bool, verbose: bool,
+                **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
     if output is not None:
         _run_guarded(lambda: _check_output(output), verbose)  # before any work: a typo costs no analysis
     settings = _settings(ctx, params)
     if not quiet:  # which file can relax the gate, for the person reading a CI log (issue 10)
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
-    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs), verbose)
+    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs,
+                                           scheduler=scheduler or None, keep_points=plot_dir is not None), verbose)
     if plot_dir is not None:
         _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()

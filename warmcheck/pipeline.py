@@ -68,7 +68,8 @@ AUTO_JOBS_MIN_RUNS = 16  # below this many runs, starting worker processes costs
 
 def analyze(paths: Sequence[str], settings: Settings | None = None,
             progress: Callable[[int, int, str], None] | None = None, jobs: int = 1, *,
-            worker_init: Callable[[], None] | None = None, start_method: str | None = None) -> Outcome:
+            worker_init: Callable[[], None] | None = None, start_method: str | None = None,
+            scheduler: str | None = None, keep_points: bool = True) -> Outcome:
     """Discover the runs under ``paths`` and analyse each; raises ``NoRunsError`` if none.
 
     ``jobs``: worker processes (0: one per CPU when there are at least 16 runs). Runs are
@@ -77,6 +78,9 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     in a fresh process; if that dies too, the run gets a WC024 finding and the others are reported.
     ``worker_init`` runs first in each worker process; ``start_method``: multiprocessing's
     (``fork``, ``spawn``, ``forkserver``; default: the platform's).
+    ``scheduler``: the address of a dask.distributed scheduler; the runs are analysed there instead
+    (``jobs`` is ignored; see :mod:`warmcheck.dask_engine`) and, unless ``keep_points``, come back
+    without their points (series summaries: every reporter's numbers, nothing to plot).
     """
     settings = settings or Settings()
     found = discover(paths, is_training_csv)
@@ -87,7 +91,11 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
         jobs = (os.cpu_count() or 1) if total >= AUTO_JOBS_MIN_RUNS else 1
     jobs = max(1, min(jobs, total))
     runs: list[Run] = []
-    if jobs == 1:
+    if scheduler is not None:
+        from .dask_engine import analyze_on_cluster
+        for found_runs in analyze_on_cluster(found.runs, settings, scheduler, progress, keep_points):
+            runs.extend(found_runs)
+    elif jobs == 1:
         for i, spec in enumerate(found.runs):
             if progress is not None:
                 progress(i, total, spec.name)

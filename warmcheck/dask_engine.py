@@ -1,0 +1,222 @@
+"""``analyze --scheduler tcp://HOST:PORT``: the per-run analysis as tasks on an existing dask.distributed cluster.
+
+The client discovers the runs (it needs the list to report them in order) and sends each task a
+few :class:`~warmcheck.readers.discovery.RunSpec` (file paths, made absolute: a worker's working
+directory is not the client's) and the :class:`~warmcheck.config.Settings`; the worker reads the
+files itself, analyses them with :func:`warmcheck.pipeline.analyze_specs` and returns compact runs:
+every series reduced to the numbers reporters print (:class:`SeriesSummary`: points, first and last
+step, non-finite count), so a run of ten million points comes back as a few hundred bytes. With
+``keep_points`` (``--plot-dir``, which draws the points) the runs come back whole.
+
+Faults: dask itself reschedules the tasks of a worker that died (``distributed.scheduler.allowed-failures``
+times). A chunk that still fails with ``KilledWorker`` is split and each of its runs submitted alone;
+a run whose task still dies is run once more at the end, alone on the
+cluster; if its worker dies again it becomes a WC024 finding, the others are reported. A task that
+raises (a worker without warmcheck, a result that cannot be serialised) becomes WC021 for its runs.
+An unreachable scheduler, a cluster without workers, or a scheduler lost mid-sweep is a
+:class:`~warmcheck.errors.WarmcheckError` (exit 2). dask is an extra (``warmcheck[dask]``), imported here only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .config import Settings
+from .errors import WarmcheckError
+from .findings import make
+from .model import Run, Series
+from .readers.discovery import RunSpec
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and for it to have at least one worker
+MAX_CHUNK = 32  # runs per task at most: fewer tasks for the scheduler, small retries when a worker dies
+
+
+class SchedulerError(WarmcheckError):
+    """The dask scheduler cannot be reached, has no workers, or was lost during the sweep."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary(Series):
+    """A series without its points: ``steps`` holds only the first and last step (or nothing),
+    ``values`` and ``wall_times`` are empty; ``points`` and ``nonfinite`` are the counts of the
+    series the worker read. Every reporter reads only these."""
+
+    count: int = 0
+    nonfinite_count: int = 0
+
+    @property
+    def points(self) -> int:
+        """Distinct steps of the series the worker read."""
+        return self.count
+
+    @property
+    def nonfinite(self) -> int:
+        """NaN or +/-Inf values of the series the worker read."""
+        return self.nonfinite_count
+
+
+def summarize_series(s: Series) -> SeriesSummary:
+    """``s`` without its points (see :class:`SeriesSummary`)."""
+    ends = s.steps[[0, -1]] if s.points else s.steps[:0]
+    empty = np.empty(0, np.float64)
+    return SeriesSummary(s.tag, np.array(ends, np.int64), empty, empty, s.role, s.superseded,
+                         count=s.points, nonfinite_count=s.nonfinite)
+
+
+def compact(run: Run) -> Run:
+    """``run`` with every series summarised: what every reporter needs, not the points."""
+    return replace(run, series=tuple(summarize_series(s) for s in run.series))
+
+
+def analyze_chunk(specs: Sequence[RunSpec], settings: Settings, keep_points: bool) -> list[list[Run]]:
+    """The task run on a worker: read and analyse each spec (see :func:`warmcheck.pipeline.analyze_specs`)."""
+    from .pipeline import analyze_specs
+
+    out = []
+    for spec in specs:
+        runs = analyze_specs(spec, settings)
+        out.append(runs if keep_points else [compact(r) for r in runs])
+    return out
+
+
+def absolute(spec: RunSpec) -> RunSpec:
+    """``spec`` with each local file path made absolute (the shown paths, which reports use, unchanged)."""
+    def files(entries: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple((_abs(path), shown, fmt) for path, shown, fmt in entries)
+
+    members = tuple(replace(m, files=files(m.files)) for m in spec.members)
+    return replace(spec, files=files(spec.files), members=members)
+
+
+def _abs(path: str) -> str:
+    # URLs (an MLflow tracking server) and paths the client cannot see are sent as they are.
+    return os.path.abspath(path) if not os.path.isabs(path) and os.path.lexists(path) else path
+
+
+def connect(address: str, timeout: float | None = None) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` with at least one worker, or a SchedulerError."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SchedulerError("--scheduler needs dask.distributed: pip install 'warmcheck[dask]'") from None
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+        raise SchedulerError(f"cannot reach the dask scheduler at {address}: {type(exc).__name__}: {exc}") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except Exception:  # noqa: BLE001 - dask's TimeoutError, or the scheduler going away
+        client.close()
+        raise SchedulerError(f"the dask scheduler at {address} has no workers (waited {timeout:g} s)") from None
+    return client
+
+
+def analyze_on_cluster(specs: Sequence[RunSpec], settings: Settings, address: str,
+                       progress: Callable[[int, int, str], None] | None = None,
+                       keep_points: bool = False) -> list[list[Run]]:
+    """The runs of each spec, in the order of ``specs``, analysed on the cluster at ``address``."""
+    client = connect(address)
+    try:
+        return list(_sweep(client, [absolute(s) for s in specs], settings, progress, keep_points))
+    finally:
+        client.close()
+
+
+def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
+           progress: Callable[[int, int, str], None] | None, keep_points: bool) -> Iterator[list[Run]]:
+    from distributed import as_completed
+
+    total = len(specs)
+    threads = max(1, sum(client.nthreads().values()))
+    size = max(1, min(MAX_CHUNK, total // (threads * 8)))
+    results: dict[int, list[Run]] = {}
+    chunks: dict[Any, list[int]] = {}
+    for start in range(0, total, size):
+        indices = list(range(start, min(start + size, total)))
+        chunks[_submit(client, specs, indices, settings, keep_points)] = indices
+    pending = as_completed(list(chunks), loop=client.loop)
+    suspects: list[int] = []
+    for future in pending:
+        indices = chunks.pop(future)
+        outcome = _result(future)
+        future.release()
+        if isinstance(outcome, _Killed):  # which run killed it is unknown, and tasks beside it die too
+            if len(indices) > 1:
+                for i in indices:
+                    single = _submit(client, specs, [i], settings, keep_points)
+                    chunks[single] = [i]
+                    pending.add(single)
+            else:
+                suspects.append(indices[0])
+            continue
+        _keep(results, indices, outcome, specs, progress, total)
+    for i in sorted(suspects):  # last, one at a time: nothing else runs beside a run that kills workers
+        future = _submit(client, specs, [i], settings, keep_points)
+        outcome = _result(future)
+        future.release()
+        _keep(results, [i], outcome, specs, progress, total)
+    for i in range(total):
+        yield results.pop(i)
+
+
+def _keep(results: dict[int, list[Run]], indices: list[int], outcome: list[list[Run]] | _Killed | _Failed,
+          specs: list[RunSpec], progress: Callable[[int, int, str], None] | None, total: int) -> None:
+    for k, i in enumerate(indices):
+        results[i] = _runs(specs[i], outcome, k)
+        if progress is not None:
+            progress(len(results), total, specs[i].name)
+
+
+def _submit(client: Any, specs: list[RunSpec], indices: list[int], settings: Settings, keep_points: bool) -> Any:
+    return client.submit(analyze_chunk, [specs[i] for i in indices], settings, keep_points, pure=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Killed:
+    attempts: int
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: str
+
+
+def _result(future: Any) -> list[list[Run]] | _Killed | _Failed:
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        return _Killed(exc.allowed_failures + 1, str(getattr(exc.last_worker, "address", exc.last_worker)))
+    except (OSError, RuntimeError) as exc:  # the connection to the scheduler is gone
+        if getattr(future.client, "status", "running") != "running":
+            raise SchedulerError(f"lost the dask scheduler during the sweep: {type(exc).__name__}: {exc}") from None
+        return _Failed(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a task that raised on its worker
+        return _Failed(f"{type(exc).__name__}: {exc}")
+
+
+def _runs(spec: RunSpec, outcome: list[list[Run]] | _Killed | _Failed, k: int) -> list[Run]:
+    if isinstance(outcome, _Killed):
+        finding = make("WC024", f"the dask worker analysing this run died {outcome.attempts} times (each time "
+                       f"the scheduler moved the task to another worker; the last was {outcome.worker}); "
+                       "the run was not analysed", run=spec.name, source=spec.path,
+                       details={"exitcode": None, "signal": None, "attempts": outcome.attempts,
+                                "worker": outcome.worker})
+    elif isinstance(outcome, _Failed):
+        finding = make("WC021", f"internal error on the dask worker: {outcome.error}", run=spec.name,
+                       details={"exception": outcome.error.split(":", 1)[0]})
+    else:
+        return outcome[k]
+    return [Run(spec.name, spec.path, (), (), findings=(finding,))]
+
+
+__all__ = ["CONNECT_TIMEOUT", "SchedulerError", "SeriesSummary", "analyze_chunk", "analyze_on_cluster",
+           "compact", "connect"]
