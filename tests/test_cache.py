@@ -239,7 +239,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     store = cache.ReadCache(str(tmp_path / "cache"))
     store.read(str(path), Format.CSV, lambda p: original)
     back = store.read(str(path), Format.CSV, lambda p: pytest.fail("not a hit"))  # type: ignore[arg-type, return-value]
-    assert store.stats.stored == 1 and store.stats.hits == 1
+    assert (store.stats.stored, store.stats.hits, store.stats.read) == (1, 1, 1)
     assert (back.info, back.metadata, list(back.findings), back.restart_steps, back.sort_key) == (
         original.info, original.metadata, list(original.findings), original.restart_steps, original.sort_key)
     for a, b in zip(back.fragments, fragments, strict=True):

@@ -87,6 +87,7 @@ class CacheStats:
     """What the cache did in this process (tests and benches read it)."""
 
     hits: int = 0
+    read: int = 0  # files the reader really read (every call that was not a hit)
     misses: int = 0  # no entry, or an entry for another state of the file
     rejected: int = 0  # an entry that was corrupt, truncated or from another version: ignored, rewritten
     stored: int = 0
@@ -106,6 +107,7 @@ class ReadCache:
         st = _stat(path) if fmt in CACHED_FORMATS else None
         if st is None:
             self.stats.uncached += 1
+            self.stats.read += 1
             return reader(path)
         entry = self.entry_path(path, fmt)
         key = file_key(path, fmt, st)
@@ -118,6 +120,7 @@ class ReadCache:
         else:
             self.stats.misses += 1
         started = time.time_ns()
+        self.stats.read += 1
         read = reader(path)
         after = _stat(path)
         if st.st_mtime_ns > started - RACY_NS or after is None or _stamp(after) != _stamp(st):
