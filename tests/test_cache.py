@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from warmcheck import cache, readers
+from warmcheck import cache, pipeline, readers
 from warmcheck.cli import main
 from warmcheck.findings import make
 from warmcheck.model import Format, Fragment, SourceInfo, SourceRead, no_wall_times
@@ -66,6 +66,13 @@ def _no_cache_left_active(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     yield
     cache.set_active(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the cache of reads: every run is analysed (tests/test_runcache.py covers
+    the cache of analysed runs in front of it)."""
+    monkeypatch.setattr(pipeline, "analyse_with_cache", lambda memo, specs: ({}, {}))
 
 
 def report(*args: str) -> tuple[int, str]:

@@ -44,7 +44,9 @@ def test_two_processes_filling_one_cache_dir_report_the_same(tmp_path: Path) -> 
     assert [p.communicate()[0] for p in both] == [plain, plain]
     assert [p.returncode for p in both] == [0, 0]
     names = [p.name for p in cache_dir.rglob("*") if p.is_file()]
-    assert len(names) == 120 and all(n.endswith(".npz") for n in names)  # no temporary file left behind
+    assert not [n for n in names if n.startswith(".tmp")]  # no temporary file left behind
+    assert len([n for n in names if n.endswith(".npz")]) == 120  # the reads
+    assert len([p for p in cache_dir.glob("runs/*.pkl")]) == 1  # the analysed runs: one manifest
     assert _analyze(root, "--cache-dir", str(cache_dir)).communicate()[0] == plain  # warm
     assert json.loads(plain)["runs"]
 

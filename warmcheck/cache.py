@@ -177,6 +177,16 @@ def activate(directory: str | None) -> ReadCache | None:
     return _active[0]
 
 
+def ensure(directory: str | None) -> None:
+    """Use the cache in ``directory`` (None: none) in this process, keeping the one active if it is the
+    same: what a worker process (spawned, or a dask worker) calls before its first read."""
+    current = _active[0]
+    if directory is None:
+        _active[0] = None
+    elif current is None or current.directory != os.path.abspath(os.path.expanduser(directory)):
+        activate(directory)
+
+
 def set_active(cache: ReadCache | None) -> None:
     """Make ``cache`` (or none) the one in use, as :func:`active` returned it earlier."""
     _active[0] = cache

@@ -73,10 +73,15 @@ def compact(run: Run) -> Run:
     return replace(run, series=tuple(summarize_series(s) for s in run.series))
 
 
-def analyze_chunk(specs: Sequence[RunSpec], settings: Settings, keep_points: bool) -> list[list[Run]]:
-    """The task run on a worker: read and analyse each spec (see :func:`warmcheck.pipeline.analyze_specs`)."""
+def analyze_chunk(specs: Sequence[RunSpec], settings: Settings, keep_points: bool,
+                  cache_dir: str | None = None) -> list[list[Run]]:
+    """The task run on a worker: read and analyse each spec (see :func:`warmcheck.pipeline.analyze_specs`),
+    through the client's cache directory of reads (``cache_dir``, None: no cache; a directory the
+    worker cannot write costs nothing but the cache, see :mod:`warmcheck.cache`)."""
+    from .cache import ensure
     from .pipeline import analyze_specs
 
+    ensure(cache_dir)
     out = []
     for spec in specs:
         runs = analyze_specs(spec, settings)
@@ -119,17 +124,19 @@ def connect(address: str, timeout: float | None = None) -> Any:
 
 def analyze_on_cluster(specs: Sequence[RunSpec], settings: Settings, address: str,
                        progress: Callable[[int, int, str], None] | None = None,
-                       keep_points: bool = False) -> list[list[Run]]:
-    """The runs of each spec, in the order of ``specs``, analysed on the cluster at ``address``."""
+                       keep_points: bool = False, cache_dir: str | None = None) -> list[list[Run]]:
+    """The runs of each spec, in the order of ``specs``, analysed on the cluster at ``address``
+    (the workers read through the cache in ``cache_dir``)."""
     client = connect(address)
     try:
-        return list(_sweep(client, [absolute(s) for s in specs], settings, progress, keep_points))
+        return list(_sweep(client, [absolute(s) for s in specs], settings, progress, keep_points, cache_dir))
     finally:
         client.close()
 
 
 def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
-           progress: Callable[[int, int, str], None] | None, keep_points: bool) -> Iterator[list[Run]]:
+           progress: Callable[[int, int, str], None] | None, keep_points: bool,
+           cache_dir: str | None = None) -> Iterator[list[Run]]:
     from distributed import as_completed
 
     total = len(specs)
@@ -139,7 +146,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
     chunks: dict[Any, list[int]] = {}
     for start in range(0, total, size):
         indices = list(range(start, min(start + size, total)))
-        chunks[_submit(client, specs, indices, settings, keep_points)] = indices
+        chunks[_submit(client, specs, indices, settings, keep_points, cache_dir)] = indices
     pending = as_completed(list(chunks), loop=client.loop)
     suspects: list[int] = []
     for future in pending:
@@ -149,7 +156,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
         if isinstance(outcome, _Killed):  # which run killed it is unknown, and tasks beside it die too
             if len(indices) > 1:
                 for i in indices:
-                    single = _submit(client, specs, [i], settings, keep_points)
+                    single = _submit(client, specs, [i], settings, keep_points, cache_dir)
                     chunks[single] = [i]
                     pending.add(single)
             else:
@@ -157,7 +164,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
             continue
         _keep(results, indices, outcome, specs, progress, total)
     for i in sorted(suspects):  # last, one at a time: nothing else runs beside a run that kills workers
-        future = _submit(client, specs, [i], settings, keep_points)
+        future = _submit(client, specs, [i], settings, keep_points, cache_dir)
         outcome = _result(future)
         future.release()
         _keep(results, [i], outcome, specs, progress, total)
@@ -173,8 +180,9 @@ def _keep(results: dict[int, list[Run]], indices: list[int], outcome: list[list[
             progress(len(results), total, specs[i].name)
 
 
-def _submit(client: Any, specs: list[RunSpec], indices: list[int], settings: Settings, keep_points: bool) -> Any:
-    return client.submit(analyze_chunk, [specs[i] for i in indices], settings, keep_points, pure=False)
+def _submit(client: Any, specs: list[RunSpec], indices: list[int], settings: Settings, keep_points: bool,
+            cache_dir: str | None = None) -> Any:
+    return client.submit(analyze_chunk, [specs[i] for i in indices], settings, keep_points, cache_dir, pure=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import cache
 from .analyzers import ALL_ANALYZERS, Analyzer
 from .analyzers.spikes import detections
 from .config import FailOn, Settings
@@ -19,6 +20,7 @@ from .model import Run, Schedule
 from .readers import discover, is_training_csv, read_runs
 from .readers._textstream import Limits, set_limits
 from .readers.discovery import RunSpec
+from .runcache import RunCache, analyse_with_cache, set_last_stats
 from .schedule import infer_schedules
 from .workers import WorkerDeath, WorkerFailure, resilient_map
 
@@ -79,38 +81,65 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     ``worker_init`` runs first in each worker process; ``start_method``: multiprocessing's
     (``fork``, ``spawn``, ``forkserver``; default: the platform's).
     ``scheduler``: the address of a dask.distributed scheduler; the runs are analysed there instead
-    (``jobs`` is ignored; see :mod:`warmcheck.dask_engine`) and, unless ``keep_points``, come back
-    without their points (series summaries: every reporter's numbers, nothing to plot).
+    (``jobs`` is ignored; see :mod:`warmcheck.dask_engine`).
+    Unless ``keep_points``, the runs come back without their points (series summaries: every
+    reporter's numbers, nothing to plot) and, when a cache of reads is active (:mod:`warmcheck.cache`),
+    runs whose files have not changed are taken from the cache of analysed runs
+    (:mod:`warmcheck.runcache`) instead of being read and analysed again.
     """
     settings = settings or Settings()
     found = discover(paths, is_training_csv)
     if not found.runs:
         raise NoRunsError("no training logs found under " + ", ".join(paths))
     total = len(found.runs)
-    if jobs == 0:
-        jobs = (os.cpu_count() or 1) if total >= AUTO_JOBS_MIN_RUNS else 1
-    jobs = max(1, min(jobs, total))
-    runs: list[Run] = []
-    if scheduler is not None:
-        from .dask_engine import analyze_on_cluster
-        for found_runs in analyze_on_cluster(found.runs, settings, scheduler, progress, keep_points):
-            runs.extend(found_runs)
-    elif jobs == 1:
-        for i, spec in enumerate(found.runs):
-            if progress is not None:
-                progress(i, total, spec.name)
-            runs.extend(analyze_specs(spec, settings))
-    else:
-        chunk = max(1, min(32, total // (jobs * 8)))
-        context = multiprocessing.get_context(start_method) if start_method else None
-        by_index: dict[int, list[Run]] = {}
-        for done, (i, result) in enumerate(resilient_map(analyze_specs, [(spec, settings) for spec in found.runs],
-                                                         jobs, chunk, worker_init, context)):
-            if progress is not None:
-                progress(done, total, found.runs[i].name)
-            by_index[i] = _from_worker(found.runs[i], result)
-        for i in range(total):  # discovery order, whatever order the workers finished in
-            runs.extend(by_index[i])
+    store = cache.active()  # worker processes and dask workers read through the same cache directory
+    cache_dir = store.directory if store is not None else None
+    by_index: dict[int, list[Run]] = {}
+    keys: dict[int, tuple[str, bool]] = {}
+    memo: RunCache | None = None
+    if cache_dir is not None and not keep_points:  # analysed runs cached too (without points: no plots)
+        memo = RunCache(cache_dir, tuple(paths), settings)
+        by_index, keys = analyse_with_cache(memo, found.runs)
+    todo = [i for i in range(total) if i not in by_index]
+    done = len(by_index)
+
+    def step(i: int) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(done, total, found.runs[i].name)
+        done += 1
+
+    if todo:
+        if jobs == 0:
+            jobs = (os.cpu_count() or 1) if len(todo) >= AUTO_JOBS_MIN_RUNS else 1
+        jobs = max(1, min(jobs, len(todo)))
+        specs = [found.runs[i] for i in todo]
+        if scheduler is not None:
+            from .dask_engine import analyze_on_cluster
+            shifted = None if progress is None else (lambda d, _t, name: progress(len(by_index) + d, total, name))
+            for i, found_runs in zip(todo, analyze_on_cluster(specs, settings, scheduler, shifted, keep_points,
+                                                              cache_dir=cache_dir), strict=True):
+                by_index[i] = found_runs
+            done = total
+        elif jobs == 1:
+            for i in todo:
+                step(i)
+                by_index[i] = _compacted(analyze_specs(found.runs[i], settings), keep_points)
+        else:
+            chunk = max(1, min(32, len(todo) // (jobs * 8)))
+            context = multiprocessing.get_context(start_method) if start_method else None
+            tasks = [(found.runs[i], settings, cache_dir, keep_points) for i in todo]
+            for k, result in resilient_map(analyze_in_worker, tasks, jobs, chunk, worker_init, context):
+                i = todo[k]
+                step(i)
+                by_index[i] = _from_worker(found.runs[i], result)
+    if memo is not None:
+        for i in todo:
+            if i in keys:
+                memo.put(keys[i][0], found.runs[i], by_index[i], keys[i][1])
+        memo.save()
+    set_last_stats(None if memo is None else memo.stats)
+    runs: list[Run] = [r for i in range(total) for r in by_index[i]]  # discovery order, whatever finished first
     if progress is not None:
         progress(total, total, "")
     tree = sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key)
@@ -120,6 +149,23 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
 def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
     """Read and analyse one discovered run (the joined run; see :func:`analyze_specs`)."""
     return analyze_specs(spec, settings)[0]
+
+
+def analyze_in_worker(spec: RunSpec, settings: Settings, cache_dir: str | None,
+                      keep_points: bool = True) -> list[Run]:
+    """:func:`analyze_specs` in a worker process, reading through the cache in ``cache_dir`` (the
+    parent's: a forked worker has it already, a spawned one starts without); without
+    ``keep_points`` the runs come back compact (see :func:`warmcheck.dask_engine.compact`)."""
+    cache.ensure(cache_dir)
+    return _compacted(analyze_specs(spec, settings), keep_points)
+
+
+def _compacted(runs: list[Run], keep_points: bool) -> list[Run]:
+    if keep_points:
+        return runs
+    from .dask_engine import compact
+
+    return [compact(r) for r in runs]
 
 
 def analyze_specs(spec: RunSpec, settings: Settings) -> list[Run]:

@@ -1,0 +1,174 @@
+"""The cache of analysed runs (warmcheck.runcache): a warm analyze re-analyses only the runs that
+changed, and its report is byte-identical to one without any cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from warmcheck import cache, runcache
+from warmcheck.cli import main
+from warmcheck.config import Settings
+from warmcheck.pipeline import analyze
+
+SAMPLE_LOGS = Path(__file__).resolve().parent.parent / "sample_logs"
+OLD_NS = time.time_ns() - 3600 * 10**9
+
+
+def backdate(root: Path, ns: int = OLD_NS) -> None:
+    """Old mtimes for ``root`` and everything under it (what changed less than 2 s ago is not cached)."""
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, ns=(ns, ns))
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    root = tmp_path / "logs"
+    shutil.copytree(SAMPLE_LOGS, root)
+    for r in range(6):
+        d = root / "sweep" / f"run{r}"
+        d.mkdir(parents=True)
+        (d / "metrics.jsonl").write_text("".join(json.dumps(
+            {"step": i, "lr": min(1.0, i / 10) * 1e-3, "loss": 3.0 / (1 + i / 50) + r * 0.01}) + "\n"
+            for i in range(200)))
+    backdate(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    yield
+    cache.set_active(None)
+
+
+def report(*args: str, fmt: str = "json") -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["analyze", "--format", fmt, "--isolated", "-j", "1", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.stdout
+
+
+def stats() -> runcache.RunCacheStats:
+    got = runcache.last_stats()
+    assert got is not None
+    return got
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "junit", "github", "markdown"])
+def test_warm_report_is_byte_identical_and_analyses_nothing(logs: Path, tmp_path: Path, fmt: str) -> None:
+    cache_dir = str(tmp_path / "cache")
+    plain = report(str(logs), "--no-cache", fmt=fmt)
+    assert runcache.last_stats() is None
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain  # cold
+    cold = stats()
+    assert cold.hits == 0 and cold.stored >= 15 and cold.stored == cold.analysed - cold.uncached
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain  # warm
+    assert (stats().hits, stats().analysed) == (cold.stored, cold.uncached)
+    assert len(list((tmp_path / "cache" / "runs").glob("*.pkl"))) == 1
+
+
+def test_one_changed_run_is_the_only_one_analysed_again(logs: Path, tmp_path: Path) -> None:
+    cache_dir = str(tmp_path / "cache")
+    report(str(logs), "--cache-dir", cache_dir)
+    cached = stats().stored
+    log = logs / "sweep" / "run3" / "metrics.jsonl"
+    with log.open("a") as fh:
+        fh.write(json.dumps({"step": 200, "lr": 1e-3, "loss": 50.0}) + "\n")
+    backdate(log, OLD_NS + 10**9)
+    changed = report(str(logs), "--cache-dir", cache_dir)
+    assert (stats().analysed - stats().uncached, stats().hits) == (1, cached - 1)
+    assert changed == report(str(logs), "--no-cache")
+    assert report(str(logs), "--cache-dir", cache_dir) == changed and stats().hits == cached
+
+
+def test_a_config_file_added_or_edited_beside_a_run_is_seen(logs: Path, tmp_path: Path) -> None:
+    cache_dir = str(tmp_path / "cache")
+    run = logs / "sweep" / "run2"
+    report(str(logs), "--cache-dir", cache_dir)
+    (run / "hparams.yaml").write_text("warmup_steps: 150\nmax_steps: 200\n")  # a warmup audit now applies
+    backdate(run, OLD_NS + 10**9)
+    added = report(str(logs), "--cache-dir", cache_dir)
+    assert stats().analysed - stats().uncached == 1 and added == report(str(logs), "--no-cache")
+    (run / "hparams.yaml").write_text("warmup_steps: 5\nmax_steps: 200\n")  # same size, same dir mtime
+    backdate(run / "hparams.yaml", OLD_NS + 2 * 10**9)
+    os.utime(run, ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    edited = report(str(logs), "--cache-dir", cache_dir)
+    assert stats().analysed - stats().uncached == 1 and edited == report(str(logs), "--no-cache")
+    assert edited != added
+
+
+def test_other_settings_use_another_manifest(logs: Path, tmp_path: Path) -> None:
+    cache_dir = str(tmp_path / "cache")
+    report(str(logs), "--cache-dir", cache_dir)
+    other = report(str(logs), "--cache-dir", cache_dir, "--warmup-steps", "7", "--ignore", "WC1")
+    assert stats().hits == 0
+    assert other == report(str(logs), "--no-cache", "--warmup-steps", "7", "--ignore", "WC1")
+    assert len(list((tmp_path / "cache" / "runs").glob("*.pkl"))) == 2
+
+
+def test_files_changed_just_now_are_analysed_but_not_stored(logs: Path, tmp_path: Path) -> None:
+    cache_dir = str(tmp_path / "cache")
+    fresh = logs / "sweep" / "run1" / "metrics.jsonl"
+    os.utime(fresh)  # now: a same-size rewrite within the timestamp granularity would go unseen
+    report(str(logs), "--cache-dir", cache_dir)
+    assert stats().uncached >= 1
+    report(str(logs), "--cache-dir", cache_dir)
+    assert stats().analysed >= 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_version", "forbidden_global"])
+def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, logs: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    plain = report(str(logs), "--no-cache")
+    report(str(logs), "--cache-dir", str(cache_dir))
+    [manifest] = (cache_dir / "runs").glob("*.pkl")
+    data = manifest.read_bytes()
+    if damage == "truncate":
+        manifest.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        manifest.write_bytes(os.urandom(2000))
+    elif damage == "other_version":
+        head, body = pickle.loads(data[len(runcache._HEADER):])
+        manifest.write_bytes(runcache._HEADER + pickle.dumps(({**head, "code": "0" * 32}, body)))
+    else:  # a blob that would run code if it were unpickled by pickle.loads
+        head, body = pickle.loads(data[len(runcache._HEADER):])
+        marker = tmp_path / "pwned"
+        evil = pickle.dumps(_Evil(str(marker)))
+        manifest.write_bytes(runcache._HEADER + pickle.dumps((head, {k: (c, evil) for k, (c, _) in body.items()})))
+    assert report(str(logs), "--cache-dir", str(cache_dir)) == plain
+    assert stats().hits == 0
+    if damage == "forbidden_global":
+        assert not (tmp_path / "pwned").exists()
+    assert report(str(logs), "--cache-dir", str(cache_dir)) == plain and stats().analysed == stats().uncached
+
+
+class _Evil:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.path}",)
+
+
+def test_plots_need_points_so_no_run_cache(logs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report(str(logs / "healthy_cosine"), "--cache-dir", str(tmp_path / "cache"), "--plot-dir", str(tmp_path / "p"))
+    assert runcache.last_stats() is None
+
+
+def test_spawned_workers_read_through_the_parents_cache(logs: Path, tmp_path: Path) -> None:
+    cache.activate(str(tmp_path / "cache"))
+    first = analyze([str(logs)], Settings(), jobs=2, start_method="spawn")
+    entries = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(entries) >= 15  # written by the workers
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    again = analyze([str(logs)], Settings(), jobs=2, start_method="spawn")
+    assert [p.stat().st_mtime_ns for p in entries] == stamps  # hits: nothing rewritten
+    assert [r.name for r in again.runs] == [r.name for r in first.runs]

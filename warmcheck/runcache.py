@@ -1,0 +1,346 @@
+"""A cache of analysed runs, so that a re-run over a large tree analyses only the runs that changed.
+
+``warmcheck analyze TREE`` (without ``--plot-dir``) keeps, beside the per-file cache of reads
+(:mod:`warmcheck.cache`), ONE manifest file per invocation key: a hash of the paths as given (and
+their absolute paths), the :class:`~warmcheck.config.Settings` (thresholds, overrides, the
+``[tool.warmcheck]`` settings and where they came from) and the code fingerprint. The manifest maps
+each run's key to the run as every reporter needs it: the analysed :class:`~warmcheck.model.Run`
+with its series summarised (:func:`warmcheck.dask_engine.compact`: no points). A warm run lists the
+tree, stats each run's files, loads this one file and analyses only the runs whose key is not in it.
+
+A run's key is a hash of its :class:`~warmcheck.readers.discovery.RunSpec` (name, files, formats,
+joined members, discovery findings) and the identity of every file the analysis reads:
+
+* each log file's :func:`warmcheck.storage.stat` (local: size, mtime, ctime, inode, device; a URL:
+  the listing's size and ETag from :func:`warmcheck.storage.known_stat`, no request per file);
+* the config files read beside the run (``hparams.yaml``, ``config.json``...,
+  :mod:`warmcheck.readers.runconfig_files`): the run directory's own stat (a file added, removed or
+  renamed in it changes its mtime) plus the stat of each config file that was there when the entry
+  was made (an in-place edit changes its own).
+
+Rules that keep it from ever changing a report:
+
+* A run is taken from the manifest only if its key matches exactly; anything else is analysed.
+* A run with a file (or its directory) modified less than :data:`warmcheck.cache.RACY_NS` before the
+  analysis began is analysed and not stored; nor is a run read from an MLflow store or server (not
+  files), nor one whose files cannot be stat'ed.
+* The manifest is written to a temporary file and renamed over the old one (two processes sharing
+  a directory only ever see whole manifests; the last writer wins). It holds exactly the runs of the
+  last invocation with that key (a run gone from the tree is dropped).
+* The manifest is a pickle read by a restricted unpickler: only warmcheck's own dataclasses and
+  enums and numpy's array reconstruction can be named in it; a manifest that names anything else,
+  or is truncated, corrupt, or from another version, is ignored (every run analysed) and rewritten.
+* Problems of the cache itself (a read-only directory, a full disk) never fail the analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import io
+import json
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import storage
+from .cache import RACY_NS, code_fingerprint
+from .config import Settings
+from .model import Format, Run
+from .readers.discovery import RunSpec
+from .readers.runconfig_files import NAMES as CONFIG_NAMES
+
+MANIFEST_FORMAT = 1
+_HEADER = b"warmcheck-runs\0"
+
+
+@dataclass
+class RunCacheStats:
+    """What the run cache did in this invocation (tests and benches read it)."""
+
+    hits: int = 0  # runs taken from the manifest
+    analysed: int = 0  # runs read and analysed
+    stored: int = 0  # of those, runs written to the manifest
+    uncached: int = 0  # analysed and not stored: too recent, MLflow, a file that could not be stat'ed
+    rejected: int = 0  # 1 when the manifest was there but damaged or foreign (ignored, rewritten)
+
+
+@dataclass
+class _Entry:
+    configs: tuple[tuple[str, int, str], ...]  # config files beside the run: (name, size, version)
+    blob: bytes  # the pickled compact runs
+
+
+@dataclass
+class RunCache:
+    """The manifest of one invocation key in ``directory`` (see the module docstring)."""
+
+    directory: str
+    paths: tuple[str, ...]
+    settings: Settings
+    stats: RunCacheStats = field(default_factory=RunCacheStats)
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def __post_init__(self) -> None:
+        settings = replace(self.settings, cache_dir=None, no_cache=False)
+        ident = json.dumps([MANIFEST_FORMAT, code_fingerprint(), list(self.paths),
+                            [p if storage.is_url(p) else os.path.abspath(p) for p in self.paths],
+                            repr(settings)], ensure_ascii=True)
+        self.ident = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
+        self.file = os.path.join(self.directory, "runs", self.ident[:40] + ".pkl")
+        self._old: dict[str, _Entry] = {}
+        self._new: dict[str, _Entry] = {}
+        self._dirty = False
+
+    # -- lookup ------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the manifest (once, before :meth:`get`)."""
+        self._old = self._read()
+
+    def key(self, spec: RunSpec) -> tuple[str, bool] | None:
+        """``(key, storable)`` for ``spec``; None when the run cannot be cached (MLflow, a file that
+        cannot be stat'ed). ``storable`` is false for a run changed within the racy window."""
+        files = list(spec.files) + [f for m in spec.members for f in m.files]
+        parts: list[Any] = [repr(spec)]
+        storable = True
+        for path, _, fmt in files:
+            if fmt is Format.MLFLOW:
+                return None
+            got = _file_stat(path, self.started_ns)
+            if got is None:
+                return None
+            st, racy = got
+            storable = storable and not racy
+            parts.append((path, st.size, st.version))
+        if files:
+            where = storage.dirname(files[0][0]) if storage.is_url(files[0][0]) else os.path.dirname(files[0][0])
+            at = _dir_stat(where, self.started_ns)
+            if at is None:
+                return None
+            stamp, racy = at
+            storable = storable and not racy
+            parts.append(stamp)
+        digest = hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+        return digest, storable
+
+    def get(self, key: str, spec: RunSpec) -> list[Run] | None:
+        """The runs stored under ``key``, if their config files are the same; else None."""
+        entry = self._old.get(key)
+        if entry is None:
+            return None
+        configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
+        if configs is None or configs[0] != entry.configs:
+            return None
+        try:
+            runs = _loads(entry.blob)
+        except Exception:  # noqa: BLE001 - anything in a damaged blob: analyse the run
+            return None
+        if not isinstance(runs, list) or not all(isinstance(r, Run) for r in runs):
+            return None
+        self._new[key] = entry
+        self.stats.hits += 1
+        return runs
+
+    # -- storing -----------------------------------------------------------------------------------
+
+    def put(self, key: str, spec: RunSpec, runs: list[Run], storable: bool) -> None:
+        """Keep the compact ``runs`` of ``spec`` under ``key`` (unless ``storable`` is false)."""
+        configs = _configs(spec, None, self.started_ns) if storable else None
+        if configs is None or configs[1]:
+            self.stats.uncached += 1
+            return
+        try:
+            blob = pickle.dumps(runs, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - something that does not pickle: never cached
+            self.stats.uncached += 1
+            return
+        self._new[key] = _Entry(configs[0], blob)
+        self._dirty = True
+        self.stats.stored += 1
+
+    def save(self) -> bool:
+        """Write the manifest if it changed: exactly the runs seen in this invocation."""
+        if not self._dirty and set(self._new) == set(self._old):
+            return True
+        body = {k: (e.configs, e.blob) for k, e in self._new.items()}
+        head = {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}
+        tmp = None
+        try:
+            os.makedirs(os.path.dirname(self.file), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pkl", dir=os.path.dirname(self.file))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_HEADER)
+                pickle.dump((head, body), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.file)
+            return True
+        except (OSError, ValueError, pickle.PicklingError):
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            return False
+
+    def _read(self) -> dict[str, _Entry]:
+        try:
+            with open(self.file, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return {}
+        try:
+            if not data.startswith(_HEADER):
+                raise ValueError("not a manifest")
+            head, body = _Restricted(io.BytesIO(data[len(_HEADER):]), allow=False).load()
+            if head != {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}:
+                raise ValueError("another version's manifest")
+            out = {}
+            for key, (configs, blob) in body.items():
+                if not isinstance(key, str) or not isinstance(blob, bytes):
+                    raise ValueError("bad entry")
+                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), blob)
+            return out
+        except Exception:  # noqa: BLE001 - a damaged or foreign manifest: ignored, rewritten
+            self.stats.rejected += 1
+            self._dirty = True
+            return {}
+
+
+def _file_stat(path: str, started_ns: int) -> tuple[storage.FileStat, bool] | None:
+    """A file's :class:`~warmcheck.storage.FileStat` and whether it changed within the racy window."""
+    if storage.is_url(path):
+        known = storage.known_stat(path)
+        if known is not None:
+            return known, False
+        try:
+            return storage.stat(path), False
+        except OSError:
+            return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return storage.local_stat(st), st.st_mtime_ns > started_ns - RACY_NS
+
+
+def _dir_stat(directory: str, started_ns: int) -> tuple[tuple[Any, ...], bool] | None:
+    """What changes when a file is added to, removed from or renamed in ``directory``. A URL: the
+    listing's stats of the config file names (None for those not listed)."""
+    if storage.is_url(directory):
+        return tuple((n, storage.known_stat(storage.join(directory, n))) for n in CONFIG_NAMES), False
+    try:
+        st = os.stat(directory or ".")
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev), st.st_mtime_ns > started_ns - RACY_NS
+
+
+def _configs(spec: RunSpec, names: list[str] | None,
+             started_ns: int) -> tuple[tuple[tuple[str, int, str], ...], bool] | None:
+    """The stats of the config files beside ``spec`` (``names``: these; None: those that exist) and
+    whether one changed within the racy window."""
+    files = list(spec.files)
+    if not files or storage.is_url(files[0][0]):
+        return (), False  # a URL run: its config names are in the key already (the listing's stats)
+    where = os.path.dirname(files[0][0])
+    out = []
+    racy = False
+    for name in CONFIG_NAMES if names is None else names:
+        path = os.path.join(where, name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if names is None:
+                continue
+            return None
+        except (OSError, ValueError):
+            return None
+        fs = storage.local_stat(st)
+        racy = racy or st.st_mtime_ns > started_ns - RACY_NS
+        out.append((name, fs.size, fs.version))
+    return tuple(out), racy
+
+
+# ---- the restricted unpickler ----------------------------------------------------------------------
+
+_NUMPY = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy._core.numeric", "_frombuffer"),
+          ("numpy.core.numeric", "_frombuffer"), ("numpy._core.multiarray", "_reconstruct"),
+          ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+          ("numpy.core.multiarray", "scalar")}
+_BUILTINS = {"set", "frozenset", "complex", "slice", "range"}
+_allowed: dict[tuple[str, str], Any] = {}
+
+
+class _Restricted(pickle.Unpickler):
+    """Only warmcheck's dataclasses (without ``__post_init__``) and enums, numpy's array
+    reconstruction and a few builtin containers can be named (``allow=False``: nothing at all)."""
+
+    def __init__(self, fh: io.BytesIO, allow: bool = True) -> None:
+        super().__init__(fh)
+        self.allow = allow
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _allowed.get((module, name))
+        if found is not None and self.allow:
+            return found
+        if self.allow:
+            ok: Any = None
+            if (module, name) in _NUMPY or (module.startswith("numpy.dtypes") and name.endswith("DType")):
+                ok = super().find_class(module, name)
+            elif module == "builtins" and name in _BUILTINS:
+                ok = super().find_class(module, name)
+            elif module.startswith("warmcheck.") and "." not in name:
+                cls = super().find_class(module, name)
+                if isinstance(cls, type) and (issubclass(cls, enum.Enum) or (
+                        dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__"))):
+                    ok = cls
+            if ok is not None:
+                _allowed[(module, name)] = ok
+                return ok
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the run cache")
+
+
+def _loads(blob: bytes) -> Any:
+    return _Restricted(io.BytesIO(blob)).load()
+
+
+def analyse_with_cache(cache: RunCache, specs: Sequence[RunSpec]) -> tuple[dict[int, list[Run]],
+                                                                             dict[int, tuple[str, bool]]]:
+    """The runs found in the manifest by spec index, and the keys of the others (cacheable ones)."""
+    cache.load()
+    found: dict[int, list[Run]] = {}
+    keys: dict[int, tuple[str, bool]] = {}
+    for i, spec in enumerate(specs):
+        key = cache.key(spec)
+        if key is None:
+            cache.stats.analysed += 1
+            cache.stats.uncached += 1
+            continue
+        runs = cache.get(key[0], spec)
+        if runs is not None:
+            found[i] = runs
+        else:
+            cache.stats.analysed += 1
+            keys[i] = key
+    return found, keys
+
+
+_last: list[RunCacheStats] = []
+
+
+def set_last_stats(stats: RunCacheStats | None) -> None:
+    """Record what the run cache did in the last analysis of this process (see :func:`last_stats`)."""
+    _last[:] = [] if stats is None else [stats]
+
+
+def last_stats() -> RunCacheStats | None:
+    """What the run cache did in the last analysis of this process (None: it was not used)."""
+    return _last[0] if _last else None
+
+
+__all__ = ["MANIFEST_FORMAT", "RunCache", "RunCacheStats", "analyse_with_cache", "last_stats", "set_last_stats"]
