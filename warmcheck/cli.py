@@ -53,6 +53,14 @@ def main() -> None:
     """warmcheck: where warmup really ended, and what the loss did, to the step."""
 
 
+def _storage_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, Any]:
+    from .storage import options_from
+    try:
+        return options_from(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by commands that analyse: configuration, tags and the warmup expectation."""
     for decorator in reversed([
@@ -90,6 +98,11 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      "changed. Default: the user cache directory."),
         click.option("--no-cache", is_flag=True, envvar="WARMCHECK_NO_CACHE",
                      help="Read every file, and neither use nor write the cache."),
+        click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+                     envvar="WARMCHECK_STORAGE_OPTIONS", callback=_storage_option,
+                     help="An option for the filesystem of URL PATHs (s3://, gs://...), repeatable: "
+                     "endpoint_url=http://host:9000, anon=true, client_kwargs.region_name=eu-west-1, "
+                     "config_kwargs.read_timeout=60. Values are JSON when they parse."),
     ]):
         f = decorator(f)
     return f
@@ -100,7 +113,8 @@ _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", 
                   "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
                   "steps_per_epoch": "steps_per_epoch", "grad_accum": "grad_accum", "peak_lr": "peak_lr",
                   "spike_detector": "spike_detector", "max_file_size": "max_file_size",
-                  "max_decompressed_size": "max_decompressed_size", "cache_dir": "cache_dir", "no_cache": "no_cache"}
+                  "max_decompressed_size": "max_decompressed_size", "cache_dir": "cache_dir", "no_cache": "no_cache",
+                  "storage_option": "storage_options"}
 
 
 def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
@@ -113,6 +127,8 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
                                                  click.core.ParameterSource.ENVIRONMENT):
             continue
         value = params[param]
+        if name == "storage_options" and not value:
+            continue
         if isinstance(value, tuple):
             value = tuple(value)
         value = FailOn(value) if name == "fail_on" else value
@@ -120,7 +136,18 @@ def _settings(ctx: click.Context, params: dict[str, Any]) -> Settings:
     settings = _run_guarded(lambda: load_settings(flags, params.get("config"), bool(params.get("isolated")),
                                                   env=env), False)
     _use_cache(ctx, settings)
+    _use_storage_options(ctx, settings)
     return settings
+
+
+def _use_storage_options(ctx: click.Context, settings: Settings) -> None:
+    """The filesystems of URL PATHs get ``storage_options`` for this command (worker processes get them
+    with the settings)."""
+    from . import storage
+
+    previous = storage.storage_options()
+    ctx.call_on_close(lambda: storage.set_storage_options(previous))
+    storage.set_storage_options(settings.storage_options)
 
 
 def _use_cache(ctx: click.Context, settings: Settings) -> None:
@@ -337,8 +364,15 @@ def watch_cmd(ctx: click.Context, paths: Sequence[str], interval: float, settle:
 
     Reads only the bytes appended since the last poll; new runs and new files are picked up.
     """
+    from . import storage
+    from .live import watch as live_watch
     from .live.watch import watch_loop
 
+    remote = [p for p in paths if storage.is_url(p)]
+    if remote and not getattr(live_watch, "FOLLOWS_URLS", False):
+        click.echo(f"warmcheck: error: watch does not follow URLs yet ({remote[0]}); `warmcheck analyze` reads "
+                   "them", err=True)
+        sys.exit(2)
     settings = _settings(ctx, params)
     code = _run_guarded(lambda: watch_loop(
         paths, settings, interval=interval, settle=settle, exit_on=exit_on, exec_cmd=exec_cmd, exec_on=exec_on,

@@ -80,6 +80,8 @@ class Settings:
     # The cache of reads (warmcheck.cache): the command line turns it on, in cache_dir or the user cache dir.
     cache_dir: str | None = None
     no_cache: bool = False
+    # Keyword arguments for the filesystems of URL PATHs (warmcheck.storage): endpoint, credentials, timeouts.
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
     fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
@@ -207,6 +209,13 @@ def _directory(v: Any) -> str:
     return v
 
 
+def _storage_options(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError("a table of filesystem options (endpoint_url = ..., client_kwargs = {...})")
+    from .storage import options_from
+    return options_from(v)
+
+
 def _fail_on(v: Any) -> FailOn:
     try:
         return FailOn(v)
@@ -233,6 +242,7 @@ KEYS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "max-file-size": ("max_file_size", parse_size),
     "max-decompressed-size": ("max_decompressed_size", parse_size),
     "cache-dir": ("cache_dir", _directory),
+    "storage-options": ("storage_options", _storage_options),
 }
 
 # [tool.warmcheck.spikes] and [tool.warmcheck.divergence]: analyzer thresholds without flags.
@@ -345,6 +355,9 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
         for name in values:
             _drop_alternative(merged, sources, name)
         for name, value in values.items():
+            if name == "storage_options":  # key by key over the lower layers' (a flag adds one option)
+                from .storage import merged_options
+                value = merged_options(merged.get(name, {}), value)
             merged[name] = value
             sources[name] = label(name)
     known = {f.name for f in fields(Settings)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import cache
+from . import cache, storage
 from .analyzers import ALL_ANALYZERS, Analyzer
 from .analyzers.spikes import detections
 from .config import FailOn, Settings
@@ -88,6 +88,8 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     (:mod:`warmcheck.runcache`) instead of being read and analysed again.
     """
     settings = settings or Settings()
+    if settings.storage_options:  # URL PATHs: the filesystems' options (endpoint, credentials, timeouts)
+        storage.set_storage_options(settings.storage_options)
     found = discover(paths, is_training_csv)
     if not found.runs:
         raise NoRunsError("no training logs found under " + ", ".join(paths))
@@ -175,8 +177,12 @@ def analyze_specs(spec: RunSpec, settings: Settings) -> list[Run]:
     """
     # The size limits of the text readers, in this process or a worker (spawned ones start with defaults).
     set_limits(Limits(settings.max_file_size, settings.max_decompressed_size))
+    if settings.storage_options:
+        storage.set_storage_options(settings.storage_options)
     try:
         runs = read_runs(spec, settings.for_run(spec.name).role_overrides())
+    except storage.StorageError:
+        raise  # object storage stopped answering: the whole invocation fails (exit 2), not this run
     except Exception as exc:  # noqa: BLE001 - the safety net that keeps one bad run from ending all
         return [Run(spec.name, spec.path, (), (), findings=(_internal(spec.name, "reading", exc),))]
     return [analyze_run(run, settings.for_run(run.name)) for run in runs]
@@ -228,6 +234,8 @@ def _from_worker(spec: RunSpec, result: list[Run] | WorkerDeath | WorkerFailure)
                        run=spec.name, source=spec.path,
                        details={"exitcode": result.exitcode, "signal": result.signal, "attempts": 2})
     elif isinstance(result, WorkerFailure):
+        if result.error.startswith("StorageError: "):  # see analyze_specs
+            raise storage.StorageError(result.error.removeprefix("StorageError: "))
         finding = make("WC021", f"internal error in the worker process: {result.error}", run=spec.name,
                        details={"exception": result.error.split(":", 1)[0]})
     else:

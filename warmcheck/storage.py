@@ -20,10 +20,12 @@ fsspec is imported only when a URL is met.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import threading
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
@@ -67,6 +69,7 @@ class FileStat:
 
 _options: dict[str, Any] = {}
 _known: dict[str, FileStat] = {}
+_listed: set[str] = set()  # URL prefixes listed whole: a file under one that is not in _known is not there
 _lock = threading.Lock()
 
 
@@ -169,6 +172,11 @@ def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merged_options(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, nested dicts merged key by key."""
+    return _merged(base, over)
+
+
 def options_for(url: str) -> dict[str, Any]:
     """The keyword arguments for ``url``'s filesystem: defaults for its protocol, then the user's."""
     return _merged(_DEFAULTS.get(protocol(url), {}), _options)
@@ -260,6 +268,8 @@ def find(url: str) -> tuple[str, list[Entry]]:
         entry_url = prefix + "/" + rel
         _remember(entry_url, st)
         out.append(Entry(entry_url, rel, st))
+    with _lock:
+        _listed.add(prefix + "/")
     return "dir", out
 
 
@@ -281,6 +291,7 @@ def forget_listings() -> None:
     """Drop the stats recorded by :func:`find` (tests; a long-lived process re-listing)."""
     with _lock:
         _known.clear()
+        _listed.clear()
 
 
 # -- stat -----------------------------------------------------------------------------------------
@@ -300,6 +311,37 @@ def stat(path: str) -> FileStat:
     except Exception:  # noqa: BLE001, S110 - a filesystem without a listing cache
         pass
     return _stat_of(_info(fs, inner, path))
+
+
+def exists(path: str) -> bool:
+    """Whether a regular file is at ``path``: for a URL under a listed prefix, from the listing (no
+    request); else asked (``os.path.isfile``, a HEAD request)."""
+    if not is_url(path):
+        return os.path.isfile(local_path(path))
+    if path in _known:
+        return True
+    if any(path.startswith(prefix) for prefix in _listed):
+        return False
+    try:
+        fs, inner = filesystem(path)
+        return bool(fs.isfile(inner))
+    except (FileNotFoundError, PermissionError):
+        return False
+    except PathError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _unavailable(path, exc) from None
+
+
+def stamp(path: str, fh: BinaryIO | None = None) -> tuple[int, int, int]:
+    """``(size, version number, 0)`` of a URL (the shape of a local file's ``(size, mtime_ns, inode)``):
+    from the listing, else from the open file's details, else asked."""
+    st = known_stat(path)
+    if st is None and isinstance(fh, _RemoteFile):
+        st = fh.stat()
+    if st is None:
+        st = stat(path)
+    return (st.size, zlib.crc32(st.version.encode()), 0)
 
 
 def local_stat(st: os.stat_result) -> FileStat:
@@ -333,6 +375,10 @@ def _info(fs: AbstractFileSystem, inner: str, url: str) -> dict[str, Any]:
         raise _unavailable(url, exc) from None
 
 
+def _gone(url: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, "no such object (deleted or replaced since it was listed?)", url)
+
+
 def _unavailable(url: str, exc: BaseException) -> StorageError:
     text = str(exc) or type(exc).__name__
     return StorageError(f"{url}: object storage did not answer ({type(exc).__name__}: {text}); "
@@ -353,11 +399,20 @@ def open_binary(path: str) -> BinaryIO:
         kwargs["size"] = known.size  # no HEAD request: the listing gave the size
     try:
         raw = fs.open(inner, "rb", **kwargs)
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
+    except FileNotFoundError:
+        raise _gone(path) from None
+    except (PermissionError, IsADirectoryError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(path, exc) from None
     return cast(BinaryIO, _RemoteFile(raw, path))
+
+
+def size_of(fh: BinaryIO) -> int:
+    """The size of a file opened with :func:`open_binary` (``fstat`` for a local one, no request)."""
+    if isinstance(fh, _RemoteFile):
+        return fh.size
+    return os.fstat(fh.fileno()).st_size
 
 
 def read_bytes(path: str, limit: int | None = None) -> bytes:
@@ -436,10 +491,17 @@ class _RemoteFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stat(self) -> FileStat | None:
+        """The object's stat from what opening it learnt (``None`` if it learnt nothing)."""
+        details = getattr(self._raw, "_details", None)
+        return _stat_of(details) if isinstance(details, Mapping) else None
+
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except (FileNotFoundError, PermissionError, IsADirectoryError):
+        except FileNotFoundError:
+            raise _gone(self.name) from None
+        except (PermissionError, IsADirectoryError):
             raise
         except ValueError:  # I/O on a closed file, a bad whence: the caller's bug, as for a local file
             raise

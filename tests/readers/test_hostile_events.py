@@ -74,7 +74,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             sizes.append(len(data))
             return data
 
-    monkeypatch.setattr(tfrecord, "open", lambda p, mode="rb": Spy(real_open(p, "rb")), raising=False)
+    monkeypatch.setattr(tfrecord.storage, "open_binary", lambda p: Spy(real_open(p, "rb")))
     return sizes
 
 

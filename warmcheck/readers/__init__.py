@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from .. import storage
 from ..findings import Finding
 from ..model import Format, Role, Run, SourceInfo, SourceRead
 from .assemble import assemble_run
@@ -97,7 +97,7 @@ def _assembled(name: str, path: str, files: Sequence[tuple[str, str, Format]], r
     run = assemble_run(name, path, reads, overrides, consume=True)  # read_runs reads each file for one run
     extra = list(findings)
     if files:
-        configs, problems = read_config_files(os.path.dirname(files[0][0]), os.path.dirname(files[0][1]))
+        configs, problems = read_config_files(storage.dirname(files[0][0]), storage.dirname(files[0][1]))
         extra.extend(problems)
         if configs:
             run = replace(run, metadata={**run.metadata, "config_files": configs})

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .. import storage
 from ..findings import Finding
 from .interface import diag
 
@@ -86,29 +87,39 @@ class TextStream:
 
     @property
     def pristine(self) -> bool:
-        """The pieces are exactly the file's bytes (BOM aside), so a parser may read the path itself."""
-        return self.ok and not self.findings and self.emitted == self.size == self.stamp[0]
+        """The pieces are exactly the file's bytes (BOM aside), so a parser may read the path itself
+        (never a URL: a parser would open it without the storage options)."""
+        return self.ok and not self.findings and self.emitted == self.size == self.stamp[0] \
+            and not storage.is_url(self.path)
 
     def pieces(self) -> Iterator[bytes]:
         """The text in order, as non-empty pieces of valid UTF-8 (the BOM and NUL bytes removed)."""
+        remote = storage.is_url(self.path)
         try:
-            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
+            if remote:
+                fh: BinaryIO = storage.open_binary(self.path)
+            else:
+                fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
         except OSError as exc:
             self._unreadable(exc)
             return
         try:
-            st = os.fstat(fh.fileno())
-            self.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if st.st_size > self.limits.max_file_size:
-                self._refuse(f"file is {format_size(st.st_size)}, larger than the "
+            if remote:
+                self.stamp = storage.stamp(self.path, fh)
+            else:
+                st = os.fstat(fh.fileno())
+                self.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+            file_size = self.stamp[0]
+            if file_size > self.limits.max_file_size:
+                self._refuse(f"file is {format_size(file_size)}, larger than the "
                              f"{format_size(self.limits.max_file_size)} limit on text logs", "max-file-size",
-                             self.limits.max_file_size, st.st_size)
+                             self.limits.max_file_size, file_size)
                 return
-            raw = self._raw(fh, st.st_size)
+            raw = self._raw(fh, file_size)
             first = next(raw, b"")  # sets self.gzip
             yield from self._bom(self._blank_tail(self._utf8(self._nuls(self._decoded(raw, first)))))
             if next(raw, None) is not None:  # stopped early (corrupt gzip): the size is the file's
-                self.size = max(self.size, st.st_size)
+                self.size = max(self.size, file_size)
         except OSError as exc:
             self._unreadable(exc)
         finally:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Collection
 
 import numpy as np
 
+from .. import storage
 from ..findings import Finding
 from ..model import Format, Fragment, SourceInfo, SourceRead, empty_fragment
 from . import _csvexport as export
@@ -41,16 +41,17 @@ def looks_like_training_csv(path: str) -> bool:
     Reads at most the first MiB (gzip-aware); false for unreadable files and unrelated CSVs.
     """
     try:
-        name = os.path.basename(path).lower()
+        name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
         if name in ("metrics.csv", "metrics.csv.gz"):
             return True
-        with open(path, "rb") as fh:
+        with storage.open_binary(path) as fh:
             head = fh.read(1 << 20)
-        if head[:2] == b"\x1f\x8b":
-            import gzip
+            if head[:2] == b"\x1f\x8b":
+                import gzip
 
-            with gzip.open(path, "rb") as gz:
-                head = gz.read(1 << 20)
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                    head = gz.read(1 << 20)
         lines = [x for x in head.decode("utf-8", "replace").lstrip("\ufeff").lstrip().splitlines()[:3] if x.strip()]
         if not lines:
             return False

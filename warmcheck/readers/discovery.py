@@ -3,6 +3,10 @@
 Rules (documented in the README):
 
 * each PATH is a file or a directory; directories are searched recursively, entries in name order;
+* a PATH may be a storage URL (``s3://bucket/runs/``, ``gs://``, ``memory://``; ``file://`` is a local
+  path): the prefix is listed with one ``find`` call (:mod:`warmcheck.storage`) and the same rules apply to
+  the tree of "directories" that listing describes; run names keep the URL as given. MLflow stores
+  (file store or SQLite) cannot be read from a URL: each is one run with a WC001 finding saying so;
 * a directory holding event files (``*tfevents*``) is one run, made of all its event files;
 * every other recognised log file is a run of its own: ``*.csv``/``*.csv.gz``/``*.tsv`` whose
   header looks like a training log (a step column or a loss/lr-like column; always for
@@ -36,7 +40,9 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from .. import storage
 from ..errors import PathError
 from ..findings import Finding
 from ..model import Format
@@ -100,14 +106,22 @@ def classify(name: str) -> Format | None:
 
 
 def discover(paths: Sequence[str], is_training_csv: Callable[[str], bool] | None = None) -> Discovery:
-    """Runs under ``paths``, in a deterministic order. Raises :class:`PathError` for a missing path."""
+    """Runs under ``paths``, in a deterministic order. Raises :class:`PathError` for a missing path.
+
+    A PATH is a local path or a storage URL (:mod:`warmcheck.storage`): a URL prefix is listed with one
+    ``find`` call and the same rules apply to the tree that listing describes.
+    """
     out = Discovery()
-    visited: set[tuple[int, int]] = set()
+    local = _LocalTree()
     for given in paths:
         if "://" in given and _mlflow_url(given):  # an MLflow tracking server: its runs are listed now
             from .mlflow import server_specs
             out.runs.extend(server_specs(given))
             continue
+        if storage.is_url(given):
+            _discover_url(given, out, is_training_csv)
+            continue
+        given = storage.local_path(given)
         shown = _display(given)
         if not os.path.lexists(given):
             raise PathError(f"{given}: no such file or directory")
@@ -116,19 +130,40 @@ def discover(paths: Sequence[str], is_training_csv: Callable[[str], bool] | None
         except OSError as exc:
             raise PathError(f"{given}: {exc.strerror or exc}") from None
         if stat.S_ISDIR(st.st_mode):
-            _walk(given, shown, out, visited, is_training_csv)
+            _walk(local, given, shown, out, is_training_csv)
         else:
-            fmt = classify(os.path.basename(given))
-            if fmt is None and _mlflow_db(given):  # any SQLite file given explicitly is tried as an MLflow store
-                from .mlflow import db_specs
-                out.runs.extend(db_specs(given, shown))
-            elif fmt is None:
-                out.runs.append(RunSpec(shown, shown, (), (diag(
-                    "WC002", "not a recognised training log (expected a TensorBoard event file, .csv, "
-                    ".jsonl or trainer_state.json)", shown),)))
-            else:
-                out.runs.append(RunSpec(_run_name(shown, fmt), shown, ((given, shown, fmt),)))
+            _given_file(given, shown, out)
     return out
+
+
+def _given_file(given: str, shown: str, out: Discovery) -> None:
+    """A file given explicitly: read with the reader its name suggests."""
+    fmt = classify(given.rstrip("/").rsplit("/", 1)[-1] if storage.is_url(given) else os.path.basename(given))
+    if fmt is None and storage.is_url(given) and given.lower().endswith((".db", ".sqlite", ".sqlite3")):
+        out.runs.append(RunSpec(shown, shown, (), (_no_mlflow_on_url(shown, "an MLflow SQLite store"),)))
+    elif fmt is None and not storage.is_url(given) and _mlflow_db(given):
+        from .mlflow import db_specs  # any SQLite file given explicitly is tried as an MLflow store
+        out.runs.extend(db_specs(given, shown))
+    elif fmt is None:
+        out.runs.append(RunSpec(shown, shown, (), (diag(
+            "WC002", "not a recognised training log (expected a TensorBoard event file, .csv, "
+            ".jsonl or trainer_state.json)", shown),)))
+    else:
+        out.runs.append(RunSpec(_run_name(shown, fmt), shown, ((given, shown, fmt),)))
+
+
+def _discover_url(given: str, out: Discovery, is_training_csv: Callable[[str], bool] | None) -> None:
+    kind, entries = storage.find(given)
+    shown = given.rstrip("/")
+    if kind == "file":
+        _given_file(shown, shown, out)
+    else:
+        _walk(_UrlTree(shown, entries), shown, shown, out, is_training_csv)
+
+
+def _no_mlflow_on_url(shown: str, what: str) -> Finding:
+    return diag("WC001", f"{what} cannot be read from a URL (MLflow stores are read from local disk): "
+                "copy it to local disk and analyse the copy", shown)
 
 
 def _mlflow_url(given: str) -> bool:
@@ -146,77 +181,172 @@ def _display(path: str) -> str:
     return shown
 
 
-def _walk(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, int]],
+# -- the trees searched: a local directory (walked) and a URL prefix (listed once) ---------------------
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A directory entry: ``kind`` is 'dir', 'file', 'other' or the WC005 finding of a link not followed."""
+
+    name: str
+    path: str
+    shown: str
+    kind: str | Finding
+    link: bool = False
+
+
+class _Tree(Protocol):
+    local: bool
+
+    def entries(self, directory: str, shown: str, out: Discovery) -> list[_Item] | None:
+        """The entries of ``directory`` in name order, or ``None`` (with a finding in ``out``) if it
+        cannot be searched."""
+
+    def has_file(self, directory: str, name: str) -> bool:
+        """Whether ``directory`` holds a regular file ``name``."""
+
+
+def _child_shown(shown: str, name: str) -> str:
+    return f"{shown}/{name}" if shown != "." else name
+
+
+class _LocalTree:
+    """A local directory tree, walked with ``os.scandir``; a directory is searched once (symlink loops)."""
+
+    local = True
+
+    def __init__(self) -> None:
+        self.visited: set[tuple[int, int]] = set()
+
+    def entries(self, directory: str, shown: str, out: Discovery) -> list[_Item] | None:
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            out.findings.append(diag("WC001", f"cannot search directory: {exc.strerror or exc}", shown))
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in self.visited:
+            out.findings.append(diag("WC005", f"symlink loop: {shown} leads to a directory already "
+                                     "searched; skipped", shown))
+            return None
+        self.visited.add(key)
+        try:
+            listed = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            out.findings.append(diag("WC001", f"cannot list directory: {exc.strerror or exc}", shown))
+            return None
+        items = []
+        for e in listed:
+            shown_e = _child_shown(shown, e.name)
+            items.append(_Item(e.name, e.path, shown_e, _entry_kind(e, shown_e), e.is_symlink()))
+        return items
+
+    def has_file(self, directory: str, name: str) -> bool:
+        return os.path.isfile(os.path.join(directory, name))
+
+
+class _UrlTree:
+    """The tree one storage listing describes: directories are the prefixes of the objects' names."""
+
+    local = False
+
+    def __init__(self, root: str, entries: Sequence[storage.Entry]) -> None:
+        self.children: dict[str, dict[str, str]] = {root: {}}
+        for entry in entries:
+            parts = entry.relative.split("/")
+            directory = root
+            for part in parts[:-1]:
+                if not part:
+                    break
+                self.children[directory].setdefault(part, "dir")
+                directory = f"{directory}/{part}"
+                self.children.setdefault(directory, {})
+            else:
+                if parts[-1]:
+                    self.children[directory].setdefault(parts[-1], "file")
+
+    def entries(self, directory: str, shown: str, out: Discovery) -> list[_Item] | None:
+        names = self.children.get(directory, {})
+        return [_Item(name, f"{directory}/{name}", _child_shown(shown, name), kind)
+                for name, kind in sorted(names.items())]
+
+    def has_file(self, directory: str, name: str) -> bool:
+        return self.children.get(directory, {}).get(name) == "file"
+
+
+def _walk(tree: _Tree, root: str, shown_root: str, out: Discovery,
           is_training_csv: Callable[[str], bool] | None) -> None:
     found = Discovery()
-    _search(root, shown_root, found, visited, is_training_csv)
+    _search(tree, root, shown_root, found, is_training_csv)
     out.findings.extend(found.findings)
     out.runs.extend(sorted(join_runs(found.runs), key=lambda r: r.name))
 
 
-def _search(root: str, shown_root: str, out: Discovery, visited: set[tuple[int, int]],
+def _search(tree: _Tree, root: str, shown_root: str, out: Discovery,
             is_training_csv: Callable[[str], bool] | None) -> None:
     stack = [(root, shown_root)]
     superseded_states: set[str] = set()  # HF checkpoint copies of a log history read elsewhere
     while stack:
         directory, shown = stack.pop()
-        try:
-            st = os.stat(directory)
-        except OSError as exc:
-            out.findings.append(diag("WC001", f"cannot search directory: {exc.strerror or exc}", shown))
+        entries = tree.entries(directory, shown, out)
+        if entries is None:
             continue
-        key = (st.st_dev, st.st_ino)
-        if key in visited:
-            out.findings.append(diag("WC005", f"symlink loop: {shown} leads to a directory already "
-                                     "searched; skipped", shown))
-            continue
-        visited.add(key)
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            out.findings.append(diag("WC001", f"cannot list directory: {exc.strerror or exc}", shown))
-            continue
-        events: list[tuple[str, str, Format]] = []
-        files: list[tuple[str, str, Format]] = []
+        events: list[FileEntry] = []
+        files: list[FileEntry] = []
         problems: list[Finding] = []
         subdirs: list[tuple[str, str]] = []
         names = {e.name for e in entries}
         if "meta.yaml" in names:  # an MLflow file-store run: one run; its metrics/params/tags are not searched
-            from .mlflow import RUN_DATA_DIRS, file_run_spec
-            dirs = {e.name for e in entries if _entry_kind(e, "") == "dir"}
-            mlflow_run = file_run_spec(directory, shown, names, dirs)
-            if mlflow_run is not None:
-                out.runs.append(mlflow_run)
-                entries = [e for e in entries if e.name not in RUN_DATA_DIRS and e.name != "meta.yaml"]
+            entries = _mlflow_run_dir(tree, directory, shown, entries, names, out)
         for e in entries:
-            if e.name == "latest-run" and e.is_symlink():  # W&B's link to one of the run directories beside it
+            if e.name == "latest-run" and e.link:  # W&B's link to one of the run directories beside it
                 continue
-            shown_e = f"{shown}/{e.name}" if shown != "." else e.name
-            kind = _entry_kind(e, shown_e)
-            if isinstance(kind, Finding):
-                problems.append(kind)
+            if isinstance(e.kind, Finding):
+                problems.append(e.kind)
                 continue
-            if kind == "dir":
+            if e.kind == "dir":
                 if not e.name.startswith("."):
-                    subdirs.append((e.path, shown_e))
+                    subdirs.append((e.path, e.shown))
                 continue
             fmt = classify(e.name)
             if fmt is Format.TFEVENTS:
-                events.append((e.path, shown_e, fmt))
+                events.append((e.path, e.shown, fmt))
             elif fmt is Format.CSV and is_training_csv is not None and not is_training_csv(e.path):
                 continue
             elif e.name in _MLFLOW_DB_NAMES:  # MLflow's SQLite store: one run per MLflow run in it
-                from .mlflow import db_specs
-                out.runs.extend(db_specs(e.path, shown_e))
+                if tree.local:
+                    from .mlflow import db_specs
+                    out.runs.extend(db_specs(e.path, e.shown))
+                else:
+                    out.runs.append(RunSpec(e.shown, e.shown, (), (_no_mlflow_on_url(e.shown,
+                                                                                    "an MLflow SQLite store"),)))
             elif fmt is not None and e.path not in superseded_states:
-                files.append((e.path, shown_e, fmt))
-        superseded_states |= _superseded_checkpoints(files, subdirs)
+                files.append((e.path, e.shown, fmt))
+        superseded_states |= _superseded_checkpoints(tree, files, subdirs)
         if events:
             out.runs.append(RunSpec(shown, shown, tuple(events), tuple(problems)))
         else:
             out.findings.extend(problems)
         out.runs.extend(RunSpec(_run_name(s, f), s, ((p, s, f),)) for p, s, f in files)
         stack.extend(reversed(subdirs))
+
+
+def _mlflow_run_dir(tree: _Tree, directory: str, shown: str, entries: list[_Item], names: set[str],
+                    out: Discovery) -> list[_Item]:
+    """An MLflow file-store run directory becomes one run; the entries left to search."""
+    from ._mlflowfile import looks_like_run_dir
+    from .mlflow import RUN_DATA_DIRS, file_run_spec
+    dirs = {e.name for e in entries if e.kind == "dir"}
+    if tree.local:
+        mlflow_run = file_run_spec(directory, shown, names, dirs)
+    elif looks_like_run_dir(names, dirs):
+        mlflow_run = RunSpec(shown, shown, (), (_no_mlflow_on_url(f"{shown}/meta.yaml",
+                                                                  "an MLflow file-store run"),))
+    else:
+        mlflow_run = None
+    if mlflow_run is None:
+        return entries
+    out.runs.append(mlflow_run)
+    return [e for e in entries if e.name not in RUN_DATA_DIRS and e.name != "meta.yaml"]
 
 
 def _run_name(shown: str, fmt: Format) -> str:
@@ -251,16 +381,29 @@ def _entry_kind(e: os.DirEntry[str], shown: str) -> str | Finding:
     return "other"
 
 
-def _superseded_checkpoints(files: list[tuple[str, str, Format]], subdirs: list[tuple[str, str]]) -> set[str]:
+def _superseded_checkpoints(tree: _Tree, files: list[FileEntry], subdirs: list[tuple[str, str]]) -> set[str]:
     """HF checkpoints repeat the log history: keep the output dir's, or else the latest checkpoint's."""
     has_own = any(f is Format.HF_TRAINER_STATE for _, _, f in files)
     checkpoints = [(int(m.group(1)), path) for path, _ in subdirs
-                   if (m := _CHECKPOINT.match(os.path.basename(path)))
-                   and os.path.isfile(os.path.join(path, "trainer_state.json"))]
+                   if (m := _CHECKPOINT.match(_basename(path)))
+                   and tree.has_file(path, "trainer_state.json")]
     if not checkpoints:
         return set()
     keep = None if has_own else max(checkpoints)[1]
-    return {os.path.join(p, "trainer_state.json") for _, p in checkpoints if p != keep}
+    return {_join(p, "trainer_state.json") for _, p in checkpoints if p != keep}
+
+
+# Paths in a URL tree are URLs: '/' separated whatever the platform (os.path would mangle them on Windows).
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] if storage.is_url(path) else os.path.basename(path)
+
+
+def _dirname(path: str) -> str:
+    return storage.dirname(path) if storage.is_url(path) else os.path.dirname(path)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if storage.is_url(path) else os.path.join(path, name)
 
 
 def join_runs(runs: list[RunSpec]) -> list[RunSpec]:
@@ -273,9 +416,9 @@ def _output_dir(spec: RunSpec) -> tuple[str, str] | None:
     if len(spec.files) != 1 or spec.members or spec.files[0][2] is not Format.HF_TRAINER_STATE:
         return None
     path, shown, _ = spec.files[0]
-    directory, shown_dir = os.path.dirname(path), _parent(shown)
-    if _CHECKPOINT.match(os.path.basename(directory)):
-        directory, shown_dir = os.path.dirname(directory), _parent(shown_dir)
+    directory, shown_dir = _dirname(path), _parent(shown)
+    if _CHECKPOINT.match(_basename(directory)):
+        directory, shown_dir = _dirname(directory), _parent(shown_dir)
     return directory, shown_dir
 
 
@@ -293,7 +436,7 @@ def _join_hf_output_dirs(runs: list[RunSpec]) -> list[RunSpec]:
     for i, r in enumerate(runs):
         if not r.files or any(f is not Format.TFEVENTS for *_, f in r.files):
             continue
-        owner = _logging_owner(os.path.dirname(r.files[0][0]), outputs)
+        owner = _logging_owner(_dirname(r.files[0][0]), outputs)
         if owner is not None:
             joined.setdefault(owner, []).append(r)
             taken.add(i)
@@ -320,11 +463,11 @@ def _logging_owner(events_dir: str, outputs: dict[str, tuple[int, str]]) -> int 
     """
     if events_dir in outputs:
         return outputs[events_dir][0]
-    child, parent = events_dir, os.path.dirname(events_dir)
+    child, parent = events_dir, _dirname(events_dir)
     while parent != child:
-        if os.path.basename(child) == "runs" and parent in outputs:
+        if _basename(child) == "runs" and parent in outputs:
             return outputs[parent][0]
-        child, parent = parent, os.path.dirname(parent)
+        child, parent = parent, _dirname(parent)
     return None
 
 
@@ -333,12 +476,12 @@ def _join_eval_logs(runs: list[RunSpec]) -> list[RunSpec]:
     by_dir: dict[str, list[int]] = {}
     for i, r in enumerate(runs):
         if r.files:
-            by_dir.setdefault(os.path.dirname(r.files[0][0]), []).append(i)
+            by_dir.setdefault(_dirname(r.files[0][0]), []).append(i)
     replaced: dict[int, RunSpec] = {}
     dropped: set[int] = set()
     for directory, idx in by_dir.items():
         evals = [i for i in idx if _is_eval_log(runs[i])]
-        train = [i for i in idx if i not in evals and all(os.path.dirname(p) == directory
+        train = [i for i in idx if i not in evals and all(_dirname(p) == directory
                                                             for p, _, _ in runs[i].files)]
         if not evals or len(train) != 1:
             continue

@@ -13,9 +13,9 @@ The YAML node graph is measured before anything is built from it, in time linear
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
+from .. import storage
 from ..findings import Finding
 from .interface import diag
 
@@ -34,16 +34,15 @@ def read_config_files(directory: str, shown: str) -> tuple[dict[str, Any], list[
     found: dict[str, Any] = {}
     findings: list[Finding] = []
     for name in NAMES:
-        path = os.path.join(directory, name)
-        if not os.path.isfile(path):
+        path = storage.join(directory, name)
+        if not storage.exists(path):
             continue
         label = f"{shown}/{name}" if shown else name
         try:
-            if os.path.getsize(path) > _MAX_BYTES:
+            if (storage.known_stat(path) or storage.stat(path)).size > _MAX_BYTES:
                 findings.append(diag("WC022", f"{name} is larger than 1 MiB; not read", label))
                 continue
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            text = _read_text(path)
             doc = _json(text) if name.endswith(".json") else _yaml(text)
         except _Refused as exc:
             findings.append(diag("WC022", f"{name} not read: {exc}; its settings were not used", label,
@@ -132,3 +131,11 @@ def _check_nodes(root: Any) -> None:
     if size[id(root)] > MAX_NODES:
         raise _Refused(f"its aliases expand to {size[id(root)]:,} values, more than {MAX_NODES:,} "
                          "(an alias bomb?)")
+
+
+def _read_text(path: str) -> str:
+    if not storage.is_url(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    data = storage.read_bytes(path, _MAX_BYTES + 1).decode("utf-8", errors="replace")
+    return data.replace("\r\n", "\n").replace("\r", "\n")  # as open() in text mode reads it

@@ -29,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import storage
 from .crc import crc32c, crc32c_extend, crc32c_many, mask, mask_many, masked_crc32c, position_tables
 
 HEADER = 12  # u64 length + u32 masked crc of the length
@@ -253,7 +254,7 @@ class TFRecordScanner:
 
     def scan(self, final: bool = True) -> Iterator[tuple[bytes, Framed]]:
         """Read from the current offset to the end of the file, advancing the offset."""
-        with open(self.path, "rb") as f:
+        with storage.open_binary(self.path) as f:
             size = f.seek(0, 2)
             want = self.chunk_size
             while self.offset < size:

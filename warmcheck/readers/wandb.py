@@ -23,10 +23,10 @@ a file without the W&B header is WC002, a record whose protobuf does not decode 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from .. import storage
 from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ._records import json_safe
@@ -46,8 +46,8 @@ def read_wandb(path: str) -> SourceRead:
     """Read one W&B run file (the reader contract: damage is data; see ``readers/interface.py``)."""
     info = SourceInfo(path, Format.WANDB)
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        with storage.open_binary(path) as fh:
+            size = storage.size_of(fh)
             head = fh.read(HEADER_LEN)
             problem = header_problem(head, size, path, final=True)
             if problem is not None:
