@@ -21,9 +21,22 @@ Rules that keep the cache from ever changing a report:
 * A read whose metadata or findings do not survive a JSON round trip unchanged is not cached.
 * Problems of the cache itself (a read-only directory, a full disk) never fail the analysis.
 
+Appended event files are resumed: the entry of a TensorBoard event file whose read was clean (no
+finding, some points, read to its last byte) also records the reader's state there (the byte offset,
+the record count, the plugin of each tag, for TF2 tensors whose metadata came only with their first
+record) and what identifies the bytes up to it (the inode and device, hashes of the first
+:data:`HEAD_BYTES` and of the :data:`TAIL_BYTES` before the offset). A file found larger, on the same
+inode, with those bytes unchanged, is read from the offset only with the same incremental reader
+``watch`` uses (:class:`~warmcheck.readers.tensorboard.EventFileReader`), and the new records are
+joined to the cached ones tag by tag: the points, metadata and counts a whole read gives. If the
+new records bring any finding (a record being written, damage, an odd tag) the file is read whole
+instead, since a finding may depend on the whole file; so is a file rewritten in place (other bytes
+at the start or before the offset), a shorter one, or another inode.
+
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
-are directories, databases or URLs and are always read. A changed file is read again whole: appended
-files are not resumed from the cached offset.
+are directories, databases or URLs and are always read. Other changed files (CSV, JSONL, ...) are
+read again whole. In front of this cache, :mod:`warmcheck.runcache` keeps whole analysed runs, so
+that a warm ``analyze`` neither reads nor analyses an unchanged run.
 """
 
 from __future__ import annotations
@@ -91,6 +104,7 @@ class CacheStats:
     misses: int = 0  # no entry, or an entry for another state of the file
     rejected: int = 0  # an entry that was corrupt, truncated or from another version: ignored, rewritten
     stored: int = 0
+    resumed: int = 0  # of the files read, those appended to since cached: only the new bytes were read
     uncached: int = 0  # read but not stored: too recent, changed while read, not JSON-exact, not a file
     errors: int = 0  # the cache directory could not be written
 
@@ -103,7 +117,9 @@ class ReadCache:
     stats: CacheStats = field(default_factory=CacheStats)
 
     def read(self, path: str, fmt: Format, reader: Reader) -> SourceRead:
-        """``reader(path)``, from the cache when the file has not changed since it was cached."""
+        """``reader(path)``, from the cache when the file has not changed since it was cached, or
+        resumed from the cached offset when it was only appended to (event files, see the module
+        docstring)."""
         st = _stat(path) if fmt in CACHED_FORMATS else None
         if st is None:
             self.stats.uncached += 1
@@ -121,12 +137,21 @@ class ReadCache:
             self.stats.misses += 1
         started = time.time_ns()
         self.stats.read += 1
-        read = reader(path)
+        resume: dict[str, Any] | None = None
+        read: SourceRead | None = None
+        if fmt is Format.TFEVENTS and _is_event_reader(reader):
+            old = _load_appended(entry, key) if found == "stale" else None
+            got = _resume_events(path, old[0], old[1], st) if old is not None else None
+            if got is not None:
+                self.stats.resumed += 1
+            read, resume = got if got is not None else _read_events(path, st)
+        else:
+            read = reader(path)
         after = _stat(path)
         if st.st_mtime_ns > started - RACY_NS or after is None or _stamp(after) != _stamp(st):
             self.stats.uncached += 1
             return read
-        payload = _encode(read, key)
+        payload = _encode(read, key, resume)
         if payload is None:
             self.stats.uncached += 1
         elif _write(entry, payload):
@@ -197,6 +222,98 @@ def active() -> ReadCache | None:
     return _active[0]
 
 
+# ---- appended event files: resumed from the cached offset ----------------------------------------
+
+HEAD_BYTES = 4096  # the first bytes of a file, hashed: a rewritten file differs there...
+TAIL_BYTES = 64 << 10  # ...or in the bytes just before the offset reached
+
+
+def _is_event_reader(reader: Reader) -> bool:
+    from .readers.tensorboard import read_event_file
+
+    return reader is read_event_file
+
+
+def _digest(path: str, offset: int, st: os.stat_result) -> dict[str, Any] | None:
+    """What tells that the first ``offset`` bytes of ``path`` are still those read: hashes of the
+    first :data:`HEAD_BYTES` and of the :data:`TAIL_BYTES` before ``offset``, the inode and device."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(min(offset, HEAD_BYTES))
+            start = max(0, offset - TAIL_BYTES)
+            fh.seek(start)
+            tail = fh.read(offset - start)
+    except OSError:
+        return None
+    if len(head) != min(offset, HEAD_BYTES) or len(tail) != offset - start:
+        return None
+    return {"offset": offset, "head": hashlib.sha256(head).hexdigest(), "tail": hashlib.sha256(tail).hexdigest(),
+            "ino": st.st_ino, "dev": st.st_dev}
+
+
+def _read_events(path: str, st: os.stat_result) -> tuple[SourceRead, dict[str, Any] | None]:
+    """A whole event file, and the reader's state to resume from (None: not resumable: a read with
+    findings, or without points)."""
+    from .readers.tensorboard import EventFileReader
+
+    reader = EventFileReader(path)
+    read = reader.read(final=True)
+    return read, _events_state(path, reader, read, st)
+
+
+def _events_state(path: str, reader: Any, read: SourceRead, st: os.stat_result) -> dict[str, Any] | None:
+    if read.findings or not any(len(f) for f in read.fragments) or reader.scanner.offset != st.st_size:
+        return None
+    mark = _digest(path, reader.scanner.offset, st)
+    if mark is None:
+        return None
+    return {**mark, "records": reader.scanner.record_index,
+            "plugins": sorted([k.hex(), v] for k, v in reader.plugins.items()),
+            "odd": sorted(k.hex() for k in reader._odd_tags)}
+
+
+def _resume_events(path: str, old: SourceRead, state: dict[str, Any],
+                   st: os.stat_result) -> tuple[SourceRead, dict[str, Any] | None] | None:
+    """``old`` (the read of the file's first ``state["offset"]`` bytes) with the records appended
+    since; None when the file is not that file appended to, or the new records have findings (then
+    it is read whole: a finding may depend on the whole file)."""
+    from .readers.tensorboard import EventFileReader
+    from .readers.tfrecord import TFRecordScanner
+
+    offset = state["offset"]
+    if old.findings or (st.st_ino, st.st_dev) != (state["ino"], state["dev"]) or st.st_size <= offset:
+        return None
+    if _digest(path, offset, st) != {k: state[k] for k in ("offset", "head", "tail", "ino", "dev")}:
+        return None
+    reader = EventFileReader(path)
+    reader.scanner = TFRecordScanner(path, offset, int(state["records"]))
+    reader.plugins = {bytes.fromhex(k): str(v) for k, v in state["plugins"]}
+    reader._odd_tags = {bytes.fromhex(k) for k in state["odd"]}
+    new = reader.read(final=True)
+    if new.findings:
+        return None
+    by_tag: dict[str, list[Fragment]] = {}
+    for frag in [*old.fragments, *new.fragments]:
+        by_tag.setdefault(frag.tag, []).append(frag)
+    fragments = [parts[0] if len(parts) == 1 else Fragment(
+        tag, np.concatenate([p.steps for p in parts]), np.concatenate([p.values for p in parts]),
+        np.concatenate([p.wall_times for p in parts])) for tag, parts in by_tag.items()]
+    meta: dict[str, Any] = dict(old.metadata)
+    if "file_version" in new.metadata:
+        meta["file_version"] = new.metadata["file_version"]
+    texts = new.metadata.get("text")
+    if isinstance(texts, dict):
+        meta["text"] = {**meta.get("text", {}), **texts}
+    meta["nonscalar_values"] = int(old.metadata.get("nonscalar_values", 0)) + int(
+        new.metadata.get("nonscalar_values", 0))
+    if list(meta) != [k for k in ("file_version", "text", "nonscalar_values") if k in meta]:
+        meta = {k: meta[k] for k in ("file_version", "text", "nonscalar_values") if k in meta}
+    read = SourceRead(SourceInfo(old.info.path, Format.TFEVENTS, old.info.records + new.info.records,
+                                 old.info.skipped + new.info.skipped), fragments, meta, [],
+                      [*old.restart_steps, *new.restart_steps], sort_key=new.sort_key)
+    return read, _events_state(path, reader, read, st)
+
+
 # ---- the entry format ------------------------------------------------------------------------------
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
@@ -210,8 +327,10 @@ def _finding(d: Mapping[str, Any]) -> Finding:
                    details=d["details"])
 
 
-def _encode(read: SourceRead, key: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The arrays of an entry, or None when the read would not come back exactly as it is."""
+def _encode(read: SourceRead, key: dict[str, Any],
+            resume: dict[str, Any] | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays of an entry, or None when the read would not come back exactly as it is.
+    ``resume``: the reader's state at the end of the read (an appended file goes on from there)."""
     frags = list(read.fragments)
     walls = [f.wall_times for f in frags if not _no_walls(f)]
     header = {"key": key,
@@ -221,6 +340,8 @@ def _encode(read: SourceRead, key: dict[str, Any]) -> dict[str, np.ndarray] | No
               "findings": [_finding_dict(f) for f in read.findings],
               "restart_steps": [list(read.restart_steps), isinstance(read.restart_steps, tuple)],
               "sort_key": list(read.sort_key)}
+    if resume is not None:
+        header["resume"] = resume
     try:
         text = json.dumps(header, ensure_ascii=True, allow_nan=False)
         back = json.loads(text)
@@ -267,6 +388,24 @@ def _write(entry: str, arrays: dict[str, np.ndarray]) -> bool:
             except OSError:
                 pass
         return False
+
+
+def _load_appended(entry: str, key: dict[str, Any]) -> tuple[SourceRead, dict[str, Any]] | None:
+    """The read stored in ``entry`` and its resume state, when the entry is of this file in an earlier,
+    shorter state (everything in its key equal but the size and the stamp) and could be resumed."""
+    try:
+        with np.load(entry, allow_pickle=False) as npz:
+            header = json.loads(npz["header"].tobytes().decode("ascii"))
+            stored, resume = header["key"], header.get("resume")
+            same = {k: v for k, v in stored.items() if k not in ("size", "stamp")} == \
+                {k: v for k, v in key.items() if k not in ("size", "stamp")}
+            if not same or not isinstance(resume, dict) or stored["size"] >= key["size"]:
+                return None
+            read = _decode(header, stored, npz["steps"], npz["values"], npz["walls"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile,
+            UnicodeDecodeError, AttributeError):
+        return None
+    return (read, resume) if isinstance(read, SourceRead) else None
 
 
 def _load(entry: str, key: dict[str, Any]) -> SourceRead | str:
