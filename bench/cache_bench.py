@@ -1,5 +1,5 @@
-"""The cache of reads on a 10k-run tree: listing, reading and the whole CLI, without the cache,
-cold, warm, and warm with one run changed (issue 12, part 3).
+"""The caches on a 10k-run tree: listing, reading and the whole CLI, without the cache, cold, warm,
+warm with one run changed, and warm with one event file appended (issue 12, part 3).
 
     python bench/cache_bench.py                 # 10,000 runs under bench/out/cache-tree (about 2 min to write)
     python bench/cache_bench.py --runs 1000     # a quicker look
@@ -8,7 +8,10 @@ The tree: one run per directory, a third each TensorBoard event files (lr + loss
 ``--steps`` steps each; every file is backdated an hour (files younger than 2 s are read but not
 cached, see warmcheck/cache.py). Each figure is one fresh child process (the OS page cache is warm
 for all of them: the tree was just written or read). "one changed": one CSV run gets rows appended
-after the warm run; that file is read again, the 9,999 others come from the cache.
+after the warm run; that run is read (whole) and analysed again, the 9,999 others come from the
+cache of analysed runs (warmcheck/runcache.py) without being opened. "one appended": one event file
+gets records appended; only the new bytes are read (resumed from the cached offset).
+"listing" is a child that imports the discovery code and lists the tree: the CLI's floor.
 
 Prints a markdown table on stdout, writes bench/out/cache-results.json.
 """
@@ -100,6 +103,25 @@ def change_one_run(root: Path, runs: int, steps: int, extra: int) -> Path:
     return path
 
 
+def append_events(root: Path, runs: int, steps: int, extra: int) -> Path:
+    """Append ``extra`` steps of lr + loss records to the last event-file run (a run still training)."""
+    from make_data import RecordFramer
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    last = max(i for i in range(runs) if i % 3 == 0)
+    [path] = (root / f"g{last // 1000:02d}" / f"run{last:05d}").glob("events.out.tfevents.*")
+    framer = RecordFramer()
+    out = []
+    for s in range(steps, steps + extra):
+        for tag, value in (("train/lr", 3e-5), ("train/loss", 0.5 + 1e-4 * (s - steps))):
+            v = summary_pb2.Summary.Value(tag=tag, simple_value=value)
+            out.append(framer.frame(event_pb2.Event(wall_time=1.8e9 + s, step=s,
+                                                    summary=summary_pb2.Summary(value=[v])).SerializeToString()))
+    with open(path, "ab") as fh:
+        fh.write(b"".join(out))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10_000)
@@ -145,11 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     changed_file = change_one_run(root, args.runs, args.steps + 20, 20)
     changed = step("one changed", [*cli, "--cache-dir", str(cli_cache)], "cli")
     after = step("no cache", [*cli, "--no-cache"], "cli")
-    same = plain == cold == warm and changed == after and changed != warm
+    appended_file = append_events(root, args.runs, args.steps, 50)
+    appended = step("one appended", [*cli, "--cache-dir", str(cli_cache)], "cli")
+    after2 = step("no cache", [*cli, "--no-cache"], "cli")
+    same = (plain == cold == warm and changed == after and changed != warm and appended == after2
+            and appended != changed)
     size = sum(p.stat().st_size for p in cli_cache.rglob("*.npz"))
     tree = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     doc = {"runs": args.runs, "steps": args.steps, "jobs": args.jobs, "cpus": os.cpu_count(), "rows": rows,
-           "reports_identical": same, "cache_bytes": size, "tree_bytes": tree, "changed_file": str(changed_file)}
+           "reports_identical": same, "cache_bytes": size, "tree_bytes": tree, "changed_file": str(changed_file),
+           "appended_file": str(appended_file),
+           "manifest_bytes": sum(p.stat().st_size for p in cli_cache.glob("runs/*.pkl"))}
     (args.out / "cache-results.json").write_text(json.dumps(doc, indent=2))
     print("| what | case | wall s | peak RSS MiB | files read |\n|---|---|---:|---:|---:|")
     for r in rows:
@@ -158,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                                              else ("all" if r["kind"] == "read" else ""))
         label = {"list": "discovery only", "read": "discovery + read every file", "cli": "warmcheck analyze"}[r["kind"]]
         print(f"| {label} | {r['case']} | {r['wall_s']:.2f} | {r['peak_rss_mib']:.0f} | {read} |")
-    print(f"\ncache: {size / 2**20:.1f} MiB for a {tree / 2**20:.1f} MiB tree; JSON reports identical "
-          f"(no cache = cold = warm; one changed = no cache after the change): {same}")
+    listing = next(r["wall_s"] for r in rows if r["kind"] == "list")
+    for r in rows:
+        if r["kind"] == "cli" and r["case"] in ("warm", "one changed", "one appended"):
+            print(f"\n{r['case']}: {r['wall_s'] - listing:.2f} s beyond listing", end="")
+    print(f"\n\ncache: {size / 2**20:.1f} MiB of reads + {doc['manifest_bytes'] / 2**20:.1f} MiB of analysed runs "
+          f"for a {tree / 2**20:.1f} MiB tree; JSON reports identical (no cache = cold = warm; one changed "
+          f"= no cache after the change; one appended = no cache after the append): {same}")
     return 0 if same else 1
 
 
