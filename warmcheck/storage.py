@@ -20,6 +20,7 @@ fsspec is imported only when a URL is met.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import os
@@ -41,12 +42,13 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*(::[A-Za-z][A-Za-z0-9+.\-]*)*://")
 _NOT_STORAGE = ("mlflow://",)  # schemes handled elsewhere
 
 # Bounded retries for S3 so that an endpoint that stops answering ends in an error within tens of
-# seconds: botocore's own timeouts and attempts, and s3fs's retry loop around them. Worst case about
-# retries * max_attempts * (connect or read timeout). Each can be overridden with --storage-option
-# (``config_kwargs.read_timeout=60``, ``retries=5``).
+# seconds: botocore's own timeouts and attempts, and s3fs's retry loop around them (``retries``: set on
+# the filesystem, s3fs takes no such argument). Worst case about retries * max_attempts * (connect or
+# read timeout) = 40 s. Each can be overridden with --storage-option (``config_kwargs.read_timeout=60``,
+# ``retries=5``).
 S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {"connect_timeout": 5, "read_timeout": 10,
-                      "retries": {"max_attempts": 2, "mode": "standard"}},
+                      "retries": {"total_max_attempts": 2, "mode": "standard"}},
     "retries": 2,
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {"s3": S3_DEFAULTS, "s3a": S3_DEFAULTS}
@@ -69,6 +71,7 @@ class FileStat:
 
 _options: dict[str, Any] = {}
 _known: dict[str, FileStat] = {}
+_details: dict[str, dict[str, Any]] = {}  # S3 listing entries (ETag): opening the object needs no HEAD
 _listed: set[str] = set()  # URL prefixes listed whole: a file under one that is not in _known is not there
 _lock = threading.Lock()
 
@@ -179,7 +182,7 @@ def merged_options(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str
 
 def options_for(url: str) -> dict[str, Any]:
     """The keyword arguments for ``url``'s filesystem: defaults for its protocol, then the user's."""
-    return _merged(_DEFAULTS.get(protocol(url), {}), _options)
+    return copy.deepcopy(_merged(_DEFAULTS.get(protocol(url), {}), _options))  # botocore edits its dicts
 
 
 # -- filesystems ----------------------------------------------------------------------------------
@@ -188,8 +191,18 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """(filesystem, path inside it) for a URL. Raises :class:`PathError` when it is not installed."""
     _check_installed(url)
     import fsspec.core
+    options = options_for(url)
+    retries = options.pop("retries", None) if protocol(url) in ("s3", "s3a") else None
     try:
-        return cast("tuple[AbstractFileSystem, str]", fsspec.core.url_to_fs(url, **options_for(url)))
+        fs, inner = fsspec.core.url_to_fs(url, **options)
+        if retries is not None:
+            fs.retries = int(retries)
+        if protocol(url) in ("s3", "s3a") and "local_expiry_check" not in options \
+                and hasattr(fs, "local_expiry_check"):
+            # Each range response's ETag is compared with the listing's: an object replaced after the
+            # listing is reported (WC001), never read as the first bytes of one and the rest of another.
+            fs.local_expiry_check = True
+        return cast("AbstractFileSystem", fs), cast(str, inner)
     except ImportError as exc:
         raise PathError(_missing_message(url, str(exc))) from None
     except (TypeError, ValueError) as exc:
@@ -266,7 +279,7 @@ def find(url: str) -> tuple[str, list[Entry]]:
         rel = name[strip:]
         st = _stat_of(info)
         entry_url = prefix + "/" + rel
-        _remember(entry_url, st)
+        _remember(entry_url, st, info)
         out.append(Entry(entry_url, rel, st))
     with _lock:
         _listed.add(prefix + "/")
@@ -282,9 +295,11 @@ def _is_file(fs: AbstractFileSystem, root: str, url: str) -> bool:
         raise _unavailable(url, exc) from None
 
 
-def _remember(url: str, st: FileStat) -> None:
+def _remember(url: str, st: FileStat, info: Mapping[str, Any] | None = None) -> None:
     with _lock:
         _known[url] = st
+        if info is not None and "ETag" in info:
+            _details[url] = {k: info[k] for k in ("name", "size", "type", "ETag", "LastModified") if k in info}
 
 
 def forget_listings() -> None:
@@ -292,6 +307,7 @@ def forget_listings() -> None:
     with _lock:
         _known.clear()
         _listed.clear()
+        _details.clear()
 
 
 # -- stat -----------------------------------------------------------------------------------------
@@ -381,6 +397,8 @@ def _gone(url: str) -> FileNotFoundError:
 
 def _unavailable(url: str, exc: BaseException) -> StorageError:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, TypeError):  # the client was made lazily, at the first request
+        return StorageError(f"{url}: the filesystem does not take the storage options given ({text})")
     return StorageError(f"{url}: object storage did not answer ({type(exc).__name__}: {text}); "
                         "timeouts and retries can be set with --storage-option (for S3: "
                         "config_kwargs.connect_timeout, config_kwargs.read_timeout, retries)")
@@ -399,6 +417,11 @@ def open_binary(path: str) -> BinaryIO:
         kwargs["size"] = known.size  # no HEAD request: the listing gave the size
     try:
         raw = fs.open(inner, "rb", **kwargs)
+        details = _details.get(path)
+        if details is not None and getattr(raw, "_details", 0) is None:
+            # s3fs asks for the object's details (a HEAD) before its first range; the listing has them, and
+            # its ETag makes every range request conditional: an object replaced since is noticed.
+            raw._details = dict(details)
     except FileNotFoundError:
         raise _gone(path) from None
     except (PermissionError, IsADirectoryError):
@@ -503,6 +526,10 @@ class _RemoteFile:
             raise _gone(self.name) from None
         except (PermissionError, IsADirectoryError):
             raise
+        except OSError as exc:
+            if type(exc).__name__ == "FileExpired":  # fsspec's: the ETag no longer matches
+                raise OSError(errno.ESTALE, "the object changed since it was listed", self.name) from None
+            raise _unavailable(self.name, exc) from None
         except ValueError:  # I/O on a closed file, a bad whence: the caller's bug, as for a local file
             raise
         except Exception as exc:  # noqa: BLE001

@@ -75,6 +75,8 @@ def _read(path: str, shown: str, fmt: Format) -> SourceRead:
     cache = active()
     try:
         read = reader_for(fmt)(path) if cache is None else cache.read(path, fmt, reader_for(fmt))
+    except storage.StorageError:
+        raise  # the endpoint, not this file: the invocation ends (exit 2)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the run or the invocation
         read = SourceRead(SourceInfo(path, fmt), findings=[diag(
             "WC021", f"internal error while reading {shown}: {type(exc).__name__}: {exc}", path,

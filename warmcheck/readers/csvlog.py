@@ -58,6 +58,8 @@ def looks_like_training_csv(path: str) -> bool:
         line = lines[:1]
         names = next(csv.reader(line, delimiter=sniff_delimiter(lines[0], lines[1] if len(lines) > 1 else "")), [])
         return any(_looks_like_log_column(n) for n in names)
+    except storage.StorageError:
+        raise  # object storage stopped answering: not a CSV to pass over
     except Exception:  # noqa: BLE001 - a sniff must never break discovery
         return False
 

@@ -40,7 +40,7 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .. import storage
 from ..errors import PathError
@@ -183,15 +183,14 @@ def _display(path: str) -> str:
 
 # -- the trees searched: a local directory (walked) and a URL prefix (listed once) ---------------------
 
-@dataclass(frozen=True, slots=True)
-class _Item:
+class _Item(NamedTuple):  # a tuple, not a frozen dataclass: one per directory entry of a 100k-run tree
     """A directory entry: ``kind`` is 'dir', 'file', 'other' or the WC005 finding of a link not followed."""
 
     name: str
     path: str
     shown: str
     kind: str | Finding
-    link: bool = False
+    link: bool = False  # a symbolic link (only looked at for W&B's ``latest-run``)
 
 
 class _Tree(Protocol):
@@ -236,8 +235,10 @@ class _LocalTree:
             return None
         items = []
         for e in listed:
-            shown_e = _child_shown(shown, e.name)
-            items.append(_Item(e.name, e.path, shown_e, _entry_kind(e, shown_e), e.is_symlink()))
+            name = e.name
+            shown_e = f"{shown}/{name}" if shown != "." else name
+            items.append(_Item(name, e.path, shown_e, _entry_kind(e, shown_e),
+                               name == "latest-run" and e.is_symlink()))
         return items
 
     def has_file(self, directory: str, name: str) -> bool:
@@ -394,16 +395,17 @@ def _superseded_checkpoints(tree: _Tree, files: list[FileEntry], subdirs: list[t
 
 
 # Paths in a URL tree are URLs: '/' separated whatever the platform (os.path would mangle them on Windows).
+# ("://" in path first: these run for every file of a 100k-run tree.)
 def _basename(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1] if storage.is_url(path) else os.path.basename(path)
+    return path.rstrip("/").rsplit("/", 1)[-1] if "://" in path and storage.is_url(path) else os.path.basename(path)
 
 
 def _dirname(path: str) -> str:
-    return storage.dirname(path) if storage.is_url(path) else os.path.dirname(path)
+    return storage.dirname(path) if "://" in path and storage.is_url(path) else os.path.dirname(path)
 
 
 def _join(path: str, name: str) -> str:
-    return f"{path}/{name}" if storage.is_url(path) else os.path.join(path, name)
+    return f"{path}/{name}" if "://" in path and storage.is_url(path) else os.path.join(path, name)
 
 
 def join_runs(runs: list[RunSpec]) -> list[RunSpec]:
