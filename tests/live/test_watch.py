@@ -156,7 +156,8 @@ def test_each_poll_reads_only_new_bytes(tmp_path, monkeypatch):
 
     import warmcheck.readers.tfrecord as tfrecord
 
-    monkeypatch.setattr(tfrecord, "open", lambda p, mode="r": Spy(real_open(p, mode)), raising=False)
+    # every byte the event reader reads goes through storage.open_binary (local files: builtin open)
+    monkeypatch.setattr(tfrecord.storage, "open_binary", lambda p: Spy(real_open(p, "rb")))
     new = b"".join(step_bytes(s, healthy_loss(s)) for s in range(2000, 2010))
     append(path, new)
     read = tailer.poll()
