@@ -12,7 +12,9 @@ Faults: dask itself reschedules the tasks of a worker that died (``distributed.s
 times). A chunk that still fails with ``KilledWorker`` is split and each of its runs submitted alone;
 a run whose task still dies is run once more at the end, alone on the
 cluster; if its worker dies again it becomes a WC024 finding, the others are reported. A task that
-raises (a worker without warmcheck, a result that cannot be serialised) becomes WC021 for its runs.
+raises (a worker without warmcheck, a result that cannot be serialised) becomes WC021 for its runs,
+except a :class:`~warmcheck.storage.StorageError` (object storage stopped answering the worker): that
+ends the sweep with exit 2, as it does locally.
 An unreachable scheduler, a cluster without workers, or a scheduler lost mid-sweep is a
 :class:`~warmcheck.errors.WarmcheckError` (exit 2). dask is an extra (``warmcheck[dask]``), imported here only.
 """
@@ -31,6 +33,7 @@ from .errors import WarmcheckError
 from .findings import make
 from .model import Run, Series
 from .readers.discovery import RunSpec
+from .storage import StorageError
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and for it to have at least one worker
 MAX_CHUNK = 32  # runs per task at most: fewer tasks for the scheduler, small retries when a worker dies
@@ -201,6 +204,8 @@ def _result(future: Any) -> list[list[Run]] | _Killed | _Failed:
 
     try:
         return future.result()
+    except StorageError:
+        raise  # object storage stopped answering a worker: the whole invocation fails (exit 2), as locally
     except KilledWorker as exc:
         return _Killed(exc.allowed_failures + 1, str(getattr(exc.last_worker, "address", exc.last_worker)))
     except (OSError, RuntimeError) as exc:  # the connection to the scheduler is gone

@@ -191,3 +191,48 @@ def test_without_dask_the_error_names_the_extra(tmp_path: Path, monkeypatch: pyt
     root = _sweep(tmp_path / "runs", 1)
     result = CliRunner().invoke(main, ["analyze", "--isolated", "--scheduler", "tcp://127.0.0.1:8786", str(root)])
     assert result.exit_code == 2 and "pip install 'warmcheck[dask]'" in result.stderr
+
+
+def _worker_cache_stats(client: Any) -> dict[str, dict[str, int]]:
+    """Each worker's read-cache counters (:class:`warmcheck.cache.CacheStats`), {} for a worker without a cache."""
+
+    def stats() -> dict[str, int]:
+        from dataclasses import asdict
+
+        from warmcheck import cache
+
+        active = cache.active()
+        return {} if active is None else dict(asdict(active.stats), directory=active.directory)
+
+    return client.run(stats)
+
+
+def test_workers_read_through_the_clients_cache_dir(cluster: str, tmp_path: Path) -> None:
+    """The client's cache directory reaches the workers: the first sweep fills it, the second reads no file."""
+    from warmcheck import cache
+
+    root = _sweep(tmp_path / "runs", 12)
+    old = 1_600_000_000 * 10**9  # files changed in the last 2 s are not cached
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, ns=(old, old))
+    cache_dir = tmp_path / "cache"
+    previous = cache.active()
+    cache.activate(str(cache_dir))
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=30)
+            first = analyze([str(root)], scheduler=cluster)  # keep_points: the cache of analysed runs is not used
+            before = _worker_cache_stats(client)
+            entries = sorted(cache_dir.rglob("*.npz"))
+            assert len(entries) == 12  # written by the workers, in the client's directory
+            stamps = [p.stat().st_mtime_ns for p in entries]
+            again = analyze([str(root)], scheduler=cluster)
+            after = _worker_cache_stats(client)
+    finally:
+        cache.set_active(previous)
+    assert _docs(again) == _docs(first) == _docs(analyze([str(root)]))
+    assert [p.stat().st_mtime_ns for p in entries] == stamps  # nothing rewritten
+    assert set(after) == set(before) and all(s["directory"] == str(cache_dir) for s in after.values())
+    hits = sum(after[w]["hits"] - before[w]["hits"] for w in after)
+    read = sum(after[w]["read"] - before[w]["read"] for w in after)
+    assert (hits, read) == (12, 0)  # the second sweep: every file from the cache, none read
