@@ -16,18 +16,27 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import WarmcheckError
 from ..findings import Finding, Severity
-from ..model import Run
+from ..model import Format, Run
 from ..readers import RunSpec, discover, is_training_csv
 from ..readers.interface import diag
 from ..readers.tailing import Tailer, tailer_for
 from ..reporters.escape import ci_json, ci_line, visible
+from ..storage import StorageError, is_url
 from .alerts import AlertLog, alert_key, default_state_path
 from .buffer import Limits
 from .engine import LiveRun, config_dir_of
+
+if TYPE_CHECKING:
+    from .remote import Spool
+
+FOLLOWS_URLS = True  # ``warmcheck watch s3://...``: objects followed through their listing (:mod:`.remote`)
+MAX_FAILED_POLLS = 10
+"""Polls in a row in which object storage did not answer after which ``watch`` gives up (exit 2)."""
 
 
 @dataclass
@@ -58,11 +67,26 @@ class Watcher:
         self.runs: dict[str, _RunState] = {}
         self.tree_findings: list[Finding] = []
         self._tree_keys: set[tuple[object, ...]] = set()
+        self.storage_errors: list[StorageError] = []  # the last poll's: object storage did not answer
+        self._remote = any(is_url(p) for p in self.paths)
+        self._spool: Spool | None = None  # once an object is followed
+        self._sniffed: dict[str, tuple[object, bool]] = {}  # URL -> (its stat, a training CSV?)
+        self._followed_urls: set[str] = set()
 
     def poll(self) -> list[Finding]:
-        """One round: discover, read what is new, analyse; the findings reported for the first time."""
+        """One round: discover, read what is new, analyse; the findings reported for the first time.
+
+        Object storage that does not answer: the listing's failure raises :class:`StorageError`
+        (nothing changed); a read's failure is kept in :attr:`storage_errors`, the objects not read
+        this round are read at the next one.
+        """
         now = self.clock()
-        found = discover(self.paths, is_training_csv)
+        self.storage_errors = []
+        if self._remote:
+            from .. import storage
+
+            storage.forget_listings()  # this poll's listing is the truth: deleted objects are gone
+        found = discover(self.paths, self._is_training_csv if self._remote else is_training_csv)
         out = self._tree(found.findings)
         present = {shown for spec in found.runs for _, shown, _ in spec.files}
         for known in self.runs.values():
@@ -90,13 +114,47 @@ class Watcher:
                 if followed is None or followed.gone:  # new, or back again (rewritten): follow it afresh
                     if followed is not None:
                         state.live.forget(shown)  # a new file at the path: the old one's points are void
-                    followed = state.files[shown] = _Followed(tailer_for(path, shown, fmt), now)
+                    followed = state.files[shown] = _Followed(self._tailer(path, shown, fmt), now)
                 out.extend(self._follow(state.live, shown, followed, now))
             out.extend(state.live.analyse())
         return out
 
+    def _tailer(self, path: str, shown: str, fmt: Format) -> Tailer:
+        if not is_url(path):
+            return tailer_for(path, shown, fmt)
+        from .remote import RemoteTailer, Spool
+
+        if self._spool is None:
+            self._spool = Spool()
+        self._followed_urls.add(path)
+        return RemoteTailer(path, shown, fmt, self._spool)
+
+    def _is_training_csv(self, path: str) -> bool:
+        """Discovery's CSV sniff; for an object, asked once per version (a followed one: never again)."""
+        if not is_url(path):
+            return is_training_csv(path)
+        if path in self._followed_urls:
+            return True
+        from .. import storage
+
+        st = storage.known_stat(path)
+        cached = self._sniffed.get(path)
+        if cached is not None and cached[0] == st:
+            return cached[1]
+        verdict = is_training_csv(path)
+        self._sniffed[path] = (st, verdict)
+        return verdict
+
+    def close(self) -> None:
+        """Remove the local copies of followed objects."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
     def _rotated(self, path: str) -> bool:
         """Whether ``path`` is a file a followed log was rotated to (its tailer reads it, as part of that log)."""
+        if self._remote and is_url(path):
+            return False  # objects are not renamed in place
         try:
             st = os.stat(path)
         except OSError:
@@ -117,7 +175,16 @@ class Watcher:
 
     def _follow(self, live: LiveRun, shown: str, f: _Followed, now: float) -> list[Finding]:
         out: list[Finding] = []
-        while (read := f.tailer.poll()) is not None:  # more than one read only while catching up
+        while True:  # more than one read only while catching up
+            if self.storage_errors and is_url(f.tailer.path):
+                return out  # object storage did not answer this round: the next one reads it
+            try:
+                read = f.tailer.poll()
+            except StorageError as exc:
+                self.storage_errors.append(exc)
+                return out
+            if read is None:
+                break
             f.changed_at, f.tail_reported = now, False  # a tailer polls None when its file is unchanged
             if f.tailer.generation != f.generation:  # rewritten: its points so far no longer describe it
                 f.generation = f.tailer.generation
@@ -176,12 +243,25 @@ def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.
 
     ``state``: the file remembering what ``--exec`` alerted on across restarts (:mod:`.alerts`);
     ``None``: the default one in the XDG state directory; ``""``: none (alert again after a restart).
+    Object storage that does not answer is said on stderr and tried again at the next poll; after
+    :data:`MAX_FAILED_POLLS` failed polls in a row the watch stops with exit 2.
     """
+    watcher = Watcher(paths, settings, settle=settle)
+    try:
+        return _watch(watcher, paths, settings, interval=interval, exit_on=exit_on, exec_cmd=exec_cmd,
+                      exec_on=exec_on, stop_when_idle=stop_when_idle, fmt=fmt, quiet=quiet, colour=colour,
+                      sleep=sleep, state=state)
+    finally:
+        watcher.close()
+
+
+def _watch(watcher: Watcher, paths: Sequence[str], settings: Settings, *, interval: float, exit_on: str | None,
+           exec_cmd: str | None, exec_on: str, stop_when_idle: bool, fmt: str, quiet: bool, colour: bool,
+           sleep: Callable[[float], None], state: str | None) -> int:
     import signal
 
     from ..pipeline import Outcome, exit_code
 
-    watcher = Watcher(paths, settings, settle=settle)
     alerts = None
     if exec_cmd and state != "":
         alerts = AlertLog(state, owned=False) if state else AlertLog(default_state_path(paths, exec_cmd), owned=True)
@@ -200,20 +280,28 @@ def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.
                 "no training logs yet"
             _say(f"warmcheck: watching {', '.join(paths)}: {what}; polling every {interval:g} s"
                  + ("" if stop_when_idle else " (Ctrl-C to stop)"))
+        failed = _storage_trouble(watcher.storage_errors, 0, interval, quiet)
         if printer.emit(first):
             return _close(watcher, printer, settings, quiet, stopped="--exit-on")
         while True:
-            if stop_when_idle and watcher.idle():
+            if stop_when_idle and not failed and watcher.idle():
                 break
             sleep(interval)
             try:
                 found = watcher.poll()
+            except StorageError as exc:  # the listing: nothing was read, nothing changed
+                found, watcher.storage_errors = [], [exc]
             except WarmcheckError as exc:  # a watched path vanished: say so, keep watching the rest
                 if not quiet:
                     _say(f"warmcheck: {visible(str(exc))}")
                 continue
+            failed = _storage_trouble(watcher.storage_errors, failed, interval, quiet)
             if printer.emit(found):
                 return _close(watcher, printer, settings, quiet, stopped="--exit-on")
+            if failed >= MAX_FAILED_POLLS:
+                _say(f"warmcheck: error: object storage did not answer in {failed} polls in a row; stopping "
+                     f"(last error: {visible(str(watcher.storage_errors[-1]))})")
+                return _close(watcher, printer, settings, quiet, stopped="storage-error", code=2)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -225,6 +313,20 @@ def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.
     code = exit_code(outcome, settings.fail_on)
     return _close(watcher, printer, settings, quiet, code=code,
                   stopped="interrupted" if interrupted else "idle", finished=True)
+
+
+def _storage_trouble(errors: Sequence[StorageError], failed: int, interval: float, quiet: bool) -> int:
+    """Say on stderr that object storage did not answer this poll (or answers again); the failed polls in a row."""
+    if not errors:
+        if failed and not quiet:
+            _say("warmcheck: object storage answers again; the objects not read meanwhile are read now")
+        return 0
+    failed += 1
+    if not quiet and failed < MAX_FAILED_POLLS:
+        _say(f"warmcheck: {visible(str(errors[0]))}; "
+             f"{'this poll skipped' if len(errors) == 1 else f'{len(errors)} reads failed'}, trying again in "
+             f"{interval:g} s (failed polls in a row: {failed}; the watch stops at {MAX_FAILED_POLLS})")
+    return failed
 
 
 def _interrupt(signum: int, frame: object) -> None:

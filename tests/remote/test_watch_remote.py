@@ -1,0 +1,434 @@
+"""``warmcheck watch`` on object storage: a real S3 endpoint (moto's server on 127.0.0.1, the real s3fs client).
+
+Each poll lists the prefix once (no HEAD per object); an object re-uploaded larger is read from the end
+of what was read before, with the ``WINDOW`` bytes before it fetched in the same ranged read (they must
+be unchanged); an object whose early bytes changed is read whole again, as a rewrite, and the final
+points and findings are those ``analyze`` gives of the final objects. An endpoint that stops answering
+is said on stderr; the watch goes on when it answers again, and gives up (exit 2) after
+``MAX_FAILED_POLLS`` failed polls in a row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fsspec
+import pytest
+from click.testing import CliRunner
+from conftest import free_port
+from factories import record_bytes, scalar_event, version_event
+
+from warmcheck import pipeline, storage
+from warmcheck.cli import main
+from warmcheck.config import Settings
+from warmcheck.findings import Finding
+from warmcheck.live import watch as live_watch
+from warmcheck.live.remote import WINDOW, RemoteTailer
+from warmcheck.live.watch import Watcher, watch_loop
+from warmcheck.model import Run
+
+EVENTS = "events.out.tfevents.1700000000.host.1.0"
+
+
+def lr_at(step: int) -> float:
+    return 1e-3 * min(1.0, (step + 1) / 20)
+
+
+def loss_a(step: int) -> float:
+    return 4.0 * math.exp(-step / 80) + 1.5 + 0.02 * math.sin(step * 1.7)
+
+
+def loss_b(step: int) -> float:  # another attempt: another trajectory
+    return 5.0 * math.exp(-step / 150) + 2.5 + 0.02 * math.cos(step * 1.3)
+
+
+def nan_from(at: int, loss: Callable[[int], float] = loss_a) -> Callable[[int], float]:
+    return lambda s: math.nan if s >= at else loss(s)
+
+
+def events(hi: int, loss: Callable[[int], float] = loss_a) -> bytes:
+    return record_bytes([version_event()]) + b"".join(
+        record_bytes([scalar_event("train/lr", s, lr_at(s), 1.7e9 + s),
+                      scalar_event("train/loss", s, loss(s), 1.7e9 + s)]) for s in range(hi))
+
+
+def csv(hi: int, loss: Callable[[int], float] = loss_a) -> bytes:
+    return b"step,lr,loss\n" + "".join(f"{s},{lr_at(s)!r},{loss(s)!r}\n" for s in range(hi)).encode()
+
+
+def jsonl(hi: int, loss: Callable[[int], float] = loss_a) -> bytes:
+    return "".join(json.dumps({"step": s, "lr": lr_at(s), "loss": loss(s)}) + "\n" for s in range(hi)).encode()
+
+
+WRITERS: dict[str, Callable[..., bytes]] = {EVENTS: events, "log.csv": csv, "log.jsonl": jsonl}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Live:
+    """A watcher over ``url`` with a hand-driven clock, collecting what it reports."""
+
+    def __init__(self, url: str) -> None:
+        self.clock = Clock()
+        self.watcher = Watcher([url], Settings(), settle=5, clock=self.clock)
+        self.reported: list[Finding] = []
+
+    def poll(self) -> list[Finding]:
+        self.clock.now += 1
+        found = self.watcher.poll()
+        self.reported += found
+        return found
+
+    def finish(self) -> list[Run]:
+        self.poll()
+        self.reported += self.watcher.finish()
+        runs = self.watcher.outcome_runs()
+        self.watcher.close()
+        return runs
+
+    def tailers(self) -> dict[str, RemoteTailer]:
+        out = {}
+        for state in self.watcher.runs.values():
+            for shown, f in state.files.items():
+                assert isinstance(f.tailer, RemoteTailer)
+                out[shown] = f.tailer
+        return out
+
+
+def points(runs: list[Run] | tuple[Run, ...]) -> dict[str, dict[str, tuple[list[int], bytes]]]:
+    """Each run's series: steps, and the exact bits of the values (NaN equal to NaN)."""
+    return {r.name: {s.tag: (s.steps.tolist(), s.values.astype("float64").tobytes()) for s in r.series}
+            for r in runs}
+
+
+def judged(findings: list[Finding] | tuple[Finding, ...]) -> set[tuple[str, str | None, int | None]]:
+    """Data, spike and divergence findings: what a rewrite could make up (WC006, WC301/WC304, WC4xx)."""
+    return {(f.code, f.tag, f.step) for f in findings if f.code[:3] in ("WC0", "WC3", "WC4")}
+
+
+def assert_as_analyze(live: Live, runs: list[Run], url: str) -> None:
+    storage.forget_listings()
+    expected = pipeline.analyze([url], Settings(), jobs=1).runs
+    assert points(runs) == points(expected)
+    assert judged(live.reported) == judged([f for r in expected for f in r.findings])
+
+
+class Spy:
+    """What the s3fs client asks the endpoint: operations by name, and the byte ranges fetched."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import s3fs.core
+
+        self.ops: Counter[str] = Counter()
+        self.ranges: list[tuple[str, int, int]] = []  # (key, start, bytes)
+        real_call, real_fetch = s3fs.core.S3FileSystem._call_s3, s3fs.core.S3File._fetch_range
+        spy = self
+
+        async def call(fs: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+            spy.ops[method] += 1
+            return await real_call(fs, method, *args, **kwargs)
+
+        def fetch(f: Any, start: int, end: int) -> bytes:
+            data = real_fetch(f, start, end)
+            spy.ranges.append((f.key.rsplit("/", 1)[-1], start, len(data)))
+            return bytes(data)
+
+        monkeypatch.setattr(s3fs.core.S3FileSystem, "_call_s3", call)
+        monkeypatch.setattr(s3fs.core.S3File, "_fetch_range", fetch)
+
+    def clear(self) -> None:
+        self.ops.clear()
+        self.ranges.clear()
+
+    def fetched(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for key, _, n in self.ranges:
+            out[key] += n
+        return dict(out)
+
+
+@pytest.fixture
+def on_s3(moto_endpoint: str, bucket: str) -> Iterator[str]:
+    """``s3://bucket/runs``, with warmcheck's filesystems pointed at the moto server."""
+    storage.set_storage_options({"endpoint_url": moto_endpoint})
+    yield f"s3://{bucket}/runs"
+
+
+# -- appended: only the new bytes ----------------------------------------------------------------------
+
+
+def test_objects_uploaded_larger_are_read_from_where_they_ended(on_s3: str, s3: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = on_s3[5:].split("/", 1)[0]
+    keys = {name: f"{bucket}/runs/{name.split('.')[-1] if name != EVENTS else 'tb'}/{name}" for name in WRITERS}
+    sizes = {name: 0 for name in WRITERS}
+
+    def upload(hi: int, loss: Callable[[int], float] = loss_a) -> None:
+        for name, write in WRITERS.items():
+            data = write(hi, loss)
+            s3.pipe(keys[name], data)
+            sizes[name] = len(data)
+
+    upload(400)
+    spy = Spy(monkeypatch)
+    live = Live(on_s3)
+    assert live.poll() == []
+    assert len(live.watcher.runs) == 3
+    assert spy.ops["head_object"] == 0 and spy.ops["list_objects_v2"] == 1  # the listing gave size and ETag
+    # each object read once, whole (a CSV also sniffed once by discovery: is it a training log?)
+    assert spy.fetched() == {**sizes, "log.csv": 2 * sizes["log.csv"]}
+
+    spy.clear()
+    assert live.poll() == []  # nothing changed: the listing only
+    assert dict(spy.ops) == {"list_objects_v2": 1} and not spy.ranges
+
+    s3.pipe(keys["log.csv"], csv(400))  # uploaded again unchanged: the same ETag, nothing read
+    spy.clear()
+    live.poll()
+    assert dict(spy.ops) == {"list_objects_v2": 1}
+
+    for hi in (480, 560, 640, 720):
+        old = dict(sizes)
+        upload(hi, nan_from(700))
+        spy.clear()
+        live.poll()
+        # one listing and one ranged GET per object: the window before the old end and the new bytes
+        assert dict(spy.ops) == {"list_objects_v2": 1, "get_object": 3}
+        assert spy.fetched() == {name: sizes[name] - old[name] + min(WINDOW, old[name]) for name in WRITERS}
+        assert {key: start for key, start, _ in spy.ranges} == {n: max(0, old[n] - WINDOW) for n in WRITERS}
+        assert all(t.generation == 0 for t in live.tailers().values())  # never read as a rewrite
+    assert max(sizes.values()) > WINDOW  # the window was a part of the object, not all of it
+    assert {(f.run.rsplit("/", 1)[-1], f.code, f.step) for f in live.reported if f.code == "WC401"} == {
+        ("tb", "WC401", 700), ("log.csv", "WC401", 700), ("log.jsonl", "WC401", 700)}
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
+# -- rewritten: read whole, no false findings ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "pattern"), [
+    (EVENTS, "shorter"), (EVENTS, "longer"), (EVENTS, "same-size"),
+    ("log.csv", "shorter"), ("log.csv", "longer"), ("log.jsonl", "longer"),
+])
+def test_rewritten_object_is_read_whole_again(on_s3: str, s3: Any, monkeypatch: pytest.MonkeyPatch, name: str,
+                                             pattern: str) -> None:
+    write = WRITERS[name]
+    key = on_s3[5:] + f"/r/{name}"
+    live = Live(on_s3)
+    for hi in (100, 200, 300):  # the first attempt, followed
+        s3.pipe(key, write(hi, loss_a))
+        live.poll()
+    (tailer,) = live.tailers().values()
+    first = write(300, loss_a)
+    again = write({"shorter": 60, "longer": 360, "same-size": 300}[pattern], loss_b)  # a new attempt
+    assert (len(again) == len(first)) == (pattern == "same-size")
+    spy = Spy(monkeypatch)
+    s3.pipe(key, again)
+    before = tailer.bytes_fetched
+    live.poll()
+    assert tailer.generation == 1  # the points of the first attempt are void
+    window = min(WINDOW, len(first)) if pattern == "longer" else 0  # the window told it apart, then whole
+    assert tailer.bytes_fetched - before == window + len(again)
+    assert sum(n for _, _, n in spy.ranges) <= tailer.bytes_fetched - before + storage.BLOCK_SIZE
+    for hi in (420, 480):  # the new attempt goes on
+        s3.pipe(key, write(hi, loss_b))
+        live.poll()
+    assert tailer.generation == 1
+    runs = live.finish()
+    assert [f.code for f in live.reported if f.code in ("WC001", "WC003", "WC004")] == []
+    assert_as_analyze(live, runs, on_s3)
+
+
+# -- new runs, deleted objects ---------------------------------------------------------------------------
+
+
+def test_new_runs_under_the_prefix_are_followed_and_deleted_objects_said(on_s3: str, s3: Any) -> None:
+    prefix = on_s3[5:]
+    s3.pipe(f"{prefix}/a/{EVENTS}", events(200))
+    live = Live(on_s3)
+    assert live.poll() == []
+    assert list(live.watcher.runs) == [f"{on_s3}/a"]
+    s3.pipe(f"{prefix}/b/{EVENTS}", events(60, nan_from(50)))  # a new run appears
+    s3.pipe(f"{prefix}/c/log.csv", csv(80))
+    found = live.poll()
+    assert sorted(live.watcher.runs) == [f"{on_s3}/a", f"{on_s3}/b", f"{on_s3}/c/log.csv"]
+    assert [(f.run, f.code, f.step) for f in found] == [(f"{on_s3}/b", "WC401", 50)]
+    s3.pipe(f"{prefix}/a/events.out.tfevents.1700009999.host.2.0", events(3, nan_from(0)))  # a second file of a
+    found = live.poll()
+    assert [(f.run, f.code) for f in found] == [(f"{on_s3}/a", "WC401")]
+    s3.rm(f"{prefix}/c/log.csv")
+    found = live.poll()
+    assert [(f.run, f.code) for f in found] == [(f"{on_s3}/c/log.csv", "WC001")]
+    assert "disappeared" in found[0].message
+    live.watcher.close()
+
+
+# -- through the command line ----------------------------------------------------------------------------
+
+
+def test_watch_command_follows_an_s3_prefix(on_s3: str, s3: Any, moto_endpoint: str) -> None:
+    prefix = on_s3[5:]
+    s3.pipe(f"{prefix}/a/{EVENTS}", events(200))
+    s3.pipe(f"{prefix}/b/log.csv", csv(120, nan_from(100)))
+    args = ["--storage-option", f"endpoint_url={moto_endpoint}", on_s3]
+    result = CliRunner().invoke(main, ["watch", "--format", "json", "--stop-when-idle", "--settle", "0",
+                                       "--interval", "0.01", "--no-state", *args])
+    analyzed = CliRunner().invoke(main, ["analyze", "--format", "json", "-q", "--no-cache", *args])
+    assert result.exit_code == analyzed.exit_code == 1, result.output
+    assert "does not follow URLs" not in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert ("WC401", f"{on_s3}/b/log.csv") in {(e.get("code"), e.get("run")) for e in lines}
+    assert lines[-1]["event"] == "summary" and lines[-1]["runs"] == 2
+
+
+def test_memory_urls_are_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    mem = fsspec.filesystem("memory")
+    url = "memory://wc-watch/runs"
+    try:
+        mem.pipe(f"/wc-watch/runs/a/{EVENTS}", events(300))
+        live = Live(url)
+        live.poll()
+        (tailer,) = live.tailers().values()
+        size = len(events(300))
+        for hi in (400, 500):
+            before = tailer.bytes_fetched
+            mem.pipe(f"/wc-watch/runs/a/{EVENTS}", events(hi, nan_from(450)))
+            live.poll()
+            assert tailer.bytes_fetched - before == len(events(hi)) - size + min(WINDOW, size)
+            size = len(events(hi))
+        assert [f.code for f in live.reported if f.code == "WC401"] == ["WC401"]
+        assert_as_analyze(live, live.finish(), url)
+    finally:
+        mem.rm("/wc-watch", recursive=True)
+
+
+# -- an endpoint that stops answering --------------------------------------------------------------------
+
+FAST_FAIL = {"config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
+                               "retries": {"total_max_attempts": 1, "mode": "standard"}}, "retries": 1}
+
+
+def test_endpoint_that_stops_answering_mid_watch(s3: Any, bucket: str, moto_endpoint: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from test_s3 import BlackHole
+
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    proxy = BlackHole(forward_to=("127.0.0.1", port))
+    url = f"s3://{bucket}/runs"
+    key = f"{bucket}/runs/a/log.csv"
+    s3.pipe(key, csv(200))
+    storage.set_storage_options({"endpoint_url": f"http://127.0.0.1:{proxy.port}", **FAST_FAIL})
+    script: list[Callable[[], None]] = [
+        lambda: s3.pipe(key, csv(300)),  # read normally
+        proxy.hang,  # the endpoint stops answering: the listing fails
+        lambda: s3.pipe(key, csv(400, nan_from(350))),  # written meanwhile; still not answering
+        lambda: setattr(proxy, "forward_to", ("127.0.0.1", port)),  # back
+        lambda: s3.pipe(key, csv(450, nan_from(350))),
+    ]
+
+    def sleep(_: float) -> None:
+        if not script:
+            raise KeyboardInterrupt
+        script.pop(0)()
+
+    try:
+        code = watch_loop([url], Settings(), interval=0.01, settle=1000, sleep=sleep, state="")
+    finally:
+        proxy.close()
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "object storage did not answer" in err and "trying again" in err
+    assert "answers again" in err
+    assert "Traceback" not in err
+    assert f"{url}/a/log.csv: " in out and "WC401" in out  # the rows written meanwhile were read
+    storage.set_storage_options({"endpoint_url": moto_endpoint})
+    storage.forget_listings()
+    expected = pipeline.analyze([url], Settings(), jobs=1).runs
+    assert [r.name for r in expected] == [f"{url}/a/log.csv"]
+
+
+def test_reads_failing_after_the_listing_lose_nothing(s3: Any, bucket: str, moto_endpoint: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_s3 import BlackHole
+
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    proxy = BlackHole(forward_to=("127.0.0.1", port))
+    url = f"s3://{bucket}/runs"
+    key = f"{bucket}/runs/a/log.csv"
+    s3.pipe(key, csv(200))
+    storage.set_storage_options({"endpoint_url": f"http://127.0.0.1:{proxy.port}", **FAST_FAIL})
+    real_discover = live_watch.discover
+    try:
+        live = Live(url)
+        live.poll()
+        (tailer,) = live.tailers().values()
+        held = tailer.bytes_fetched
+
+        def discover_then_hang(*args: Any, **kwargs: Any) -> Any:
+            found = real_discover(*args, **kwargs)
+            proxy.hang()
+            return found
+
+        s3.pipe(key, csv(300))
+        monkeypatch.setattr(live_watch, "discover", discover_then_hang)
+        assert live.poll() == []
+        assert [type(e).__name__ for e in live.watcher.storage_errors] == ["StorageError"]
+        assert "object storage did not answer" in str(live.watcher.storage_errors[0])
+        assert tailer.bytes_fetched == held
+        monkeypatch.setattr(live_watch, "discover", real_discover)
+        proxy.forward_to = ("127.0.0.1", port)
+        s3.pipe(key, csv(400, nan_from(350)))
+        assert [f.code for f in live.poll() if f.code == "WC401"] == ["WC401"]
+        assert live.watcher.storage_errors == []
+        assert tailer.generation == 0  # read on from where it was, not as a rewrite
+        runs = live.finish()
+    finally:
+        proxy.close()
+    storage.set_storage_options({"endpoint_url": moto_endpoint})
+    assert_as_analyze(live, runs, url)
+
+
+def test_endpoint_that_never_comes_back_ends_the_watch_with_exit_2(
+        s3: Any, bucket: str, moto_endpoint: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_s3 import BlackHole
+
+    monkeypatch.setattr(live_watch, "MAX_FAILED_POLLS", 3)
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    proxy = BlackHole(forward_to=("127.0.0.1", port))
+    s3.pipe(f"{bucket}/runs/a/log.csv", csv(200))
+    storage.set_storage_options({"endpoint_url": f"http://127.0.0.1:{proxy.port}", **FAST_FAIL})
+    sleeps = 0
+
+    def sleep(_: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        proxy.hang()
+
+    try:
+        code = watch_loop([f"s3://{bucket}/runs"], Settings(), interval=0.01, sleep=sleep, state="")
+    finally:
+        proxy.close()
+    err = capsys.readouterr().err
+    assert code == 2 and sleeps == 3
+    assert "did not answer in 3 polls in a row; stopping" in err
+    assert "Traceback" not in err
+
+
+def test_first_listing_failing_is_exit_2() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(main, ["watch", "--storage-option", f"endpoint_url={closed}", "--storage-option",
+                                       "config_kwargs=" + json.dumps(FAST_FAIL["config_kwargs"]),
+                                       "--storage-option", "retries=1", "s3://bucket/runs/"])
+    assert result.exit_code == 2
+    assert "object storage did not answer" in result.stderr and "Traceback" not in result.stderr
