@@ -249,6 +249,28 @@ def test_rewritten_object_is_read_whole_again(on_s3: str, s3: Any, monkeypatch: 
     assert_as_analyze(live, runs, on_s3)
 
 
+def trainer_state(hi: int, loss: Callable[[int], float]) -> bytes:
+    history = [{"step": s, "learning_rate": lr_at(s), "loss": loss(s), "epoch": s / 1000} for s in range(5, hi, 5)]
+    return json.dumps({"global_step": hi - 5, "max_steps": 2000, "log_history": history}, indent=1).encode()
+
+
+def test_trainer_state_saved_again_is_an_extension_unless_its_history_changed(on_s3: str, s3: Any) -> None:
+    key = on_s3[5:] + "/hf/trainer_state.json"
+    live = Live(on_s3)
+    for hi in (100, 200, 300):  # Hugging Face saves again: its first bytes change (global_step), its history grows
+        s3.pipe(key, trainer_state(hi, loss_a))
+        live.poll()
+    (tailer,) = live.tailers().values()
+    assert tailer.generation == 0  # told apart by the points, as for a local file
+    s3.pipe(key, trainer_state(150, loss_b))  # a new attempt
+    live.poll()
+    assert tailer.generation == 1
+    s3.pipe(key, trainer_state(400, nan_from(350, loss_b)))
+    live.poll()
+    assert tailer.generation == 1
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
 # -- new runs, deleted objects ---------------------------------------------------------------------------
 
 
@@ -289,6 +311,36 @@ def test_watch_command_follows_an_s3_prefix(on_s3: str, s3: Any, moto_endpoint: 
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert ("WC401", f"{on_s3}/b/log.csv") in {(e.get("code"), e.get("run")) for e in lines}
     assert lines[-1]["event"] == "summary" and lines[-1]["runs"] == 2
+
+
+def test_mlflow_stores_on_a_url_are_one_finding_each_and_the_rest_followed(on_s3: str, s3: Any) -> None:
+    prefix = on_s3[5:]
+    s3.pipe(f"{prefix}/exp/abc/meta.yaml", b"run_id: abc\n")
+    s3.pipe(f"{prefix}/exp/abc/metrics/loss", b"1 0.5 1\n")
+    s3.pipe(f"{prefix}/mlflow.db", b"SQLite format 3\x00" + bytes(100))
+    s3.pipe(f"{prefix}/metrics.csv", csv(100))
+    live = Live(on_s3)
+    found = live.poll()
+    assert sorted((f.run, f.code) for f in found) == [(f"{on_s3}/exp/abc", "WC001"), (f"{on_s3}/mlflow.db", "WC001")]
+    assert all("cannot be read from a URL" in f.message for f in found)
+    s3.pipe(f"{prefix}/metrics.csv", csv(140, nan_from(120)))
+    assert [(f.run, f.code) for f in live.poll() if f.code == "WC401"] == [(f"{on_s3}/metrics.csv", "WC401")]
+    assert live.poll() == []  # each said once
+    live.watcher.close()
+
+
+def test_missing_filesystem_is_exit_2_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")
+
+    def not_installed(protocol: str) -> Any:
+        raise ImportError(registry.known_implementations[protocol]["err"])
+
+    monkeypatch.setattr(registry, "get_filesystem_class", not_installed)
+    result = CliRunner().invoke(main, ["watch", "gs://bucket/runs/"])
+    assert result.exit_code == 2
+    assert "pip install 'warmcheck[gcs]'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_memory_urls_are_followed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,9 @@ object whose size and ETag are those it last read. For one that changed:
 - **shrank**, or the same size with a new ETag, or the window differs: the object is read whole again;
   if its bytes are those read before (an identical re-upload) nothing happens, else it is a rewrite:
   the followed file is replaced and the local tailer starts a new generation (its points replace
-  those returned before, as for a local file truncated and written again).
+  those returned before, as for a local file truncated and written again). A file read whole at
+  each change (``trainer_state.json``, gzip) is overwritten in place instead: its tailer tells a
+  longer history (Hugging Face saving again) from a new attempt by the points themselves.
 
 The bytes read are kept in a local spool file (one per followed object, in a temporary directory
 removed at the end of the watch) that the local tailer of the format
@@ -41,7 +43,7 @@ from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ..readers._follow import FileIdentity
 from ..readers.interface import diag
-from ..readers.tailing import Tailer, tailer_for
+from ..readers.tailing import FileTailer, Tailer, tailer_for
 
 WINDOW = 64 * 1024
 """Bytes before the end of what was read that are fetched again with the new bytes: must be unchanged."""
@@ -176,6 +178,9 @@ class RemoteTailer:
                     raise _Stale()
             if os.path.exists(self.local) and _same_bytes(tmp, self.local):
                 os.unlink(tmp)  # uploaded again unchanged
+            elif isinstance(self._inner, FileTailer) and self._inner.reads_whole:
+                shutil.copyfile(tmp, self.local)  # in place: the tailer tells an extension from a new attempt
+                os.unlink(tmp)
             else:
                 os.replace(tmp, self.local)  # a new inode: the local tailer reads it as a rewrite
         except BaseException:

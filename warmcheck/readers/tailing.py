@@ -202,6 +202,11 @@ class FileTailer:
 
     # -- the protocol --------------------------------------------------------------------------
 
+    @property
+    def reads_whole(self) -> bool:
+        """Whether each change is read with the whole-file reader (``trainer_state.json``, gzip, UTF-16)."""
+        return self._whole
+
     def poll(self) -> SourceRead | None:
         """What is new since the last poll (see the module docstring); ``None`` if nothing changed."""
         self.bytes_read = 0
