@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -289,9 +290,15 @@ def test_new_runs_under_the_prefix_are_followed_and_deleted_objects_said(on_s3: 
     found = live.poll()
     assert [(f.run, f.code) for f in found] == [(f"{on_s3}/a", "WC401")]
     s3.rm(f"{prefix}/c/log.csv")
+    spool = live.tailers()[f"{on_s3}/c/log.csv"].local
+    assert os.path.exists(spool)
     found = live.poll()
     assert [(f.run, f.code) for f in found] == [(f"{on_s3}/c/log.csv", "WC001")]
     assert "disappeared" in found[0].message
+    assert not os.path.exists(spool)  # its local copy removed
+    s3.pipe(f"{prefix}/c/log.csv", csv(30, nan_from(20)))  # back again: followed afresh
+    found = live.poll()
+    assert [(f.run, f.code, f.step) for f in found if f.code == "WC401"] == [(f"{on_s3}/c/log.csv", "WC401", 20)]
     live.watcher.close()
 
 
@@ -359,7 +366,16 @@ def test_memory_urls_are_followed(monkeypatch: pytest.MonkeyPatch) -> None:
             assert tailer.bytes_fetched - before == len(events(hi)) - size + min(WINDOW, size)
             size = len(events(hi))
         assert [f.code for f in live.reported if f.code == "WC401"] == ["WC401"]
+        spool = os.path.dirname(os.path.dirname(tailer.local))
         assert_as_analyze(live, live.finish(), url)
+        assert not os.path.exists(spool)  # the watch's local copies removed when it ends
+
+        one = f"{url}/a/{EVENTS}"  # an object given itself, not a prefix
+        live = Live(one)
+        live.poll()
+        mem.pipe(f"/wc-watch/runs/a/{EVENTS}", events(520, nan_from(450)))
+        live.poll()
+        assert_as_analyze(live, live.finish(), one)
     finally:
         mem.rm("/wc-watch", recursive=True)
 

@@ -35,6 +35,7 @@ import errno
 import os
 import shutil
 import tempfile
+import weakref
 from typing import BinaryIO
 
 from .. import storage
@@ -56,11 +57,13 @@ class Spool:
     def __init__(self) -> None:
         self._dir: str | None = None
         self._count = 0
+        self._cleanup: weakref.finalize | None = None  # also at exit, or when the watcher is dropped
 
     def new_dir(self) -> str:
         """A new empty directory for one object's spool file."""
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="warmcheck-watch-")
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._count += 1
         path = os.path.join(self._dir, str(self._count))
         os.mkdir(path)
@@ -68,9 +71,9 @@ class Spool:
 
     def close(self) -> None:
         """Remove the spool files."""
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._cleanup is not None:
+            self._cleanup()
+        self._dir, self._cleanup = None, None
 
 
 class _NoIdentity(FileIdentity):
@@ -120,6 +123,11 @@ class RemoteTailer:
         read = self._inner.poll()
         self.generation = self._inner.generation
         return read
+
+    def discard(self) -> None:
+        """The object is gone: remove its spool file (what was read from it stays with the watcher)."""
+        shutil.rmtree(os.path.dirname(self.local), ignore_errors=True)
+        self._inner, self._synced = None, None
 
     def pending_bytes(self) -> int:
         """The local tailer's held-back bytes."""

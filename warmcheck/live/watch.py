@@ -96,6 +96,7 @@ class Watcher:
                         out.extend(self._follow(known.live, shown, old, now))
                         continue
                     old.gone = True  # deleted or moved: what was read from it stays in the analysis
+                    _discard(old.tailer)
                     known.live.note([diag("WC001", "file disappeared while being watched (deleted or moved); "
                                           "the points read from it are kept", shown)])
                     out.extend(known.live.analyse())
@@ -225,6 +226,13 @@ class Watcher:
     def outcome_runs(self) -> list[Run]:
         """The runs as last analysed, with the findings reported (for the closing summary)."""
         return [s.live.outcome_run() for s in self.runs.values()]
+
+
+def _discard(tailer: Tailer) -> None:
+    """Drop what a tailer of a vanished object keeps on local disk (its spool file)."""
+    discard = getattr(tailer, "discard", None)
+    if discard is not None:
+        discard()
 
 
 def _superseded_copy(path: str) -> bool:
