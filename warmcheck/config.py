@@ -84,7 +84,9 @@ class Settings:
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     runs: tuple[RunExpectation, ...] = ()  # [[tool.warmcheck.runs]]: per-run expectations, by glob
-    fixed: frozenset[str] = frozenset()  # fields set by flags or the environment: per-run tables yield to them
+    # Fields set by flags or the environment (per-run tables yield to them), sorted: the settings' repr
+    # names the cache of analysed runs, and a set would print in the order of the process's hash seed.
+    fixed: tuple[str, ...] = ()
     config: ConfigOrigin = ConfigOrigin()  # which configuration file these settings came from
 
     def for_run(self, name: str) -> Settings:
@@ -364,7 +366,7 @@ def settings_from(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]
     unknown = set(merged) - known
     if unknown:  # pragma: no cover - guarded by KEYS
         raise ConfigError(f"unknown settings {sorted(unknown)}")
-    fixed = frozenset([*(env_values or {}), *flag_values])
+    fixed = tuple(sorted({*(env_values or {}), *flag_values}))
     return Settings(**merged, sources=sources, fixed=fixed, config=origin or ConfigOrigin())
 
 
