@@ -28,6 +28,7 @@ from warmcheck.cli import main
 from warmcheck.config import Settings
 from warmcheck.findings import Finding
 from warmcheck.live import watch as live_watch
+from warmcheck.live.buffer import Limits
 from warmcheck.live.remote import WINDOW, RemoteTailer
 from warmcheck.live.watch import Watcher, watch_loop
 from warmcheck.model import Run
@@ -79,9 +80,9 @@ class Clock:
 class Live:
     """A watcher over ``url`` with a hand-driven clock, collecting what it reports."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: Limits | None = None) -> None:
         self.clock = Clock()
-        self.watcher = Watcher([url], Settings(), settle=5, clock=self.clock)
+        self.watcher = Watcher([url], Settings(), settle=5, clock=self.clock, limits=limits)
         self.reported: list[Finding] = []
 
     def poll(self) -> list[Finding]:
@@ -211,6 +212,40 @@ def test_objects_uploaded_larger_are_read_from_where_they_ended(on_s3: str, s3: 
     assert max(sizes.values()) > WINDOW  # the window was a part of the object, not all of it
     assert {(f.run.rsplit("/", 1)[-1], f.code, f.step) for f in live.reported if f.code == "WC401"} == {
         ("tb", "WC401", 700), ("log.csv", "WC401", 700), ("log.jsonl", "WC401", 700)}
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
+@pytest.mark.slow
+def test_spool_files_keep_only_what_the_tailers_still_need(on_s3: str, s3: Any) -> None:
+    from warmcheck.live import remote
+
+    prefix = on_s3[5:]
+    big = {EVENTS: events(50_000), "log.csv": csv(50_000), "log.jsonl": jsonl(50_000)}
+    for name, data in big.items():
+        s3.pipe(f"{prefix}/{name.rsplit('.', 1)[-1]}/{name}", data)
+    live = Live(on_s3, Limits(head=100_000, middle=100_000, tail=100_000))  # every point kept, to compare
+    live.poll()
+    for name, write in WRITERS.items():
+        s3.pipe(f"{prefix}/{name.rsplit('.', 1)[-1]}/{name}", write(50_200, nan_from(50_100)))
+    live.poll()
+    tailers = live.tailers()
+    assert len(tailers) == 3 and all(t.generation == 0 for t in tailers.values())
+    probe = os.path.join(os.path.dirname(os.path.dirname(next(iter(tailers.values())).local)), "probe")
+    with open(probe, "wb") as fh:
+        fh.write(b"x" * (1 << 20))
+    can_punch = remote._punch_hole(probe, 0, 1 << 19)  # this system and filesystem free blocks on request
+    for t in tailers.values():
+        st = os.stat(t.local)
+        assert st.st_size == len(WRITERS[t.local.rsplit("/", 1)[-1]](50_200, nan_from(50_100)))
+        assert st.st_size > remote.KEEP_HEAD + remote.TRIM_MIN + remote.WINDOW + remote.TRIM_ALIGN
+        if can_punch:  # kept: the head, the window before the offset, the bytes not read yet (block rounding)
+            assert t._trimmed > remote.TRIM_MIN
+            assert st.st_blocks * 512 <= remote.KEEP_HEAD + remote.WINDOW + 2 * remote.TRIM_ALIGN + 64 * 1024, t.local
+    assert len([f for f in live.reported if f.code == "WC401"]) == 3
+    for name, write in WRITERS.items():  # the spool files read on from where they were, holes and all
+        s3.pipe(f"{prefix}/{name.rsplit('.', 1)[-1]}/{name}", write(50_300, nan_from(50_100)))
+    live.poll()
+    assert all(t.generation == 0 for t in tailers.values())
     assert_as_analyze(live, live.finish(), on_s3)
 
 

@@ -21,8 +21,12 @@ The bytes read are kept in a local spool file (one per followed object, in a tem
 removed at the end of the watch) that the local tailer of the format
 (:func:`~warmcheck.readers.tailing.tailer_for`) follows as it follows any local log: appended bytes
 are appended to the spool file, a rewrite replaces it (a new inode). So every format ``watch`` follows
-locally is followed on a URL with the same code, findings and WC003 handling; the cost is local disk
-space about the size of the followed logs.
+locally is followed on a URL with the same code, findings and WC003 handling. On Linux the blocks the
+local tailer has read are freed (``fallocate`` punch-hole; the file keeps its size, reads as zeros
+there): an appended log's spool file holds its first 64 KiB, the ``WINDOW`` before the tailer's offset
+and what is not read yet; a log read whole at each change (``trainer_state.json``, gzip) is kept whole.
+Elsewhere the spool files take the size of the followed logs. An identical re-upload under a new ETag
+is told by a digest of the bytes.
 
 A request that fails because the endpoint does not answer raises
 :class:`~warmcheck.storage.StorageError` and leaves the tailer as it was (the next poll tries again);
@@ -31,12 +35,15 @@ an object deleted or replaced between the listing and the read is left for the n
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import weakref
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .. import storage
 from ..errors import PathError
@@ -44,11 +51,14 @@ from ..findings import Finding
 from ..model import Format, SourceInfo, SourceRead
 from ..readers._follow import FileIdentity
 from ..readers.interface import diag
-from ..readers.tailing import FileTailer, Tailer, tailer_for
+from ..readers.tailing import EventTailer, FileTailer, Tailer, tailer_for
 
 WINDOW = 64 * 1024
 """Bytes before the end of what was read that are fetched again with the new bytes: must be unchanged."""
 COPY_BYTES = storage.BLOCK_SIZE  # bytes moved from a remote file to the spool file at a time
+KEEP_HEAD = 64 * 1024  # bytes at the start of a spool file always kept (headers the tailers compare)
+TRIM_MIN = 1 << 20  # bytes read by the local tailer freed at a time (at least)
+TRIM_ALIGN = 64 * 1024
 
 
 class Spool:
@@ -101,6 +111,8 @@ class RemoteTailer:
         self.bytes_fetched = 0  # bytes fetched from the object so far
         self.reads = 0  # times the object was opened for reading so far
         self._synced: storage.FileStat | None = None  # the object as the spool file holds it
+        self._digest = hashlib.blake2b(digest_size=32)  # of the object's bytes in the spool file
+        self._trimmed = 0  # the spool file's blocks before this offset (after its head) were freed
         self._inner: Tailer | None = None
         self._failed = False  # WC001 reported; quiet until the object can be read again
 
@@ -122,6 +134,7 @@ class RemoteTailer:
             return None
         read = self._inner.poll()
         self.generation = self._inner.generation
+        self._trim()
         return read
 
     def discard(self) -> None:
@@ -165,36 +178,41 @@ class RemoteTailer:
                 mine.seek(start)
                 if mine.read(old - start) != window:
                     return False
+            digest = self._digest.copy()
             with open(self.local, "r+b") as out:
                 out.seek(old)
                 try:
-                    self._copy(fh, out)
+                    self._copy(fh, out, digest)
                     if out.tell() != st.size:
                         raise _Stale()  # the object ended early: it changed since the listing
                 except BaseException:
                     out.truncate(old)  # the spool file stays as the tailer last read it
                     raise
+        self._digest = digest
         return True
 
     def _read_whole(self, st: storage.FileStat) -> None:
         """The whole object into a new spool file; it replaces the old one only if its bytes differ."""
         tmp = self.local + ".new"
+        digest = hashlib.blake2b(digest_size=32)
         try:
             with self._open() as fh, open(tmp, "wb") as out:
-                self._copy(fh, out)
+                self._copy(fh, out, digest)
                 if out.tell() != st.size:
                     raise _Stale()
-            if os.path.exists(self.local) and _same_bytes(tmp, self.local):
+            if os.path.exists(self.local) and digest.digest() == self._digest.digest():
                 os.unlink(tmp)  # uploaded again unchanged
             elif isinstance(self._inner, FileTailer) and self._inner.reads_whole:
                 shutil.copyfile(tmp, self.local)  # in place: the tailer tells an extension from a new attempt
                 os.unlink(tmp)
             else:
                 os.replace(tmp, self.local)  # a new inode: the local tailer reads it as a rewrite
+                self._trimmed = 0
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        self._digest = digest
 
     def _open(self) -> BinaryIO:
         self.reads += 1
@@ -203,7 +221,7 @@ class RemoteTailer:
         except OSError as exc:
             raise _stale_or(exc) from None
 
-    def _copy(self, fh: BinaryIO, out: BinaryIO) -> None:
+    def _copy(self, fh: BinaryIO, out: BinaryIO, digest: Any) -> None:
         while True:
             try:
                 block = fh.read(COPY_BYTES)
@@ -212,7 +230,29 @@ class RemoteTailer:
             if not block:
                 return
             self.bytes_fetched += len(block)
+            digest.update(block)
             out.write(block)
+
+    def _trim(self) -> None:
+        """Free the disk blocks of the spool file the local tailer has read and will not read again:
+        all but its first bytes (a header it compares) and the ``WINDOW`` before its offset."""
+        inner = self._inner
+        if isinstance(inner, FileTailer):
+            if inner.reads_whole:
+                return
+            consumed, head = inner.offset, inner.prefix_bytes
+        elif isinstance(inner, EventTailer):
+            consumed, head = inner.reader.scanner.offset, 0
+        else:
+            from ..readers._wandbtail import WandbTailer
+
+            if not isinstance(inner, WandbTailer):
+                return
+            consumed, head = inner.scanner.offset, 0
+        begin = max(self._trimmed, -(-max(head, KEEP_HEAD) // TRIM_ALIGN) * TRIM_ALIGN)
+        end = (consumed - WINDOW) // TRIM_ALIGN * TRIM_ALIGN
+        if end - begin >= TRIM_MIN and _punch_hole(self.local, begin, end - begin):
+            self._trimmed = end
 
 
 class _Stale(Exception):
@@ -223,13 +263,31 @@ def _stale_or(exc: OSError) -> BaseException:
     return _Stale() if exc.errno == errno.ESTALE else exc
 
 
-def _same_bytes(a: str, b: str) -> bool:
-    if os.path.getsize(a) != os.path.getsize(b):
+_FALLOC_PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (Linux)
+_fallocate: Any = None
+
+
+def _punch_hole(path: str, offset: int, length: int) -> bool:
+    """Free ``length`` bytes of ``path``'s blocks from ``offset`` (they read as zeros; the size stays).
+    False where the system or filesystem cannot (the spool file then keeps them)."""
+    global _fallocate
+    if _fallocate is None:
+        _fallocate = False
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).fallocate
+                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+                fn.restype = ctypes.c_int
+                _fallocate = fn
+            except (OSError, AttributeError):
+                pass
+    if not _fallocate:
         return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        return bool(_fallocate(fd, _FALLOC_PUNCH_HOLE, offset, length) == 0)
+    finally:
+        os.close(fd)

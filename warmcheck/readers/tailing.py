@@ -207,6 +207,11 @@ class FileTailer:
         """Whether each change is read with the whole-file reader (``trainer_state.json``, gzip, UTF-16)."""
         return self._whole
 
+    @property
+    def prefix_bytes(self) -> int:
+        """How many bytes at the start of the file each poll compares (the CSV header, a JSONL first line)."""
+        return len(self._prefix)
+
     def poll(self) -> SourceRead | None:
         """What is new since the last poll (see the module docstring); ``None`` if nothing changed."""
         self.bytes_read = 0
