@@ -97,6 +97,7 @@ class Watcher:
                         continue
                     old.gone = True  # deleted or moved: what was read from it stays in the analysis
                     _discard(old.tailer)
+                    self._followed_urls.discard(old.tailer.path)
                     known.live.note([diag("WC001", "file disappeared while being watched (deleted or moved); "
                                           "the points read from it are kept", shown)])
                     out.extend(known.live.analyse())
@@ -331,8 +332,7 @@ def _storage_trouble(errors: Sequence[StorageError], failed: int, interval: floa
         return 0
     failed += 1
     if not quiet and failed < MAX_FAILED_POLLS:
-        _say(f"warmcheck: {visible(str(errors[0]))}; "
-             f"{'this poll skipped' if len(errors) == 1 else f'{len(errors)} reads failed'}, trying again in "
+        _say(f"warmcheck: {visible(str(errors[0]))}; what was not read is read at the next poll, in "
              f"{interval:g} s (failed polls in a row: {failed}; the watch stops at {MAX_FAILED_POLLS})")
     return failed
 
