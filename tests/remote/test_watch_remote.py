@@ -249,6 +249,56 @@ def test_spool_files_keep_only_what_the_tailers_still_need(on_s3: str, s3: Any) 
     assert_as_analyze(live, live.finish(), on_s3)
 
 
+def wandb_run(hi: int, loss: Callable[[int], float] = loss_a) -> bytes:
+    """A W&B run file (``run-<id>.wandb``) with ``hi`` history rows, framed as wandb-core writes it."""
+    import struct
+    import zlib
+
+    pb = pytest.importorskip("wandb.proto.wandb_internal_pb2", reason="wandb is not installed")
+    from warmcheck.readers._wandblog import BLOCK, CHUNK_HEADER, FIRST, FULL, HEADER, LAST, MIDDLE
+
+    out = bytearray(HEADER + b"\x00")
+    for s in range(hi):
+        rec = pb.Record()
+        for key, value in (("_step", s), ("train/loss", loss(s)), ("train/lr", lr_at(s))):
+            item = rec.history.item.add()
+            item.key, item.value_json = key, json.dumps(value)
+        payload, first = rec.SerializeToString(), True
+        while True:  # chunks never cross a 32 KiB block end; a block end closer than 7 bytes is padding
+            left = BLOCK - len(out) % BLOCK
+            if left < CHUNK_HEADER:
+                out += bytes(left)
+                left = BLOCK
+            n = min(len(payload), left - CHUNK_HEADER)
+            last = n == len(payload)
+            kind = FULL if first and last else FIRST if first else LAST if last else MIDDLE
+            out += struct.pack("<IHB", zlib.crc32(bytes([kind]) + payload[:n]), n, kind) + payload[:n]
+            payload, first = payload[n:], False
+            if last:
+                break
+    return bytes(out)
+
+
+def test_wandb_run_file_on_s3_is_followed(on_s3: str, s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = on_s3[5:] + "/wandb/run-20260101_000000-abc/run-abc.wandb"
+    s3.pipe(key, wandb_run(2000))
+    live = Live(on_s3)
+    live.poll()
+    (tailer,) = live.tailers().values()
+    spy = Spy(monkeypatch)
+    size = len(wandb_run(2000))
+    for hi in (2300, 2600):
+        data = wandb_run(hi, nan_from(2500))
+        s3.pipe(key, data)
+        spy.clear()
+        live.poll()
+        assert spy.fetched() == {"run-abc.wandb": len(data) - size + WINDOW}
+        size = len(data)
+    assert tailer.generation == 0
+    assert [f.step for f in live.reported if f.code == "WC401"] == [2500]
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
 # -- rewritten: read whole, no false findings ----------------------------------------------------------
 
 
