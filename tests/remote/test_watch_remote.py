@@ -357,6 +357,20 @@ def test_trainer_state_saved_again_is_an_extension_unless_its_history_changed(on
     assert_as_analyze(live, live.finish(), on_s3)
 
 
+def test_gzip_csv_is_read_whole_at_each_change(on_s3: str, s3: Any) -> None:
+    import gzip
+
+    key = on_s3[5:] + "/g/log.csv.gz"
+    live = Live(on_s3)
+    for hi in (100, 200, 300):
+        s3.pipe(key, gzip.compress(csv(hi, nan_from(250)), mtime=0))
+        live.poll()
+    (tailer,) = live.tailers().values()
+    assert tailer.generation == 0
+    assert [f.step for f in live.reported if f.code == "WC401"] == [250]
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
 # -- new runs, deleted objects ---------------------------------------------------------------------------
 
 

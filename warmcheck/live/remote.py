@@ -159,7 +159,8 @@ class RemoteTailer:
         if st == self._synced:
             return  # unchanged: no request
         old = self._synced.size if self._synced is not None else 0
-        if self._synced is None or old == 0 or st.size <= old or not self._appended(st, old):
+        whole = isinstance(self._inner, FileTailer) and self._inner.reads_whole  # it is read whole anyway
+        if self._synced is None or old == 0 or st.size <= old or whole or not self._appended(st, old):
             self._read_whole(st)
         self._synced = st
         self._failed = False
