@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 FOLLOWS_URLS = True  # ``warmcheck watch s3://...``: objects followed through their listing (:mod:`.remote`)
 MAX_FAILED_POLLS = 10
-"""Polls in a row in which object storage did not answer after which ``watch`` gives up (exit 2)."""
+STORAGE_PATIENCE = 300.0
+"""``watch`` gives up (exit 2) when object storage has not answered in ``MAX_FAILED_POLLS`` polls in a row
+and for ``STORAGE_PATIENCE`` seconds: a restart of the endpoint is waited for, one that is gone is not."""
 
 
 @dataclass
@@ -253,7 +255,8 @@ def watch_loop(paths: Sequence[str], settings: Settings, *, interval: float = 5.
     ``state``: the file remembering what ``--exec`` alerted on across restarts (:mod:`.alerts`);
     ``None``: the default one in the XDG state directory; ``""``: none (alert again after a restart).
     Object storage that does not answer is said on stderr and tried again at the next poll; after
-    :data:`MAX_FAILED_POLLS` failed polls in a row the watch stops with exit 2.
+    :data:`MAX_FAILED_POLLS` failed polls in a row over :data:`STORAGE_PATIENCE` seconds the watch stops
+    with exit 2.
     """
     watcher = Watcher(paths, settings, settle=settle)
     try:
@@ -289,11 +292,12 @@ def _watch(watcher: Watcher, paths: Sequence[str], settings: Settings, *, interv
                 "no training logs yet"
             _say(f"warmcheck: watching {', '.join(paths)}: {what}; polling every {interval:g} s"
                  + ("" if stop_when_idle else " (Ctrl-C to stop)"))
-        failed = _storage_trouble(watcher.storage_errors, 0, interval, quiet)
+        outage = _Outage(watcher.clock, interval, quiet)
+        outage.update(watcher.storage_errors)
         if printer.emit(first):
             return _close(watcher, printer, settings, quiet, stopped="--exit-on")
         while True:
-            if stop_when_idle and not failed and watcher.idle():
+            if stop_when_idle and not outage.polls and watcher.idle():
                 break
             sleep(interval)
             try:
@@ -304,12 +308,12 @@ def _watch(watcher: Watcher, paths: Sequence[str], settings: Settings, *, interv
                 if not quiet:
                     _say(f"warmcheck: {visible(str(exc))}")
                 continue
-            failed = _storage_trouble(watcher.storage_errors, failed, interval, quiet)
+            give_up = outage.update(watcher.storage_errors)
             if printer.emit(found):
                 return _close(watcher, printer, settings, quiet, stopped="--exit-on")
-            if failed >= MAX_FAILED_POLLS:
-                _say(f"warmcheck: error: object storage did not answer in {failed} polls in a row; stopping "
-                     f"(last error: {visible(str(watcher.storage_errors[-1]))})")
+            if give_up:
+                _say(f"warmcheck: error: object storage did not answer in {outage.polls} polls in a row "
+                     f"({outage.lasting():.0f} s); stopping (last error: {visible(str(watcher.storage_errors[-1]))})")
                 return _close(watcher, printer, settings, quiet, stopped="storage-error", code=2)
     except KeyboardInterrupt:
         interrupted = True
@@ -324,17 +328,34 @@ def _watch(watcher: Watcher, paths: Sequence[str], settings: Settings, *, interv
                   stopped="interrupted" if interrupted else "idle", finished=True)
 
 
-def _storage_trouble(errors: Sequence[StorageError], failed: int, interval: float, quiet: bool) -> int:
-    """Say on stderr that object storage did not answer this poll (or answers again); the failed polls in a row."""
-    if not errors:
-        if failed and not quiet:
-            _say("warmcheck: object storage answers again; the objects not read meanwhile are read now")
-        return 0
-    failed += 1
-    if not quiet and failed < MAX_FAILED_POLLS:
-        _say(f"warmcheck: {visible(str(errors[0]))}; what was not read is read at the next poll, in "
-             f"{interval:g} s (failed polls in a row: {failed}; the watch stops at {MAX_FAILED_POLLS})")
-    return failed
+class _Outage:
+    """Object storage not answering: said on stderr at each failed poll and when it answers again."""
+
+    def __init__(self, clock: Callable[[], float], interval: float, quiet: bool) -> None:
+        self.clock, self.interval, self.quiet = clock, interval, quiet
+        self.polls = 0  # failed polls in a row
+        self.since = 0.0  # when the first of them ended
+
+    def lasting(self) -> float:
+        return self.clock() - self.since if self.polls else 0.0
+
+    def update(self, errors: Sequence[StorageError]) -> bool:
+        """Count a poll (failed if ``errors``); whether to give up."""
+        if not errors:
+            if self.polls and not self.quiet:
+                _say("warmcheck: object storage answers again; what was not read meanwhile is read now")
+            self.polls = 0
+            return False
+        if not self.polls:
+            self.since = self.clock()
+        self.polls += 1
+        if self.polls >= MAX_FAILED_POLLS and self.lasting() >= STORAGE_PATIENCE:
+            return True
+        if not self.quiet:
+            _say(f"warmcheck: {visible(str(errors[0]))}; what was not read is read at the next poll, in "
+                 f"{self.interval:g} s (failed polls in a row: {self.polls}; the watch stops after "
+                 f"{MAX_FAILED_POLLS} and {STORAGE_PATIENCE:g} s)")
+        return False
 
 
 def _interrupt(signum: int, frame: object) -> None:
