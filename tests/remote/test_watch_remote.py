@@ -479,6 +479,20 @@ def test_memory_urls_are_followed(monkeypatch: pytest.MonkeyPatch) -> None:
         mem.rm("/wc-watch", recursive=True)
 
 
+def test_file_urls_are_local_paths(tmp_path: Any) -> None:
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "log.csv").write_bytes(csv(100))
+    url = (tmp_path / "runs").as_uri()
+    live = Live(url)
+    live.poll()
+    assert live.watcher._spool is None  # read in place, with the local tailers
+    with open(run / "log.csv", "ab") as fh:
+        fh.write(csv(150, nan_from(120))[len(csv(100)):])
+    assert [f.step for f in live.poll() if f.code == "WC401"] == [120]
+    live.finish()
+
+
 # -- an endpoint that stops answering --------------------------------------------------------------------
 
 FAST_FAIL = {"config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
