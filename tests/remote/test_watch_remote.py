@@ -238,9 +238,13 @@ def test_spool_files_keep_only_what_the_tailers_still_need(on_s3: str, s3: Any) 
         st = os.stat(t.local)
         assert st.st_size == len(WRITERS[t.local.rsplit("/", 1)[-1]](50_200, nan_from(50_100)))
         assert st.st_size > remote.KEEP_HEAD + remote.TRIM_MIN + remote.WINDOW + remote.TRIM_ALIGN
-        if can_punch:  # kept: the head, the window before the offset, the bytes not read yet (block rounding)
-            assert t._trimmed > remote.TRIM_MIN
-            assert st.st_blocks * 512 <= remote.KEEP_HEAD + remote.WINDOW + 2 * remote.TRIM_ALIGN + 64 * 1024, t.local
+        if can_punch:  # kept: the head, the window before the offset, the bytes not read yet
+            assert st.st_size - remote.WINDOW - 2 * remote.TRIM_ALIGN <= t._trimmed < st.st_size - remote.WINDOW
+            fd = os.open(t.local, os.O_RDONLY)
+            try:  # no data between the head and where the tailer's window begins
+                assert os.lseek(fd, remote.KEEP_HEAD, os.SEEK_DATA) >= t._trimmed
+            finally:
+                os.close(fd)
     assert len([f for f in live.reported if f.code == "WC401"]) == 3
     for name, write in WRITERS.items():  # the spool files read on from where they were, holes and all
         s3.pipe(f"{prefix}/{name.rsplit('.', 1)[-1]}/{name}", write(50_300, nan_from(50_100)))
