@@ -1,13 +1,17 @@
-"""An appended event file is resumed from the cached offset: only the new records are read, and the
-result is the whole file's; a file rewritten (even larger) is read whole again."""
+"""An appended event file, CSV or JSONL log is resumed from the cached offset: only the new records or
+lines are read, and the result is the whole file's; a file rewritten (even larger), or an append that
+could change what a whole read gives, is read whole again."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +21,9 @@ from factories import record_bytes, run_events, tensor_event, text_event
 from warmcheck import cache
 from warmcheck.cli import main
 from warmcheck.model import Format, SourceRead
+from warmcheck.readers import csvlog, jsonl
+from warmcheck.readers.csvlog import read_csv
+from warmcheck.readers.jsonl import read_jsonl
 from warmcheck.readers.tensorboard import read_event_file
 
 OLD_NS = time.time_ns() - 3600 * 10**9
@@ -134,3 +141,249 @@ def test_a_file_shorter_than_cached_is_read_whole(event_file: Path, tmp_path: Pa
     assert store.stats.resumed == 0
     same(read, read_event_file(str(event_file)))
     assert not math.isnan(read.fragments[0].values[0])
+
+
+# ---- CSV and JSONL: read on from the end of the last complete line ---------------------------------
+
+REALRUNS = Path(__file__).parent / "data" / "realruns"
+LIGHTNING = REALRUNS / "lightning_csv_linear15" / "csv" / "version_0" / "metrics.csv"
+N = 20_000  # rows written before the cache read the file
+NEXT = str(N + 100).encode()  # the step after the clean append
+NANOGPT = REALRUNS / "llmfs_appendix_d_84" / "train_log.csv"  # global_step,epoch,lr,train_loss,grad_norm
+
+
+def csv_rows(steps: range) -> bytes:
+    vals = lr_loss(steps)
+    return b"".join(f"{s},{lr!r},{loss!r},{'warm' if s < 50 else 'main'}\n".encode()
+                    for s, lr, loss in zip(steps, vals["train/lr"], vals["train/loss"], strict=True))
+
+
+def jsonl_rows(steps: range) -> bytes:
+    vals = lr_loss(steps)
+    return b"".join((json.dumps({"step": s, "lr": lr, "loss": loss, **({"eval": {"acc": s / 1000}} if s % 10 == 0
+                                                                          else {})}) + "\n").encode()
+                    for s, lr, loss in zip(steps, vals["train/lr"], vals["train/loss"], strict=True))
+
+
+def split_lines(path: Path, keep: int) -> tuple[bytes, bytes]:
+    lines = path.read_bytes().splitlines(keepends=True)
+    return b"".join(lines[:keep]), b"".join(lines[keep:])
+
+
+def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], SourceRead], bytes]:
+    """A log of ``kind`` with its first part written (backdated), and the bytes a writer appends."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    if kind == "csv":
+        path, fmt, reader = run / "log.csv", Format.CSV, read_csv
+        base, more = b"step,lr,loss,phase\n" + csv_rows(range(0, N)), csv_rows(range(N, N + 100))
+    elif kind == "lightning":  # a real Lightning metrics.csv: lr and train_loss on separate, sparse rows
+        path, fmt, reader = run / "metrics.csv", Format.CSV, read_csv
+        base, more = split_lines(LIGHTNING, 150)
+    elif kind == "realrun":  # a real from-scratch LLM training log, CRLF line ends
+        path, fmt, reader = run / "train_log.csv", Format.CSV, read_csv
+        base, more = split_lines(NANOGPT, 40)
+    else:
+        path, fmt, reader = run / "log.jsonl", Format.JSONL, read_jsonl
+        base, more = jsonl_rows(range(0, N)), jsonl_rows(range(N, N + 100))
+    path.write_bytes(base)
+    backdate(path, OLD_NS)
+    return path, fmt, reader, more
+
+
+def write_more(path: Path, data: bytes, mode: str = "ab", ns: int = OLD_NS + 10**9) -> None:
+    with path.open(mode) as fh:
+        fh.write(data)
+    backdate(path, ns)
+
+
+class CountingFile:
+    """A file whose reads are counted (what the cache read of it)."""
+
+    def __init__(self, fh: Any, counts: list[int]) -> None:
+        self.fh, self.counts = fh, counts
+
+    def __enter__(self) -> CountingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+    def seek(self, *args: int) -> int:
+        return int(self.fh.seek(*args))
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.counts.append(len(data))
+        return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "jsonl"])
+def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, fmt, reader, more = text_log(tmp_path, kind)
+    store = cache.ReadCache(str(tmp_path / "cache"))
+    first = store.read(str(path), fmt, reader)
+    assert store.stats.stored == 1 and not first.findings
+    old_size = path.stat().st_size
+    write_more(path, more)
+    whole = reader(str(path))
+    counts: list[int] = []
+    ranges: list[tuple[int, int]] = []
+    real_range = cache._read_range
+
+    def read_range(p: str, start: int, end: int) -> bytes | None:
+        ranges.append((start, end))
+        return real_range(p, start, end)
+
+    monkeypatch.setattr(cache, "open", lambda p, mode="r": CountingFile(open(p, mode), counts), raising=False)
+    monkeypatch.setattr(cache, "_read_range", read_range)
+
+    def no_whole_read(*args: object) -> None:
+        raise AssertionError("the file was read whole")
+
+    monkeypatch.setattr(csvlog, "load_text", no_whole_read)
+    monkeypatch.setattr(jsonl, "load_json_text", no_whole_read)
+    resumed = store.read(str(path), fmt, reader)
+    monkeypatch.undo()
+    assert (store.stats.resumed, store.stats.stored, store.stats.hits) == (1, 2, 0)
+    same(resumed, whole)
+    assert resumed.info.records > first.info.records
+    # the appended bytes once, plus the hashed head and the 64 KiB before each offset (old, then new)
+    assert ranges == [(old_size, path.stat().st_size)]
+    assert sum(counts) <= len(more) + 2 * (cache.HEAD_BYTES + cache.TAIL_BYTES)
+    if kind in ("csv", "jsonl"):
+        assert sum(counts) < old_size / 2  # the earlier rows were not read again
+    hit = store.read(str(path), fmt, reader)  # the resumed read was cached: the next run is a hit
+    assert store.stats.hits == 1
+    same(hit, whole)
+
+
+@pytest.mark.parametrize("kind", ["csv", "lightning", "jsonl"])
+def test_a_text_log_appended_twice_is_resumed_twice(kind: str, tmp_path: Path) -> None:
+    path, fmt, reader, more = text_log(tmp_path, kind)
+    store = cache.ReadCache(str(tmp_path / "cache"))
+    store.read(str(path), fmt, reader)
+    cut = more.index(b"\n", len(more) // 2) + 1
+    write_more(path, more[:cut])
+    same(store.read(str(path), fmt, reader), reader(str(path)))
+    write_more(path, more[cut:], ns=OLD_NS + 2 * 10**9)
+    same(store.read(str(path), fmt, reader), reader(str(path)))
+    assert store.stats.resumed == 2
+
+
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "jsonl"])
+def test_the_cli_report_after_a_text_log_append_equals_no_cache(kind: str, tmp_path: Path) -> None:
+    path, _, _, more = text_log(tmp_path, kind)
+    cache_dir = str(tmp_path / "cache")
+    first = report(str(path.parent), "--cache-dir", cache_dir)
+    write_more(path, more)
+    stats = cache.CacheStats()
+    real = cache.ReadCache.read
+
+    def counted(self: cache.ReadCache, *args: Any) -> SourceRead:
+        self.stats = stats
+        return real(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cache.ReadCache, "read", counted)
+        appended = report(str(path.parent), "--cache-dir", cache_dir)
+    assert stats.resumed == 1
+    assert appended == report(str(path.parent), "--no-cache") and appended != first
+
+
+def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
+    """Changes after which a text log is read whole: (path, the bytes a clean append would add)."""
+
+    def restart(path: Path, more: bytes) -> None:  # the writer restarted from a checkpoint: steps again
+        again = range(N - 10, N + 10)
+        write_more(path, more + (csv_rows(again) if path.suffix == ".csv" else jsonl_rows(again)))
+
+    def extra_field(path: Path, more: bytes) -> None:  # a new column in the appended rows only
+        write_more(path, more + NEXT + b",0.001,1.5,main,7\n")
+
+    def new_header(path: Path, more: bytes) -> None:  # Lightning rewrites metrics.csv when a metric appears
+        old = path.read_bytes().replace(b"step,lr,loss,phase\n", b"step,lr,loss,phase,grad_norm\n", 1)
+        write_more(path, old + more, "r+b")
+
+    def text_in_numbers(path: Path, more: bytes) -> None:  # a numeric column gets a text cell
+        write_more(path, more + NEXT + b",0.001,diverged,main\n")
+
+    def text_becomes_numbers(path: Path, more: bytes) -> None:  # the text column 'phase' gets numbers
+        write_more(path, more + NEXT + b",0.001,1.5,3\n")
+
+    def partial_append(path: Path, more: bytes) -> None:  # the append ends mid-line
+        write_more(path, more[:-5])
+
+    def rewritten_head(path: Path, more: bytes) -> None:  # same inode, first row changed, longer
+        data = path.read_bytes()
+        at = data.index(b"\n") + 1
+        write_more(path, data[:at] + data[at:].replace(b"0", b"1", 1) + more, "r+b")
+
+    def shorter(path: Path, more: bytes) -> None:
+        data = path.read_bytes()
+        write_more(path, data[:len(data) // 2 + data[len(data) // 2:].index(b"\n") + 1], "wb")
+
+    def new_key(path: Path, more: bytes) -> None:  # JSONL: a new series in the appended lines
+        write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": 1.5, "grad_norm": 2.0}\n')
+
+    def better_step_key(path: Path, more: bytes) -> None:  # JSONL: 'global_step' ranks above 'step'
+        write_more(path, more + b'{"step": ' + NEXT + b', "global_step": 9, "lr": 0.001, "loss": 1.5}\n')
+
+    def text_value(path: Path, more: bytes) -> None:  # JSONL: a number written as text
+        write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": "NaN?"}\n')
+
+    def blank_lines(path: Path, more: bytes) -> None:  # blank lines are fine inside, not at the end
+        write_more(path, more + b"\n\n")
+
+    return {f.__name__: f for f in (restart, extra_field, new_header, text_in_numbers, text_becomes_numbers,
+                                    partial_append, rewritten_head, shorter, new_key,
+                                    better_step_key, text_value, blank_lines)}
+
+
+CSV_CASES = ["restart", "extra_field", "new_header", "text_in_numbers", "text_becomes_numbers", "partial_append",
+             "rewritten_head", "shorter", "blank_lines"]
+JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "new_key", "better_step_key", "text_value",
+               "blank_lines"]
+
+
+@pytest.mark.parametrize(("kind", "case"), [("csv", c) for c in CSV_CASES] + [("jsonl", c) for c in JSONL_CASES])
+def test_a_text_log_that_cannot_be_resumed_exactly_is_read_whole(kind: str, case: str, tmp_path: Path) -> None:
+    path, fmt, reader, more = text_log(tmp_path, kind)
+    cache_dir = str(tmp_path / "cache")
+    report(str(path.parent), "--cache-dir", cache_dir)
+    store = cache.ReadCache(cache_dir)
+    fallback_cases()[case](path, more)
+    read = store.read(str(path), fmt, reader)
+    assert store.stats.resumed == 0 and store.stats.read == 1
+    same(read, reader(str(path)))
+    assert report(str(path.parent), "--cache-dir", cache_dir) == report(str(path.parent), "--no-cache")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_text_log_cached_with_a_partial_last_line_is_read_whole(kind: str, tmp_path: Path) -> None:
+    path, fmt, reader, more = text_log(tmp_path, kind)
+    store = cache.ReadCache(str(tmp_path / "cache"))
+    write_more(path, more[:-5], ns=OLD_NS)  # the writer is mid-line when the cache reads the file
+    cached = store.read(str(path), fmt, reader)
+    assert store.stats.stored == 1 and any(f.code == "WC003" for f in cached.findings)
+    write_more(path, more[-5:] + more)
+    read = store.read(str(path), fmt, reader)
+    assert store.stats.resumed == 0 and not read.findings
+    same(read, reader(str(path)))
+
+
+def test_an_appended_gzip_log_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "log.csv.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"step,lr,loss,phase\n" + csv_rows(range(0, 500))))
+    backdate(path, OLD_NS)
+    cache_dir = str(tmp_path / "cache")
+    first = report(str(path.parent), "--cache-dir", cache_dir)
+    store = cache.ReadCache(cache_dir)
+    write_more(path, gzip.compress(csv_rows(range(500, 600))))  # gzip -c new_rows >> log.csv.gz
+    read = store.read(str(path), Format.CSV, read_csv)
+    assert store.stats.resumed == 0 and read.metadata["csv"]["rows"] == 600
+    same(read, read_csv(str(path)))
+    again = report(str(path.parent), "--cache-dir", cache_dir)
+    assert again == report(str(path.parent), "--no-cache") and again != first

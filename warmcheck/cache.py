@@ -33,10 +33,28 @@ new records bring any finding (a record being written, damage, an odd tag) the f
 instead, since a finding may depend on the whole file; so is a file rewritten in place (other bytes
 at the start or before the offset), a shorter one, or another inode.
 
+Appended CSV and JSONL logs are resumed the same way, from the end of the last complete line: the
+entry of a clean read (no finding, not gzip, the file ending with a line break after a non-blank
+line) records the same hashes and what the parser needs to go on (CSV: the header's names and
+delimiter, its line count, the rows and text columns so far; JSONL: nothing beyond the step key and
+the series already in the entry). The appended lines are parsed by the functions ``watch`` parses
+appended lines with (:func:`~warmcheck.readers.csvlog.parse_rows`,
+:func:`~warmcheck.readers.jsonl.parse_jsonl`), told which columns or keys held numbers before, and
+joined series by series. A resumed read must be exactly the whole read, so the file is read whole
+whenever that is not certain: the new bytes end mid-line or with blank lines, or bring any finding
+(a text cell in a numeric column, extra fields, NUL bytes, bad UTF-8, ...), a new numeric column or
+key, a better step key, or a step not after the last one of its series (a restart). A CSV is not
+resumed either when pandas left one of its numeric columns as text in either part (such cells are
+converted one by one, which may round a value differently from pandas) or a value there is 2**53 or
+more, when its step column is not all integers (a blank line, a missing step), or when it has a
+column of wall times (chosen by the median of the whole column), no step column, a delimiter other
+than ',', ragged rows, more than :data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns, or is a
+tracker export (long key/value tables, W&B panels).
+
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
-are directories, databases or URLs and are always read. Other changed files (CSV, JSONL, ...) are
-read again whole. In front of this cache, :mod:`warmcheck.runcache` keeps whole analysed runs, so
-that a warm ``analyze`` neither reads nor analyses an unchanged run.
+are directories, databases or URLs and are always read. Other changed files (trainer_state.json,
+W&B, gzip logs) are read again whole. In front of this cache, :mod:`warmcheck.runcache` keeps whole
+analysed runs, so that a warm ``analyze`` neither reads nor analyses an unchanged run.
 """
 
 from __future__ import annotations
@@ -145,6 +163,12 @@ class ReadCache:
             if got is not None:
                 self.stats.resumed += 1
             read, resume = got if got is not None else _read_events(path, st)
+        elif _is_text_reader(fmt, reader):
+            old = _load_appended(entry, key) if found == "stale" else None
+            got = _resume_text(path, fmt, old[0], old[1], st) if old is not None else None
+            if got is not None:
+                self.stats.resumed += 1
+            read, resume = got if got is not None else _read_text(path, fmt, st)
         else:
             read = reader(path)
         after = _stat(path)
@@ -234,9 +258,10 @@ def _is_event_reader(reader: Reader) -> bool:
     return reader is read_event_file
 
 
-def _digest(path: str, offset: int, st: os.stat_result) -> dict[str, Any] | None:
+def _digest(path: str, offset: int, st: os.stat_result, keep: bool = False) -> dict[str, Any] | None:
     """What tells that the first ``offset`` bytes of ``path`` are still those read: hashes of the
-    first :data:`HEAD_BYTES` and of the :data:`TAIL_BYTES` before ``offset``, the inode and device."""
+    first :data:`HEAD_BYTES` and of the :data:`TAIL_BYTES` before ``offset``, the inode and device
+    (``keep``: the bytes hashed too, as ``head_bytes`` and ``tail_bytes``)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(min(offset, HEAD_BYTES))
@@ -247,8 +272,11 @@ def _digest(path: str, offset: int, st: os.stat_result) -> dict[str, Any] | None
         return None
     if len(head) != min(offset, HEAD_BYTES) or len(tail) != offset - start:
         return None
-    return {"offset": offset, "head": hashlib.sha256(head).hexdigest(), "tail": hashlib.sha256(tail).hexdigest(),
-            "ino": st.st_ino, "dev": st.st_dev}
+    mark: dict[str, Any] = {"offset": offset, "head": hashlib.sha256(head).hexdigest(),
+                            "tail": hashlib.sha256(tail).hexdigest(), "ino": st.st_ino, "dev": st.st_dev}
+    if keep:
+        mark.update(head_bytes=head, tail_bytes=tail)
+    return mark
 
 
 def _read_events(path: str, st: os.stat_result) -> tuple[SourceRead, dict[str, Any] | None]:
@@ -312,6 +340,105 @@ def _resume_events(path: str, old: SourceRead, state: dict[str, Any],
                                  old.info.skipped + new.info.skipped), fragments, meta, [],
                       [*old.restart_steps, *new.restart_steps], sort_key=new.sort_key)
     return read, _events_state(path, reader, read, st)
+
+
+# ---- appended CSV and JSONL files: read on from the end of the last complete line ------------------
+
+def _is_text_reader(fmt: Format, reader: Reader) -> bool:
+    if fmt is Format.CSV:
+        from .readers.csvlog import read_csv
+
+        return reader is read_csv
+    if fmt is Format.JSONL:
+        from .readers.jsonl import read_jsonl
+
+        return reader is read_jsonl
+    return False
+
+
+def _read_text(path: str, fmt: Format, st: os.stat_result) -> tuple[SourceRead, dict[str, Any] | None]:
+    """A whole CSV or JSONL file, and the state to read an append on from (None: not resumable)."""
+    if fmt is Format.CSV:
+        from .readers.csvlog import read_csv_resumable
+
+        read, parser = read_csv_resumable(path)
+    else:
+        from .readers.jsonl import read_jsonl
+
+        read = read_jsonl(path)
+        meta = read.metadata.get("jsonl")
+        parser = {"offset": st.st_size} if isinstance(meta, dict) and isinstance(meta.get("step_key"), str) \
+            and not read.findings else None
+    if parser is None or read.findings or parser["offset"] != st.st_size:
+        return read, None
+    return read, _text_state(path, st.st_size, st, parser)
+
+
+def _text_state(path: str, offset: int, st: os.stat_result, parser: dict[str, Any]) -> dict[str, Any] | None:
+    """What resumes a text log read up to ``offset``: the hashes (see :func:`_digest`) and the parser's
+    state; None unless the bytes before ``offset`` end with a complete, non-blank line and the file
+    is not gzip (a gzip stream is not read on from a byte offset)."""
+    mark = _digest(path, offset, st, keep=True)
+    if mark is None:
+        return None
+    head, tail = mark.pop("head_bytes"), mark.pop("tail_bytes")
+    if head[:2] == b"\x1f\x8b" or not _ends_with_a_line(tail):
+        return None
+    return {**mark, "parser": {k: v for k, v in parser.items() if k != "offset"}}
+
+
+def _ends_with_a_line(data: bytes) -> bool:
+    """Whether ``data`` ends with a line break after a line that is not blank (the end of the text a
+    whole read gives is the end of the file: no partial line, no blank run it would trim)."""
+    if not data.endswith(b"\n"):
+        return False
+    line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    return bool(line.rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1].strip())
+
+
+def _resume_text(path: str, fmt: Format, old: SourceRead, state: dict[str, Any],
+                 st: os.stat_result) -> tuple[SourceRead, dict[str, Any] | None] | None:
+    """``old`` (the read of the file's first ``state["offset"]`` bytes) with the lines appended since,
+    parsed by the reader's incremental parser; None when the file is not that file appended to, or
+    the new bytes could change what a whole read gives (then it is read whole)."""
+    from .readers._textstream import current_limits
+
+    offset = state["offset"]
+    if old.findings or (st.st_ino, st.st_dev) != (state["ino"], state["dev"]) or st.st_size <= offset \
+            or st.st_size > current_limits().max_file_size or not isinstance(state.get("parser"), dict):
+        return None
+    if _digest(path, offset, st) != {k: state[k] for k in ("offset", "head", "tail", "ino", "dev")}:
+        return None
+    data = _read_range(path, offset, st.st_size)
+    if data is None or not _ends_with_a_line(data):
+        return None
+    parser: dict[str, Any] = state["parser"]
+    if fmt is Format.CSV:
+        from .readers.csvlog import resume_csv
+
+        got = resume_csv(path, old, parser, data, offset)
+        if got is None:
+            return None
+        read, parser = got
+    else:
+        from .readers.jsonl import resume_jsonl
+
+        resumed = resume_jsonl(path, old, data, offset)
+        if resumed is None:
+            return None
+        read = resumed
+    return read, _text_state(path, st.st_size, st, parser)
+
+
+def _read_range(path: str, start: int, end: int) -> bytes | None:
+    """The bytes ``start:end`` of ``path`` (None if the file no longer has them)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+    except OSError:
+        return None
+    return data if len(data) == end - start else None
 
 
 # ---- the entry format ------------------------------------------------------------------------------

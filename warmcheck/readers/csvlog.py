@@ -14,6 +14,7 @@ import csv
 import io
 import re
 from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,17 @@ from . import _csvexport as export
 from ._csvcells import Column, convert_column, convert_steps
 from ._csvparse import Table, first_line, read_table, sniff_delimiter, split_header
 from ._csvwide import WIDE_COLUMNS, WideColumns, read_wide
-from ._text import STEP_KEYS, WALL_TIME_KEYS, count_lines, file_stamp, format_lines, load_text, pick_step, tail_start
+from ._text import (
+    STEP_KEYS,
+    WALL_TIME_KEYS,
+    clean_piece,
+    count_lines,
+    file_stamp,
+    format_lines,
+    load_text,
+    pick_step,
+    tail_start,
+)
 from .interface import diag
 
 _DELIMITER_NAMES = {";": "semicolon ';'", "\t": "tab"}
@@ -79,14 +90,24 @@ def _looks_like_log_column(name: str) -> bool:
 
 def read_csv(path: str) -> SourceRead:
     """Read one CSV log (the reader contract: damage is data; see ``readers/interface.py``)."""
+    return _read_csv(path, False)[0]
+
+
+def read_csv_resumable(path: str) -> tuple[SourceRead, dict[str, Any] | None]:
+    """:func:`read_csv`, and the parser's state at the end of the file for :func:`resume_csv` (None
+    when an append could not be read on from there exactly as a whole read would read it)."""
+    return _read_csv(path, True)
+
+
+def _read_csv(path: str, want_state: bool) -> tuple[SourceRead, dict[str, Any] | None]:
     decoded, findings = load_text(path)
     if decoded is None:
-        return SourceRead(SourceInfo(path, Format.CSV), findings=findings)
+        return SourceRead(SourceInfo(path, Format.CSV), findings=findings), None
     if not decoded.data or decoded.data.isspace():  # isspace() stops at the first non-blank byte
         what = "empty file (0 bytes)" if decoded.size == 0 else \
             f"empty file: no text in its {decoded.size} bytes"
         findings.append(diag("WC002", what, path, bytes=decoded.size))
-        return SourceRead(SourceInfo(path, Format.CSV), findings=findings)
+        return SourceRead(SourceInfo(path, Format.CSV), findings=findings), None
     data = decoded.data
     header, start, header_lines = split_header(data)
     end = max(start, tail_start(data))
@@ -126,8 +147,87 @@ def read_csv(path: str) -> SourceRead:
     meta: dict[str, object] = {"csv": csv_meta}
     if export.RUNS_IN_FILE in csv_meta:
         meta[export.RUNS_IN_FILE] = csv_meta.pop(export.RUNS_IN_FILE)
-    return SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
+    read = SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
                       fragments=fragments, metadata=meta, findings=findings)
+    state = None
+    if want_state and isinstance(reader, Columns) and fragments is reader.fragments and not findings \
+            and decoded.pristine and not decoded.gzip and not tail and list(csv_meta) == _META_KEYS \
+            and len(meta) == 1 and _resumable(reader):
+        state = {"offset": decoded.size, "names": raw_names, "delimiter": delimiter,
+                 "header_lines": header_lines, "lines": header_lines + count_lines(data, start, end),
+                 "rows": reader.n_data, "text": reader.text_columns}
+    return read, state
+
+
+# ---- appended files: read on from the end of the last read (see warmcheck.cache) -------------------
+
+_META_KEYS = ["delimiter", "columns", "rows", "step_column", "engine", "text_columns"]
+_EXACT = 2.0**53  # beyond this, an integer cell parsed as int64 or as a float may round differently
+
+
+def _resumable(reader: Columns) -> bool:
+    """Whether rows parsed on their own give what they give inside the whole file: pandas' C engine,
+    a step column of integers, every numeric column parsed by pandas as numbers (a column it left as
+    text is converted cell by cell, which may round a cell differently from pandas), values below
+    2**53, no column of wall times (chosen by the median of the whole column), no extra fields."""
+    table = reader.table
+    if table.engine != "c" or table.ragged_rows or reader.step_name is None or reader.skipped \
+            or len(reader.names) != len(table.columns) \
+            or any(n.lower() in WALL_TIME_KEYS for n in reader.names):
+        return False
+    tags = {f.tag for f in reader.fragments}
+    for name, cells in zip(reader.names, table.columns, strict=True):
+        if cells is None:
+            return False
+        kind = cells.dtype.kind
+        if name == reader.step_name:
+            if kind != "i":
+                return False
+        elif name in tags:
+            if kind not in "fiu":
+                return False
+            if len(cells) and float(np.nanmax(np.abs(cells), initial=0.0)) >= _EXACT:
+                return False
+    return True
+
+
+def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
+               offset: int) -> tuple[SourceRead, dict[str, Any]] | None:
+    """``old`` (the clean read of a CSV file's first ``offset`` bytes, ``state`` the parser's state
+    there, from :func:`read_csv_resumable`) with the complete lines ``data`` appended since: what
+    :func:`read_csv` gives for the whole file. Parsed as ``watch`` parses appended rows
+    (:func:`parse_rows`, the header's names and delimiter, the columns known to be numeric). None
+    when that cannot be guaranteed: the new rows bring a finding, a new numeric column or extra
+    fields, a column pandas parsed otherwise, or a step not after the last one of its column."""
+    if not data.endswith(b"\n") or not data.rstrip():
+        return None
+    findings: list[Finding] = []
+    lines = int(state["lines"])
+    clean = clean_piece(data, path, findings, offset=offset, line=lines + 1)
+    if findings:
+        return None
+    tags = [f.tag for f in old.fragments]
+    names = [str(n) for n in state["names"]]
+    rows = parse_rows(path, clean, names, str(state["delimiter"]), lines + 1, findings, int(state["rows"]),
+                      int(state["header_lines"]), numeric=tags)
+    if findings or not isinstance(rows, Columns) or [f.tag for f in rows.fragments] != tags \
+            or rows.records != rows.n_data or not _resumable(rows):
+        return None
+    for was, new in zip(old.fragments, rows.fragments, strict=True):
+        if len(was) and len(new) and int(new.steps.min()) <= int(was.steps.max()):
+            return None  # a step written again (a restart): read whole
+    text = set(state["text"]) | set(rows.text_columns)
+    text_columns = [n for n in rows.names if n in text]
+    csv_meta = dict(old.metadata["csv"])
+    csv_meta["rows"] = int(csv_meta["rows"]) + rows.n_data
+    csv_meta["text_columns"] = text_columns[:50]
+    fragments = [f if not len(g) else g if not len(f) else Fragment(
+        f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
+        np.concatenate([f.wall_times, g.wall_times])) for f, g in zip(old.fragments, rows.fragments, strict=True)]
+    read = SourceRead(SourceInfo(old.info.path, Format.CSV, old.info.records + rows.records, 0),
+                      fragments=fragments, metadata={"csv": csv_meta}, findings=[])
+    return read, {**state, "offset": offset + len(data), "lines": lines + count_lines(clean),
+                  "rows": int(state["rows"]) + rows.n_data, "text": text_columns}
 
 
 def _exported(path: str, reader: Columns | WideColumns, shape: export.LongShape | None, findings: list[Finding],

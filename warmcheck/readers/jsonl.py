@@ -15,10 +15,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
+import numpy as np
+
 from ..findings import Finding
-from ..model import Format, Fragment, SourceInfo, SourceRead
+from ..model import Format, Fragment, SourceInfo, SourceRead, no_wall_times
 from ._records import Clashes, Collector, NonFiniteTokens, flatten, pick_key
-from ._text import STEP_KEYS, format_lines, load_json_text
+from ._text import STEP_KEYS, clean_piece, format_lines, load_json_text
 from .interface import diag
 
 _STEP_KEYS = frozenset(STEP_KEYS)
@@ -123,3 +125,49 @@ def _line_findings(path: str, bad: list[int], not_objects: list[int]) -> list[Fi
                         f"at line(s) {format_lines(not_objects)}", path, line=not_objects[0],
                         lines=not_objects[:10], count=len(not_objects)))
     return out
+
+
+def resume_jsonl(path: str, old: SourceRead, data: bytes, offset: int) -> SourceRead | None:
+    """``old`` (the clean read of a JSONL file's first ``offset`` bytes, which end with a line break)
+    with the complete lines ``data`` appended since: what :func:`read_jsonl` gives for the whole
+    file. Parsed as ``watch`` parses appended lines (:func:`parse_jsonl` with the step key and the
+    numeric keys of the earlier lines). None when that cannot be guaranteed: the new lines bring a
+    finding, a new numeric key, a better step key, or a step not after the last one of its key.
+    (Line numbers only name findings, and any finding means None: the lines before ``offset`` are
+    not counted.)"""
+    meta = old.metadata.get("jsonl")
+    if old.findings or not isinstance(meta, dict) or list(old.metadata) != ["jsonl"] \
+            or not isinstance(meta.get("step_key"), str) or not data.endswith(b"\n") or not data.strip():
+        return None
+    findings: list[Finding] = []
+    clean = clean_piece(data, path, findings, offset=offset)
+    if findings:
+        return None
+    tags = [f.tag for f in old.fragments]
+    got = parse_jsonl(path, clean.decode("utf-8"), findings,
+                      first_index=int(meta["lines"]), step_keys=(meta["step_key"],), numeric=tags)
+    new = {f.tag: f for f in got.fragments}
+    if findings or got.skipped or got.step_key != meta["step_key"] or not set(new) <= set(tags):
+        return None
+    fragments = []
+    for f in old.fragments:
+        g = new.get(f.tag)
+        if g is None or not len(g):
+            fragments.append(f)
+            continue
+        if len(f) and int(g.steps.min()) <= int(f.steps.max()):
+            return None  # a step written again (a restart): read whole
+        walls = no_wall_times(len(f) + len(g)) if _no_walls(f) and _no_walls(g) else \
+            np.concatenate([f.wall_times, g.wall_times])
+        fragments.append(Fragment(f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
+                                  walls))
+    records = int(meta["lines"]) + got.records
+    read = SourceRead(SourceInfo(old.info.path, Format.JSONL, old.info.records + got.records, old.info.skipped),
+                      fragments=fragments, metadata={"jsonl": {"step_key": got.step_key, "lines": records}},
+                      findings=[])
+    return read
+
+
+def _no_walls(f: Fragment) -> bool:
+    w = f.wall_times
+    return w.ndim == 1 and w.strides == (0,) and (not len(w) or bool(np.isnan(w[0])))
