@@ -5,6 +5,10 @@ the bytes appended to each file since the last poll and analyses the new points 
 (:class:`~warmcheck.live.engine.LiveRun`). A partly written last record or line is waited for;
 it is reported (WC003) only once its file has not changed for ``settle`` seconds, i.e. the
 writer is gone. :meth:`Watcher.finish` analyses every run as a whole (what only the end can tell).
+
+A PATH may be a storage URL (``s3://``, ``gs://``, ``memory://``...): each poll lists it once, and an
+object whose size or ETag changed is read from where it ended (:mod:`.remote`). Object storage that
+does not answer is said on stderr and tried again at the next poll (:class:`_Outage`).
 """
 
 from __future__ import annotations
