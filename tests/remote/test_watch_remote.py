@@ -405,6 +405,27 @@ def test_new_runs_under_the_prefix_are_followed_and_deleted_objects_said(on_s3: 
     live.watcher.close()
 
 
+def test_a_csv_that_is_not_a_training_log_is_not_read_at_each_poll(on_s3: str, s3: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = on_s3[5:]
+    rows = "".join(f"{i},item number {i} of the predictions\n" for i in range(40_000)).encode()
+    assert len(rows) > 1 << 20  # more than the head discovery's sniff reads
+    s3.pipe(f"{prefix}/preds.csv", b"id,text\n" + rows)
+    s3.pipe(f"{prefix}/a/log.csv", csv(100))
+    live = Live(on_s3)
+    live.poll()
+    assert list(live.watcher.runs) == [f"{on_s3}/a/log.csv"]
+    spy = Spy(monkeypatch)
+    s3.pipe(f"{prefix}/preds.csv", b"id,text\n" + rows + b"40000,one more\n")  # grows: not sniffed again
+    spy.clear()
+    live.poll()
+    assert dict(spy.ops) == {"list_objects_v2": 1}
+    s3.pipe(f"{prefix}/preds.csv", b"step,loss\n1,2.0\n")  # rewritten shorter: sniffed again, now a log
+    live.poll()
+    assert sorted(live.watcher.runs) == [f"{on_s3}/a/log.csv", f"{on_s3}/preds.csv"]
+    live.watcher.close()
+
+
 # -- through the command line ----------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from ..readers import RunSpec, discover, is_training_csv
 from ..readers.interface import diag
 from ..readers.tailing import Tailer, tailer_for
 from ..reporters.escape import ci_json, ci_line, visible
-from ..storage import StorageError, is_url
+from ..storage import FileStat, StorageError, is_url
 from .alerts import AlertLog, alert_key, default_state_path
 from .buffer import Limits
 from .engine import LiveRun, config_dir_of
@@ -38,6 +38,7 @@ from .engine import LiveRun, config_dir_of
 if TYPE_CHECKING:
     from .remote import Spool
 
+_SNIFF_BYTES = 1 << 20  # what discovery's CSV sniff reads of a file (its head)
 FOLLOWS_URLS = True  # ``warmcheck watch s3://...``: objects followed through their listing (:mod:`.remote`)
 MAX_FAILED_POLLS = 10
 STORAGE_PATIENCE = 300.0
@@ -76,7 +77,7 @@ class Watcher:
         self.storage_errors: list[StorageError] = []  # the last poll's: object storage did not answer
         self._remote = any(is_url(p) for p in self.paths)
         self._spool: Spool | None = None  # once an object is followed
-        self._sniffed: dict[str, tuple[object, bool]] = {}  # URL -> (its stat, a training CSV?)
+        self._sniffed: dict[str, tuple[FileStat | None, bool]] = {}  # URL -> (its stat, a training CSV?)
         self._followed_urls: set[str] = set()
 
     def poll(self) -> list[Finding]:
@@ -147,8 +148,9 @@ class Watcher:
 
         st = storage.known_stat(path)
         cached = self._sniffed.get(path)
-        if cached is not None and cached[0] == st:
-            return cached[1]
+        if cached is not None and (cached[0] == st or (
+                st is not None and cached[0] is not None and st.size >= cached[0].size >= _SNIFF_BYTES)):
+            return cached[1]  # the same object, or one grown past the head the sniff read
         verdict = is_training_csv(path)
         self._sniffed[path] = (st, verdict)
         return verdict
