@@ -426,6 +426,24 @@ def test_a_csv_that_is_not_a_training_log_is_not_read_at_each_poll(on_s3: str, s
     live.watcher.close()
 
 
+def test_sample_logs_on_s3_unchanged_poll_is_one_listing(upload: Callable[[Any, str], str], moto_endpoint: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import SAMPLE_LOGS
+
+    url = upload(SAMPLE_LOGS, "sample_logs")
+    storage.set_storage_options({"endpoint_url": moto_endpoint})
+    live = Live(url)
+    live.poll()
+    spy = Spy(monkeypatch)
+    for _ in range(2):
+        live.clock.now += 100  # past --settle: each held-back tail is judged once
+        live.poll()
+    assert dict(spy.ops) == {"list_objects_v2": 2}  # every format of sample_logs: no HEAD, no GET
+    runs = live.finish()
+    storage.forget_listings()
+    assert sorted(r.name for r in runs) == sorted(r.name for r in pipeline.analyze([url], Settings(), jobs=1).runs)
+
+
 # -- through the command line ----------------------------------------------------------------------------
 
 
