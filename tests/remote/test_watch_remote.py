@@ -375,6 +375,51 @@ def test_gzip_csv_is_read_whole_at_each_change(on_s3: str, s3: Any) -> None:
     assert_as_analyze(live, live.finish(), on_s3)
 
 
+def test_spool_removed_under_the_watch_is_made_again(on_s3: str, s3: Any) -> None:
+    import shutil
+
+    key = on_s3[5:] + f"/a/{EVENTS}"
+    s3.pipe(key, events(200))
+    live = Live(on_s3)
+    live.poll()
+    (tailer,) = live.tailers().values()
+    shutil.rmtree(os.path.dirname(os.path.dirname(tailer.local)))  # a temporary-files cleaner
+    s3.pipe(key, events(300, nan_from(250)))
+    found = live.poll()
+    assert [(f.code, f.step) for f in found] == [("WC401", 250)]
+    s3.pipe(key, events(350, nan_from(250)))
+    live.poll()
+    assert_as_analyze(live, live.finish(), on_s3)
+
+
+def test_a_full_disk_is_one_wc001_then_the_object_is_read_again(on_s3: str, s3: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from warmcheck.live import remote
+
+    key = on_s3[5:] + "/a/log.csv"
+    s3.pipe(key, csv(200))
+    live = Live(on_s3)
+    live.poll()
+    real_copy = remote.RemoteTailer._copy
+
+    def full(self: Any, fh: Any, out: Any, digest: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(remote.RemoteTailer, "_copy", full)
+    for hi in (250, 300):
+        s3.pipe(key, csv(hi))
+        live.poll()
+    assert [(f.code, "No space left" in f.message) for f in live.reported] == [("WC001", True)]  # once
+    monkeypatch.setattr(remote.RemoteTailer, "_copy", real_copy)
+    s3.pipe(key, csv(350, nan_from(320)))
+    assert [f.code for f in live.poll() if f.code != "WC012"] == ["WC401"]
+    runs = live.finish()
+    storage.forget_listings()
+    assert points(runs) == points(pipeline.analyze([on_s3], Settings(), jobs=1).runs)
+
+
 # -- new runs, deleted objects ---------------------------------------------------------------------------
 
 

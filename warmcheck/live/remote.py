@@ -107,7 +107,8 @@ class RemoteTailer:
         self.path, self.display, self.fmt = url, display or url, fmt
         self.identity: FileIdentity = _NoIdentity(url)
         self.generation = 0  # the local tailer's: bumped when the object was rewritten
-        self.local = os.path.join(spool.new_dir(), url.rstrip("/").rsplit("/", 1)[-1] or "object")
+        self.local = ""  # the spool file, made at the first read (a full disk is then this file's WC001)
+        self._spool = spool
         self.bytes_fetched = 0  # bytes fetched from the object so far
         self.reads = 0  # times the object was opened for reading so far
         self._synced: storage.FileStat | None = None  # the object as the spool file holds it
@@ -121,9 +122,10 @@ class RemoteTailer:
         :class:`~warmcheck.storage.StorageError` when the endpoint does not answer (nothing changed)."""
         try:
             self._sync()
-        except (FileNotFoundError, _Stale):
+        except _Stale:
             pass  # deleted or replaced since the listing: the next listing tells
-        except OSError as exc:
+        except OSError as exc:  # forbidden, or the spool file could not be written (disk full, removed)
+            self._synced = None  # the next poll reads the whole object again (the same bytes: nothing new)
             if self._failed:
                 return None
             self._failed = True
@@ -139,8 +141,9 @@ class RemoteTailer:
 
     def discard(self) -> None:
         """The object is gone: remove its spool file (what was read from it stays with the watcher)."""
-        shutil.rmtree(os.path.dirname(self.local), ignore_errors=True)
-        self._inner, self._synced = None, None
+        if self.local:
+            shutil.rmtree(os.path.dirname(self.local), ignore_errors=True)
+        self._inner, self._synced, self.local = None, None, ""
 
     def pending_bytes(self) -> int:
         """The local tailer's held-back bytes."""
@@ -158,9 +161,12 @@ class RemoteTailer:
             st = storage.stat(self.path)  # not from a listing (a file given explicitly): one HEAD
         if st == self._synced:
             return  # unchanged: no request
+        if not self.local:
+            self.local = os.path.join(self._spool.new_dir(), self.path.rstrip("/").rsplit("/", 1)[-1] or "object")
         old = self._synced.size if self._synced is not None else 0
         whole = isinstance(self._inner, FileTailer) and self._inner.reads_whole  # it is read whole anyway
-        if self._synced is None or old == 0 or st.size <= old or whole or not self._appended(st, old):
+        if self._synced is None or old == 0 or st.size <= old or whole or not os.path.exists(self.local) \
+                or not self._appended(st, old):  # (a spool file removed by a temporary-files cleaner: again)
             self._read_whole(st)
         self._synced = st
         self._failed = False
@@ -196,6 +202,7 @@ class RemoteTailer:
         """The whole object into a new spool file; it replaces the old one only if its bytes differ."""
         tmp = self.local + ".new"
         digest = hashlib.blake2b(digest_size=32)
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)  # (removed by a temporary-files cleaner?)
         try:
             with self._open() as fh, open(tmp, "wb") as out:
                 self._copy(fh, out, digest)
@@ -261,7 +268,8 @@ class _Stale(Exception):
 
 
 def _stale_or(exc: OSError) -> BaseException:
-    return _Stale() if exc.errno == errno.ESTALE else exc
+    """The object's own errors: gone or replaced since the listing is for the next poll to tell."""
+    return _Stale() if exc.errno == errno.ESTALE or isinstance(exc, FileNotFoundError) else exc
 
 
 _FALLOC_PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (Linux)
