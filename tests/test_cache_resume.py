@@ -180,6 +180,11 @@ def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], S
     elif kind == "lightning":  # a real Lightning metrics.csv: lr and train_loss on separate, sparse rows
         path, fmt, reader = run / "metrics.csv", Format.CSV, read_csv
         base, more = split_lines(LIGHTNING, 150)
+    elif kind == "walltime":  # epoch seconds in a 'timestamp' column: the rows' wall times
+        path, fmt, reader = run / "log.csv", Format.CSV, read_csv
+        base = b"step,loss,timestamp\n" + b"".join(b"%d,%r,%r\n" % (s, 3.0 / (1 + s), 1.7e9 + s * 0.25)
+                                                   for s in range(0, 1000))
+        more = b"".join(b"%d,%r,%r\n" % (s, 3.0 / (1 + s), 1.7e9 + s * 0.25) for s in range(1000, 1100))
     elif kind == "realrun":  # a real from-scratch LLM training log, CRLF line ends
         path, fmt, reader = run / "train_log.csv", Format.CSV, read_csv
         base, more = split_lines(NANOGPT, 40)
@@ -218,7 +223,7 @@ class CountingFile:
         return bytes(data)
 
 
-@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "jsonl"])
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "jsonl"])
 def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
@@ -324,6 +329,9 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
         data = path.read_bytes()
         write_more(path, data[:len(data) // 2 + data[len(data) // 2:].index(b"\n") + 1], "wb")
 
+    def clock_changes(path: Path, more: bytes) -> None:  # 'timestamp' becomes a duration in the new rows
+        write_more(path, b"".join(b"%d,1.0,%d\n" % (s, s) for s in range(1000, 1100)))
+
     def new_key(path: Path, more: bytes) -> None:  # JSONL: a new series in the appended lines
         write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": 1.5, "grad_norm": 2.0}\n')
 
@@ -337,7 +345,7 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
         write_more(path, more + b"\n\n")
 
     return {f.__name__: f for f in (restart, extra_field, new_header, text_in_numbers, text_becomes_numbers,
-                                    partial_append, rewritten_head, shorter, new_key,
+                                    partial_append, rewritten_head, shorter, clock_changes, new_key,
                                     better_step_key, text_value, blank_lines)}
 
 
@@ -347,7 +355,8 @@ JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "new_ke
                "blank_lines"]
 
 
-@pytest.mark.parametrize(("kind", "case"), [("csv", c) for c in CSV_CASES] + [("jsonl", c) for c in JSONL_CASES])
+@pytest.mark.parametrize(("kind", "case"), [("csv", c) for c in CSV_CASES] + [("jsonl", c) for c in JSONL_CASES]
+                         + [("walltime", "clock_changes"), ("walltime", "shorter")])
 def test_a_text_log_that_cannot_be_resumed_exactly_is_read_whole(kind: str, case: str, tmp_path: Path) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
     cache_dir = str(tmp_path / "cache")

@@ -46,10 +46,12 @@ whenever that is not certain: the new bytes end mid-line or with blank lines, or
 key, a better step key, or a step not after the last one of its series (a restart). A CSV is not
 resumed either when pandas left one of its numeric columns as text in either part (such cells are
 converted one by one, which may round a value differently from pandas) or a value there is 2**53 or
-more, when its step column is not all integers (a blank line, a missing step), or when it has a
-column of wall times (chosen by the median of the whole column), no step column, a delimiter other
-than ',', ragged rows, more than :data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns, or is a
-tracker export (long key/value tables, W&B panels).
+more, when the median of a column named like a wall clock is not on the same side of the
+epoch-seconds range in the new rows as before (a whole read takes that column for wall times by
+its median), when its step column is not all integers (a blank line, a missing step), or when it
+has no step column, a delimiter other than ',', ragged rows, more than
+:data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns (the wide-CSV reader), or is a tracker
+export (long key/value tables, W&B panels).
 
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
 are directories, databases or URLs and are always read. Other changed files (trainer_state.json,

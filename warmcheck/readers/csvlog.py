@@ -155,7 +155,7 @@ def _read_csv(path: str, want_state: bool) -> tuple[SourceRead, dict[str, Any] |
             and len(meta) == 1 and _resumable(reader):
         state = {"offset": decoded.size, "names": raw_names, "delimiter": delimiter,
                  "header_lines": header_lines, "lines": header_lines + count_lines(data, start, end),
-                 "rows": reader.n_data, "text": reader.text_columns}
+                 "rows": reader.n_data, "text": reader.text_columns, "walls": _wall_sides(reader)}
     return read, state
 
 
@@ -169,11 +169,10 @@ def _resumable(reader: Columns) -> bool:
     """Whether rows parsed on their own give what they give inside the whole file: pandas' C engine,
     a step column of integers, every numeric column parsed by pandas as numbers (a column it left as
     text is converted cell by cell, which may round a cell differently from pandas), values below
-    2**53, no column of wall times (chosen by the median of the whole column), no extra fields."""
+    2**53, no extra fields."""
     table = reader.table
     if table.engine != "c" or table.ragged_rows or reader.step_name is None or reader.skipped \
-            or len(reader.names) != len(table.columns) \
-            or any(n.lower() in WALL_TIME_KEYS for n in reader.names):
+            or len(reader.names) != len(table.columns):
         return False
     tags = {f.tag for f in reader.fragments}
     for name, cells in zip(reader.names, table.columns, strict=True):
@@ -189,6 +188,28 @@ def _resumable(reader: Columns) -> bool:
             if len(cells) and float(np.nanmax(np.abs(cells), initial=0.0)) >= _EXACT:
                 return False
     return True
+
+
+def _wall_sides(reader: Columns) -> list[list[str | None]]:
+    """For each column named like a wall clock, where the median of its numbers lies: ``in`` the
+    epoch-seconds range that makes it the wall time of the rows, ``low`` or ``high`` (None: no
+    number). The median of two parts together lies between theirs, so two parts on the same side
+    put the whole file there too: the column a whole read takes for wall times is the one each
+    part took. (Rows all have a step and a value here, so every row counts, as in ``_wall_times``.)"""
+    sides: list[list[str | None]] = []
+    tags = {f.tag for f in reader.fragments}
+    for name, cells in zip(reader.names, reader.table.columns, strict=True):
+        if name == reader.step_name or name.lower() not in WALL_TIME_KEYS:
+            continue
+        side = None
+        if name in tags and cells is not None:
+            values = cells.astype(np.float64, copy=False)
+            values = values[~np.isnan(values)]
+            if len(values):
+                median = float(np.median(values))
+                side = "in" if 1e8 < median < 1e11 else "low" if median <= 1e8 else "high"
+        sides.append([name, side])
+    return sides
 
 
 def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
@@ -211,7 +232,7 @@ def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
     rows = parse_rows(path, clean, names, str(state["delimiter"]), lines + 1, findings, int(state["rows"]),
                       int(state["header_lines"]), numeric=tags)
     if findings or not isinstance(rows, Columns) or [f.tag for f in rows.fragments] != tags \
-            or rows.records != rows.n_data or not _resumable(rows):
+            or rows.records != rows.n_data or not _resumable(rows) or _wall_sides(rows) != state["walls"]:
         return None
     for was, new in zip(old.fragments, rows.fragments, strict=True):
         if len(was) and len(new) and int(new.steps.min()) <= int(was.steps.max()):
