@@ -147,7 +147,7 @@ def test_a_file_shorter_than_cached_is_read_whole(event_file: Path, tmp_path: Pa
 
 REALRUNS = Path(__file__).parent / "data" / "realruns"
 LIGHTNING = REALRUNS / "lightning_csv_linear15" / "csv" / "version_0" / "metrics.csv"
-N = 20_000  # rows written before the cache read the file
+N = 10_000  # rows written before the cache read the file
 NEXT = str(N + 100).encode()  # the step after the clean append
 NANOGPT = REALRUNS / "llmfs_appendix_d_84" / "train_log.csv"  # global_step,epoch,lr,train_loss,grad_norm
 
@@ -300,9 +300,9 @@ def test_the_cli_report_after_a_text_log_append_equals_no_cache(kind: str, tmp_p
 def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     """Changes after which a text log is read whole: (path, the bytes a clean append would add)."""
 
-    def restart(path: Path, more: bytes) -> None:  # the writer restarted from a checkpoint: steps again
-        again = range(N - 10, N + 10)
-        write_more(path, more + (csv_rows(again) if path.suffix == ".csv" else jsonl_rows(again)))
+    def restart(path: Path, more: bytes) -> None:  # the writer restarted from a checkpoint: the steps
+        old = path.read_bytes().splitlines(keepends=True)  # of the last cached lines written again
+        write_more(path, b"".join(old[-6:]) + more)
 
     def extra_field(path: Path, more: bytes) -> None:  # a new column in the appended rows only
         write_more(path, more + NEXT + b",0.001,1.5,main,7\n")
@@ -310,6 +310,11 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     def new_header(path: Path, more: bytes) -> None:  # Lightning rewrites metrics.csv when a metric appears
         old = path.read_bytes().replace(b"step,lr,loss,phase\n", b"step,lr,loss,phase,grad_norm\n", 1)
         write_more(path, old + more, "r+b")
+
+    def new_metric(path: Path, more: bytes) -> None:  # Lightning's CSVLogger: a metric appears, the file
+        lines = (path.read_bytes() + more).splitlines(keepends=True)  # is written again with a new column
+        rows = [lines[0].replace(b"\n", b",val_loss\n")] + [x.replace(b"\n", b",\n") for x in lines[1:]]
+        write_more(path, b"".join(rows) + b",,117,,1.99\n", "r+b")
 
     def text_in_numbers(path: Path, more: bytes) -> None:  # a numeric column gets a text cell
         write_more(path, more + NEXT + b",0.001,diverged,main\n")
@@ -344,7 +349,7 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     def blank_lines(path: Path, more: bytes) -> None:  # blank lines are fine inside, not at the end
         write_more(path, more + b"\n\n")
 
-    return {f.__name__: f for f in (restart, extra_field, new_header, text_in_numbers, text_becomes_numbers,
+    return {f.__name__: f for f in (restart, extra_field, new_header, new_metric, text_in_numbers, text_becomes_numbers,
                                     partial_append, rewritten_head, shorter, clock_changes, new_key,
                                     better_step_key, text_value, blank_lines)}
 
@@ -356,7 +361,8 @@ JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "new_ke
 
 
 @pytest.mark.parametrize(("kind", "case"), [("csv", c) for c in CSV_CASES] + [("jsonl", c) for c in JSONL_CASES]
-                         + [("walltime", "clock_changes"), ("walltime", "shorter")])
+                         + [("walltime", "clock_changes"), ("walltime", "shorter"), ("lightning", "new_metric"),
+                            ("lightning", "restart"), ("lightning", "partial_append")])
 def test_a_text_log_that_cannot_be_resumed_exactly_is_read_whole(kind: str, case: str, tmp_path: Path) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
     cache_dir = str(tmp_path / "cache")
@@ -396,3 +402,23 @@ def test_an_appended_gzip_log_is_read_whole(tmp_path: Path) -> None:
     same(read, read_csv(str(path)))
     again = report(str(path.parent), "--cache-dir", cache_dir)
     assert again == report(str(path.parent), "--no-cache") and again != first
+
+
+@pytest.mark.parametrize("log", [LIGHTNING, NANOGPT, REALRUNS / "lightning_per_epoch_warmup50" / "csv" / "version_0"
+                                 / "metrics.csv", REALRUNS / "nanogpt_warmup40_log8" / "log.csv"],
+                         ids=lambda p: p.parts[-4] if p.name == "metrics.csv" else p.parent.name)
+def test_a_real_log_cached_at_any_line_and_appended_equals_a_whole_read(log: Path, tmp_path: Path) -> None:
+    """Whatever line the cache last saw (a header only, a val row, a row that ends an epoch...), the
+    read after the append is the whole read, resumed or not; most cuts are resumed."""
+    lines = log.read_bytes().splitlines(keepends=True)
+    path = tmp_path / log.name
+    resumed = 0
+    for cut in range(1, len(lines), 3):
+        path.write_bytes(b"".join(lines[:cut]))
+        backdate(path, OLD_NS)
+        store = cache.ReadCache(str(tmp_path / f"cache{cut}"))
+        store.read(str(path), Format.CSV, read_csv)
+        write_more(path, b"".join(lines[cut:]))
+        same(store.read(str(path), Format.CSV, read_csv), read_csv(str(path)))
+        resumed += store.stats.resumed
+    assert resumed >= len(range(1, len(lines), 3)) // 4
