@@ -92,6 +92,17 @@ def _list(endpoint: str, url: str) -> None:
     print(json.dumps({"kind": kind, "objects": len(entries), "list_s": time.perf_counter() - t}))
 
 
+def _cluster(workers: str) -> None:
+    """A dask LocalCluster (``workers`` single-threaded worker processes) until stdin closes; its address
+    on stdout. The workers inherit this process's environment: the dummy credentials, not the endpoint."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=int(workers), threads_per_worker=1, host="127.0.0.1", scheduler_port=0,
+                      dashboard_address=":0", silence_logs=50) as cluster:
+        print(cluster.scheduler_address, flush=True)
+        sys.stdin.read()
+
+
 # -- the parent ------------------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -179,13 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=0, help="warmcheck analyze -j (0: one per CPU)")
+    ap.add_argument("--dask", type=int, default=0, metavar="WORKERS",
+                    help="also --no-cache with --scheduler on a LocalCluster of this many workers (0: not)")
     ap.add_argument("--quick", action="store_true", help="300 runs: a smoke run")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         mode, *rest = args.child
-        children: dict[str, Callable[..., None]] = {"make": _make, "upload": _upload, "list": _list}
+        children: dict[str, Callable[..., None]] = {"make": _make, "upload": _upload, "list": _list,
+                                                   "cluster": _cluster}
         children[mode](*rest)
         return 0
     if args.quick:
@@ -249,6 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([*me, "upload", moto.endpoint, str(tree), str(changed_file)], check=True, env=env)
         changed = step("one changed", [*cli, "--cache-dir", str(cache_dir), url])
         after = step("no cache, after the change", [*cli, "--no-cache", url])
+        on_dask = None
+        if args.dask:
+            cluster = subprocess.Popen([*me, "cluster", str(args.dask)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env=env, cwd=work, text=True)
+            try:
+                assert cluster.stdout is not None
+                address = cluster.stdout.readline().strip()
+                on_dask = step(f"dask LocalCluster ({args.dask} workers), no cache",
+                               [*cli, "--no-cache", "--scheduler", address, url])
+            finally:
+                assert cluster.stdin is not None
+                cluster.stdin.close()
+                cluster.wait(60)
     finally:
         moto.stop()
     as_local = plain.replace(url.rstrip("/").encode(), str(tree).encode())
@@ -256,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
               "S3 = local disk (paths normalised)": as_local == local,
               "one changed = no cache after the change": changed == after,
               "one changed differs from warm": changed != warm}
+    if on_dask is not None:
+        checks["dask = no cache after the change"] = on_dask == after
     runs = len(json.loads(plain)["runs"])
     doc = {"commit": head.stdout.strip(), "runs": args.runs, "runs_reported": runs, "steps": args.steps,
            "jobs": args.jobs, "cpus": os.cpu_count(),

@@ -2,11 +2,14 @@
 
 The client discovers the runs (it needs the list to report them in order) and sends each task a
 few :class:`~warmcheck.readers.discovery.RunSpec` (file paths, made absolute: a worker's working
-directory is not the client's) and the :class:`~warmcheck.config.Settings`; the worker reads the
-files itself, analyses them with :func:`warmcheck.pipeline.analyze_specs` and returns compact runs:
-every series reduced to the numbers reporters print (:class:`SeriesSummary`: points, first and last
-step, non-finite count), so a run of ten million points comes back as a few hundred bytes. With
-``keep_points`` (``--plot-dir``, which draws the points) the runs come back whole.
+directory is not the client's), the :class:`~warmcheck.config.Settings` and, for runs on object
+storage, what the client's listing says about the runs' directories (:class:`Listing`: the objects'
+sizes and ETags, so a worker makes one GET per object, as the client would, instead of a HEAD per
+object and a request per config-file name); the worker reads the files itself, analyses them with
+:func:`warmcheck.pipeline.analyze_specs` and returns compact runs: every series reduced to the
+numbers reporters print (:class:`SeriesSummary`: points, first and last step, non-finite count), so
+a run of ten million points comes back as a few hundred bytes. With ``keep_points`` (``--plot-dir``,
+which draws the points) the runs come back whole.
 
 Faults: dask itself reschedules the tasks of a worker that died (``distributed.scheduler.allowed-failures``
 times). A chunk that still fails with ``KilledWorker`` is split and each of its runs submitted alone;
@@ -21,6 +24,7 @@ An unreachable scheduler, a cluster without workers, or a scheduler lost mid-swe
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,15 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .config import Settings
 from .errors import WarmcheckError
 from .findings import make
 from .model import Run, Series
 from .readers.discovery import RunSpec
-from .storage import StorageError
+from .storage import FileStat, StorageError
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and for it to have at least one worker
 MAX_CHUNK = 32  # runs per task at most: fewer tasks for the scheduler, small retries when a worker dies
+MAX_LISTED = 256  # listing entries sent for one run directory at most (a run at the top of a large prefix: none)
 
 
 class SchedulerError(WarmcheckError):
@@ -76,20 +82,96 @@ def compact(run: Run) -> Run:
     return replace(run, series=tuple(summarize_series(s) for s in run.series))
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What the client's listing of a URL prefix says about the run directories of one task: every
+    object under each directory in ``prefixes`` (``entries``: URL, stat, the listing's details such as
+    the ETag), so that a worker opens the objects without a HEAD and finds the config files beside a run
+    (:mod:`warmcheck.readers.runconfig_files`) without asking for each name."""
+
+    prefixes: tuple[str, ...] = ()
+    entries: tuple[tuple[str, FileStat, dict[str, Any] | None], ...] = ()
+
+
+class _ListingIndex:
+    """The client's listings (:func:`warmcheck.storage.find`), sorted once, to cut a :class:`Listing` per task."""
+
+    def __init__(self) -> None:
+        with storage._lock:
+            self.known = dict(storage._known)
+            self.details = dict(storage._details)
+            self.listed = tuple(storage._listed)
+        self.keys = sorted(self.known)
+
+    def for_specs(self, specs: Sequence[RunSpec]) -> Listing | None:
+        if not self.listed:
+            return None
+        prefixes: list[str] = []
+        entries: list[tuple[str, FileStat, dict[str, Any] | None]] = []
+        for d in sorted({storage.dirname(p) for s in specs for p, _, _ in _all_files(s) if storage.is_url(p)}):
+            prefix = d.rstrip("/") + "/"
+            if not any(prefix.startswith(p) for p in self.listed):
+                continue  # not listed whole by the client: the worker asks, as the client would
+            start = bisect.bisect_left(self.keys, prefix)
+            end = start
+            while end < len(self.keys) and end - start <= MAX_LISTED and self.keys[end].startswith(prefix):
+                end += 1
+            if end - start > MAX_LISTED:
+                continue
+            prefixes.append(prefix)
+            entries.extend((k, self.known[k], self.details.get(k)) for k in self.keys[start:end])
+        return Listing(tuple(prefixes), tuple(entries)) if prefixes else None
+
+
+def _all_files(spec: RunSpec) -> list[Any]:
+    return list(spec.files) + [f for m in spec.members for f in m.files]
+
+
+def _install(listing: Listing | None) -> Callable[[], None]:
+    """Make ``listing`` known to :mod:`warmcheck.storage` in this process; the function that removes
+    what it added (entries and prefixes that were not there before: a worker keeps no stale listing
+    between tasks, and a client running tasks in its own process keeps its own)."""
+    if listing is None:
+        return lambda: None
+    with storage._lock:
+        added = [url for url, _, _ in listing.entries if url not in storage._known]
+        prefixes = [p for p in listing.prefixes if p not in storage._listed]
+        for url, st, details in listing.entries:
+            if url in added:
+                storage._known[url] = st
+                if details is not None:
+                    storage._details[url] = dict(details)
+        storage._listed.update(prefixes)
+
+    def remove() -> None:
+        with storage._lock:
+            storage._listed.difference_update(prefixes)
+            for url in added:
+                storage._known.pop(url, None)
+                storage._details.pop(url, None)
+
+    return remove
+
+
 def analyze_chunk(specs: Sequence[RunSpec], settings: Settings, keep_points: bool,
-                  cache_dir: str | None = None) -> list[list[Run]]:
+                  cache_dir: str | None = None, listing: Listing | None = None) -> list[list[Run]]:
     """The task run on a worker: read and analyse each spec (see :func:`warmcheck.pipeline.analyze_specs`),
     through the client's cache directory of reads (``cache_dir``, None: no cache; a directory the
-    worker cannot write costs nothing but the cache, see :mod:`warmcheck.cache`)."""
+    worker cannot write costs nothing but the cache, see :mod:`warmcheck.cache`), knowing what the
+    client's listing says about the runs' directories (``listing``: no HEAD or LIST per object)."""
     from .cache import ensure
     from .pipeline import analyze_specs
 
     ensure(cache_dir)
-    out = []
-    for spec in specs:
-        runs = analyze_specs(spec, settings)
-        out.append(runs if keep_points else [compact(r) for r in runs])
-    return out
+    remove = _install(listing)
+    try:
+        out = []
+        for spec in specs:
+            runs = analyze_specs(spec, settings)
+            out.append(runs if keep_points else [compact(r) for r in runs])
+        return out
+    finally:
+        remove()
 
 
 def absolute(spec: RunSpec) -> RunSpec:
@@ -142,6 +224,13 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
            cache_dir: str | None = None) -> Iterator[list[Run]]:
     from distributed import as_completed
 
+    index = _ListingIndex()
+
+    def submit(indices: list[int]) -> Any:
+        chunk = [specs[i] for i in indices]
+        return client.submit(analyze_chunk, chunk, settings, keep_points, cache_dir, index.for_specs(chunk),
+                             pure=False)
+
     total = len(specs)
     threads = max(1, sum(client.nthreads().values()))
     size = max(1, min(MAX_CHUNK, total // (threads * 8)))
@@ -149,7 +238,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
     chunks: dict[Any, list[int]] = {}
     for start in range(0, total, size):
         indices = list(range(start, min(start + size, total)))
-        chunks[_submit(client, specs, indices, settings, keep_points, cache_dir)] = indices
+        chunks[submit(indices)] = indices
     pending = as_completed(list(chunks), loop=client.loop)
     suspects: list[int] = []
     for future in pending:
@@ -159,7 +248,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
         if isinstance(outcome, _Killed):  # which run killed it is unknown, and tasks beside it die too
             if len(indices) > 1:
                 for i in indices:
-                    single = _submit(client, specs, [i], settings, keep_points, cache_dir)
+                    single = submit([i])
                     chunks[single] = [i]
                     pending.add(single)
             else:
@@ -167,7 +256,7 @@ def _sweep(client: Any, specs: list[RunSpec], settings: Settings,
             continue
         _keep(results, indices, outcome, specs, progress, total)
     for i in sorted(suspects):  # last, one at a time: nothing else runs beside a run that kills workers
-        future = _submit(client, specs, [i], settings, keep_points, cache_dir)
+        future = submit([i])
         outcome = _result(future)
         future.release()
         _keep(results, [i], outcome, specs, progress, total)
@@ -181,11 +270,6 @@ def _keep(results: dict[int, list[Run]], indices: list[int], outcome: list[list[
         results[i] = _runs(specs[i], outcome, k)
         if progress is not None:
             progress(len(results), total, specs[i].name)
-
-
-def _submit(client: Any, specs: list[RunSpec], indices: list[int], settings: Settings, keep_points: bool,
-            cache_dir: str | None = None) -> Any:
-    return client.submit(analyze_chunk, [specs[i] for i in indices], settings, keep_points, cache_dir, pure=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,5 +315,5 @@ def _runs(spec: RunSpec, outcome: list[list[Run]] | _Killed | _Failed, k: int) -
     return [Run(spec.name, spec.path, (), (), findings=(finding,))]
 
 
-__all__ = ["CONNECT_TIMEOUT", "SchedulerError", "SeriesSummary", "analyze_chunk", "analyze_on_cluster",
+__all__ = ["CONNECT_TIMEOUT", "Listing", "SchedulerError", "SeriesSummary", "analyze_chunk", "analyze_on_cluster",
            "compact", "connect"]

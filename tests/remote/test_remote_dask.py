@@ -108,3 +108,41 @@ def test_an_endpoint_that_stops_answering_is_exit_2_not_a_finding_per_run(
     assert any(line.startswith("warmcheck: error: ") and "object storage did not answer" in line
                for line in result.stderr.splitlines()), result.stderr
     assert "Traceback" not in result.stderr and "WC021" not in result.stderr
+
+
+def test_a_task_carries_the_listing_of_its_runs_directories(
+        upload: Callable[[Path, str], str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker has no listing of its own: the task brings what the client's listing says about its runs'
+    directories, so the worker makes one GET per object (no HEAD to open it, no request per config-file
+    name), and the report is the same as when the worker asks."""
+    from aiobotocore import endpoint
+
+    from warmcheck import dask_engine, storage
+    from warmcheck.config import Settings
+    from warmcheck.readers import discover, is_training_csv
+    from warmcheck.reporters.json import run_dict
+
+    url = upload(SAMPLE_LOGS, "sample_logs")
+    settings = Settings(storage_options={"endpoint_url": moto_endpoint})
+    storage.set_storage_options(settings.storage_options)
+    specs = [dask_engine.absolute(s) for s in discover([url], is_training_csv).runs]
+    listing = dask_engine._ListingIndex().for_specs(specs)
+    assert listing is not None and len(listing.prefixes) == len(specs)
+    storage.forget_listings()  # as on a worker
+
+    calls: list[str] = []
+    real = endpoint.AioEndpoint._send_request
+
+    async def spy(self: Any, request_dict: Any, operation_model: Any) -> Any:
+        calls.append(operation_model.name)
+        return await real(self, request_dict, operation_model)
+
+    monkeypatch.setattr(endpoint.AioEndpoint, "_send_request", spy)
+    informed = dask_engine.analyze_chunk(specs, settings, False, None, listing)
+    objects = sum(len(dask_engine._all_files(s)) for s in specs)
+    assert set(calls) == {"GetObject"} and objects <= len(calls) <= objects + 2, calls  # + config files read
+    assert storage.known_stat(listing.entries[0][0]) is None  # nothing left behind on the worker
+    calls.clear()
+    asking = dask_engine.analyze_chunk(specs, settings, False, None, None)
+    assert {"HeadObject", "GetObject"} <= set(calls)  # what the listing saves
+    assert [[run_dict(r) for r in runs] for runs in informed] == [[run_dict(r) for r in runs] for runs in asking]
