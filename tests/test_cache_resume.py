@@ -180,6 +180,11 @@ def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], S
     elif kind == "lightning":  # a real Lightning metrics.csv: lr and train_loss on separate, sparse rows
         path, fmt, reader = run / "metrics.csv", Format.CSV, read_csv
         base, more = split_lines(LIGHTNING, 150)
+    elif kind in ("semicolon", "tab"):  # a European Excel export, a TSV: read with a WC012 note
+        sep = b";" if kind == "semicolon" else b"\t"
+        path, fmt, reader = run / "log.csv", Format.CSV, read_csv
+        base = b"step,lr,loss,phase\n" + csv_rows(range(0, N))
+        base, more = base.replace(b",", sep), csv_rows(range(N, N + 100)).replace(b",", sep)
     elif kind == "walltime":  # epoch seconds in a 'timestamp' column: the rows' wall times
         path, fmt, reader = run / "log.csv", Format.CSV, read_csv
         base = b"step,loss,timestamp\n" + b"".join(b"%d,%r,%r\n" % (s, 3.0 / (1 + s), 1.7e9 + s * 0.25)
@@ -223,13 +228,14 @@ class CountingFile:
         return bytes(data)
 
 
-@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "jsonl"])
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "semicolon", "tab", "jsonl"])
 def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
     store = cache.ReadCache(str(tmp_path / "cache"))
     first = store.read(str(path), fmt, reader)
-    assert store.stats.stored == 1 and not first.findings
+    assert store.stats.stored == 1 and [f.code for f in first.findings] == (["WC012"] if kind in ("semicolon", "tab")
+                                                                             else [])
     old_size = path.stat().st_size
     write_more(path, more)
     whole = reader(str(path))
@@ -257,7 +263,7 @@ def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
     # the appended bytes once, plus the hashed head and the 64 KiB before each offset (old, then new)
     assert ranges == [(old_size, path.stat().st_size)]
     assert sum(counts) <= len(more) + 2 * (cache.HEAD_BYTES + cache.TAIL_BYTES)
-    if kind in ("csv", "jsonl"):
+    if kind in ("csv", "semicolon", "tab", "jsonl"):
         assert sum(counts) < old_size / 2  # the earlier rows were not read again
     hit = store.read(str(path), fmt, reader)  # the resumed read was cached: the next run is a hit
     assert store.stats.hits == 1
@@ -337,6 +343,9 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     def clock_changes(path: Path, more: bytes) -> None:  # 'timestamp' becomes a duration in the new rows
         write_more(path, b"".join(b"%d,1.0,%d\n" % (s, s) for s in range(1000, 1100)))
 
+    def decimal_comma(path: Path, more: bytes) -> None:  # ';'-separated: '1,5' is one and a half
+        write_more(path, more + NEXT + b";0,001;1,5;main\n")
+
     def new_key(path: Path, more: bytes) -> None:  # JSONL: a new series in the appended lines
         write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": 1.5, "grad_norm": 2.0}\n')
 
@@ -350,7 +359,7 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
         write_more(path, more + b"\n\n")
 
     return {f.__name__: f for f in (restart, extra_field, new_header, new_metric, text_in_numbers, text_becomes_numbers,
-                                    partial_append, rewritten_head, shorter, clock_changes, new_key,
+                                    partial_append, rewritten_head, shorter, clock_changes, decimal_comma, new_key,
                                     better_step_key, text_value, blank_lines)}
 
 
@@ -362,7 +371,8 @@ JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "new_ke
 
 @pytest.mark.parametrize(("kind", "case"), [("csv", c) for c in CSV_CASES] + [("jsonl", c) for c in JSONL_CASES]
                          + [("walltime", "clock_changes"), ("walltime", "shorter"), ("lightning", "new_metric"),
-                            ("lightning", "restart"), ("lightning", "partial_append")])
+                            ("lightning", "restart"), ("lightning", "partial_append"),
+                            ("semicolon", "decimal_comma"), ("semicolon", "restart"), ("tab", "shorter")])
 def test_a_text_log_that_cannot_be_resumed_exactly_is_read_whole(kind: str, case: str, tmp_path: Path) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
     cache_dir = str(tmp_path / "cache")

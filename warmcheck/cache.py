@@ -34,10 +34,11 @@ instead, since a finding may depend on the whole file; so is a file rewritten in
 at the start or before the offset), a shorter one, or another inode.
 
 Appended CSV and JSONL logs are resumed the same way, from the end of the last complete line: the
-entry of a clean read (no finding, not gzip, the file ending with a line break after a non-blank
-line) records the same hashes and what the parser needs to go on (CSV: the header's names and
-delimiter, its line count, the rows and text columns so far; JSONL: nothing beyond the step key and
-the series already in the entry). The appended lines are parsed by the functions ``watch`` parses
+entry of a clean read (no finding but the note of a ';' or tab delimiter, not gzip, the file ending
+with a line break after a non-blank line) records the same hashes and what the parser needs to go
+on (CSV: the header's names and delimiter, its line count, the rows and text columns so far, where
+the median of a wall-clock column lies; JSONL: nothing beyond the step key and the series already in
+the entry). The appended lines are parsed by the functions ``watch`` parses
 appended lines with (:func:`~warmcheck.readers.csvlog.parse_rows`,
 :func:`~warmcheck.readers.jsonl.parse_jsonl`), told which columns or keys held numbers before, and
 joined series by series. A resumed read must be exactly the whole read, so the file is read whole
@@ -49,7 +50,7 @@ converted one by one, which may round a value differently from pandas) or a valu
 more, when the median of a column named like a wall clock is not on the same side of the
 epoch-seconds range in the new rows as before (a whole read takes that column for wall times by
 its median), when its step column is not all integers (a blank line, a missing step), or when it
-has no step column, a delimiter other than ',', ragged rows, more than
+has no step column, ragged rows, more than
 :data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns (the wide-CSV reader), or is a tracker
 export (long key/value tables, W&B panels).
 
@@ -371,7 +372,7 @@ def _read_text(path: str, fmt: Format, st: os.stat_result) -> tuple[SourceRead, 
         meta = read.metadata.get("jsonl")
         parser = {"offset": st.st_size} if isinstance(meta, dict) and isinstance(meta.get("step_key"), str) \
             and not read.findings else None
-    if parser is None or read.findings or parser["offset"] != st.st_size:
+    if parser is None or parser["offset"] != st.st_size:  # (the readers said which findings allow it)
         return read, None
     return read, _text_state(path, st.st_size, st, parser)
 
@@ -406,7 +407,7 @@ def _resume_text(path: str, fmt: Format, old: SourceRead, state: dict[str, Any],
     from .readers._textstream import current_limits
 
     offset = state["offset"]
-    if old.findings or (st.st_ino, st.st_dev) != (state["ino"], state["dev"]) or st.st_size <= offset \
+    if (st.st_ino, st.st_dev) != (state["ino"], state["dev"]) or st.st_size <= offset \
             or st.st_size > current_limits().max_file_size or not isinstance(state.get("parser"), dict):
         return None
     if _digest(path, offset, st) != {k: state[k] for k in ("offset", "head", "tail", "ino", "dev")}:

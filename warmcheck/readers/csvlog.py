@@ -150,7 +150,8 @@ def _read_csv(path: str, want_state: bool) -> tuple[SourceRead, dict[str, Any] |
     read = SourceRead(SourceInfo(path, Format.CSV, reader.records, reader.skipped),
                       fragments=fragments, metadata=meta, findings=findings)
     state = None
-    if want_state and isinstance(reader, Columns) and fragments is reader.fragments and not findings \
+    if want_state and isinstance(reader, Columns) and fragments is reader.fragments \
+            and findings == _expected_findings(path, delimiter) \
             and decoded.pristine and not decoded.gzip and not tail and list(csv_meta) == _META_KEYS \
             and len(meta) == 1 and _resumable(reader):
         state = {"offset": decoded.size, "names": raw_names, "delimiter": delimiter,
@@ -163,6 +164,11 @@ def _read_csv(path: str, want_state: bool) -> tuple[SourceRead, dict[str, Any] |
 
 _META_KEYS = ["delimiter", "columns", "rows", "step_column", "engine", "text_columns"]
 _EXACT = 2.0**53  # beyond this, an integer cell parsed as int64 or as a float may round differently
+
+
+def _expected_findings(path: str, delimiter: str) -> list[Finding]:
+    """The findings of a clean CSV: none, or the note that its delimiter is ';' or a tab."""
+    return [delimiter_note(path, delimiter)] if delimiter != "," else []
 
 
 def _resumable(reader: Columns) -> bool:
@@ -220,7 +226,8 @@ def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
     (:func:`parse_rows`, the header's names and delimiter, the columns known to be numeric). None
     when that cannot be guaranteed: the new rows bring a finding, a new numeric column or extra
     fields, a column pandas parsed otherwise, or a step not after the last one of its column."""
-    if not data.endswith(b"\n") or not data.rstrip():
+    if not data.endswith(b"\n") or not data.rstrip() \
+            or list(old.findings) != _expected_findings(old.info.path, str(state["delimiter"])):
         return None
     findings: list[Finding] = []
     lines = int(state["lines"])
@@ -246,7 +253,7 @@ def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
         f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
         np.concatenate([f.wall_times, g.wall_times])) for f, g in zip(old.fragments, rows.fragments, strict=True)]
     read = SourceRead(SourceInfo(old.info.path, Format.CSV, old.info.records + rows.records, 0),
-                      fragments=fragments, metadata={"csv": csv_meta}, findings=[])
+                      fragments=fragments, metadata={"csv": csv_meta}, findings=list(old.findings))
     return read, {**state, "offset": offset + len(data), "lines": lines + count_lines(clean),
                   "rows": int(state["rows"]) + rows.n_data, "text": text_columns}
 
