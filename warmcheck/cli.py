@@ -364,15 +364,8 @@ def watch_cmd(ctx: click.Context, paths: Sequence[str], interval: float, settle:
 
     Reads only the bytes appended since the last poll; new runs and new files are picked up.
     """
-    from . import storage
-    from .live import watch as live_watch
     from .live.watch import watch_loop
 
-    remote = [p for p in paths if storage.is_url(p)]
-    if remote and not getattr(live_watch, "FOLLOWS_URLS", False):
-        click.echo(f"warmcheck: error: watch does not follow URLs yet ({remote[0]}); `warmcheck analyze` reads "
-                   "them", err=True)
-        sys.exit(2)
     settings = _settings(ctx, params)
     code = _run_guarded(lambda: watch_loop(
         paths, settings, interval=interval, settle=settle, exit_on=exit_on, exec_cmd=exec_cmd, exec_on=exec_on,

@@ -258,16 +258,6 @@ def test_unknown_scheme_is_a_clear_error() -> None:
     assert "unknown URL scheme nosuchfs://" in result.stderr
 
 
-def test_watch_on_a_url_is_a_clean_error_until_it_is_supported() -> None:
-    from warmcheck.live import watch
-
-    if getattr(watch, "FOLLOWS_URLS", False):
-        pytest.skip("watch follows URLs")
-    result = CliRunner().invoke(main, ["watch", "s3://bucket/runs/"])
-    assert result.exit_code == 2
-    assert "watch does not follow URLs yet" in result.stderr
-
-
 def test_mlflow_stores_on_a_url_are_findings_not_crashes(upload: Callable[[Path, str], str], moto_endpoint: str,
                                                          tmp_path: Path) -> None:
     tree = tmp_path / "t"

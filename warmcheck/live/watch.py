@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from .remote import Spool
 
 _SNIFF_BYTES = 1 << 20  # what discovery's CSV sniff reads of a file (its head)
-FOLLOWS_URLS = True  # ``warmcheck watch s3://...``: objects followed through their listing (:mod:`.remote`)
 MAX_FAILED_POLLS = 10
 STORAGE_PATIENCE = 300.0
 """``watch`` gives up (exit 2) when object storage has not answered in ``MAX_FAILED_POLLS`` polls in a row
