@@ -185,6 +185,11 @@ def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], S
         path, fmt, reader = run / "log.csv", Format.CSV, read_csv
         base = b"step,lr,loss,phase\n" + csv_rows(range(0, N))
         base, more = base.replace(b",", sep), csv_rows(range(N, N + 100)).replace(b",", sep)
+    elif kind == "declared":  # a column in the header that gets its first numbers in the appended rows
+        path, fmt, reader = run / "log.csv", Format.CSV, read_csv
+        base = b"step,lr,loss,val_loss\n" + b"".join(b"%d,0.001,%r,\n" % (s, 3.0 / (1 + s)) for s in range(N))
+        more = b"".join(b"%d,0.001,%r,%s\n" % (s, 3.0 / (1 + s), b"2.5" if s % 10 == 0 else b"")
+                        for s in range(N, N + 100))
     elif kind == "walltime":  # epoch seconds in a 'timestamp' column: the rows' wall times
         path, fmt, reader = run / "log.csv", Format.CSV, read_csv
         base = b"step,loss,timestamp\n" + b"".join(b"%d,%r,%r\n" % (s, 3.0 / (1 + s), 1.7e9 + s * 0.25)
@@ -228,7 +233,7 @@ class CountingFile:
         return bytes(data)
 
 
-@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "semicolon", "tab", "jsonl"])
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "semicolon", "tab", "declared", "jsonl"])
 def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
@@ -263,7 +268,7 @@ def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
     # the appended bytes once, plus the hashed head and the 64 KiB before each offset (old, then new)
     assert ranges == [(old_size, path.stat().st_size)]
     assert sum(counts) <= len(more) + 2 * (cache.HEAD_BYTES + cache.TAIL_BYTES)
-    if kind in ("csv", "semicolon", "tab", "jsonl"):
+    if kind in ("csv", "semicolon", "tab", "declared", "jsonl"):
         assert sum(counts) < old_size / 2  # the earlier rows were not read again
     hit = store.read(str(path), fmt, reader)  # the resumed read was cached: the next run is a hit
     assert store.stats.hits == 1
@@ -432,3 +437,17 @@ def test_a_real_log_cached_at_any_line_and_appended_equals_a_whole_read(log: Pat
         same(store.read(str(path), Format.CSV, read_csv), read_csv(str(path)))
         resumed += store.stats.resumed
     assert resumed >= len(range(1, len(lines), 3)) // 4
+
+
+def test_numbers_in_a_column_pandas_read_as_text_are_not_resumed(tmp_path: Path) -> None:
+    """Cells of spaces are no value, yet pandas keeps the column as text, whose numbers a whole read then
+    converts one by one: the column is not 'empty so far', and the file is read whole."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"step,loss,pad\n" + b"".join(b"%d,%r,  \n" % (s, 1 / (1 + s)) for s in range(500)))
+    backdate(path, OLD_NS)
+    store = cache.ReadCache(str(tmp_path / "cache"))
+    store.read(str(path), Format.CSV, read_csv)
+    write_more(path, b"".join(b"%d,%r,%r\n" % (s, 1 / (1 + s), s / 7) for s in range(500, 600)))
+    read = store.read(str(path), Format.CSV, read_csv)
+    assert store.stats.resumed == 0 and [f.tag for f in read.fragments] == ["loss", "pad"]
+    same(read, read_csv(str(path)))

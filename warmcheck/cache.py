@@ -36,21 +36,21 @@ at the start or before the offset), a shorter one, or another inode.
 Appended CSV and JSONL logs are resumed the same way, from the end of the last complete line: the
 entry of a clean read (no finding but the note of a ';' or tab delimiter, not gzip, the file ending
 with a line break after a non-blank line) records the same hashes and what the parser needs to go
-on (CSV: the header's names and delimiter, its line count, the rows and text columns so far, where
-the median of a wall-clock column lies; JSONL: nothing beyond the step key and the series already in
-the entry). The appended lines are parsed by the functions ``watch`` parses
-appended lines with (:func:`~warmcheck.readers.csvlog.parse_rows`,
+on (CSV: the header's names and delimiter, its line count, the rows so far, the text columns and the
+columns still empty, where the median of a wall-clock column lies; JSONL: nothing beyond the step
+key and the series already in the entry). The appended lines are parsed by the functions ``watch``
+parses appended lines with (:func:`~warmcheck.readers.csvlog.parse_rows`,
 :func:`~warmcheck.readers.jsonl.parse_jsonl`), told which columns or keys held numbers before, and
 joined series by series. A resumed read must be exactly the whole read, so the file is read whole
 whenever that is not certain: the new bytes end mid-line or with blank lines, or bring any finding
-(a text cell in a numeric column, extra fields, NUL bytes, bad UTF-8, ...), a new numeric column or
-key, a better step key, or a step not after the last one of its series (a restart). A CSV is not
-resumed either when pandas left one of its numeric columns as text in either part (such cells are
-converted one by one, which may round a value differently from pandas) or a value there is 2**53 or
-more, when the median of a column named like a wall clock is not on the same side of the
-epoch-seconds range in the new rows as before (a whole read takes that column for wall times by
-its median), when its step column is not all integers (a blank line, a missing step), or when it
-has no step column, ragged rows, more than
+(a text cell in a numeric column, extra fields, NUL bytes, bad UTF-8, ...), numbers in a CSV column
+that held text or in a JSONL key that was not a series, a better step key, or a step not after the
+last one of its series (a restart). A CSV is not resumed either when pandas left one of its numeric
+columns as text in either part (such cells are converted one by one, which may round a value
+differently from pandas) or a value there is 2**53 or more, when the median of a column named like
+a wall clock is not on the same side of the epoch-seconds range in the new rows as before (a whole
+read takes that column for wall times by its median), when its step column is not all integers (a
+blank line, a missing step), or when it has no step column, ragged rows, more than
 :data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns (the wide-CSV reader), or is a tracker
 export (long key/value tables, W&B panels).
 

@@ -156,7 +156,8 @@ def _read_csv(path: str, want_state: bool) -> tuple[SourceRead, dict[str, Any] |
             and len(meta) == 1 and _resumable(reader):
         state = {"offset": decoded.size, "names": raw_names, "delimiter": delimiter,
                  "header_lines": header_lines, "lines": header_lines + count_lines(data, start, end),
-                 "rows": reader.n_data, "text": reader.text_columns, "walls": _wall_sides(reader)}
+                 "rows": reader.n_data, "text": reader.text_columns, "walls": _wall_sides(reader),
+                 "empty": _empty_columns(reader)}
     return read, state
 
 
@@ -196,6 +197,14 @@ def _resumable(reader: Columns) -> bool:
     return True
 
 
+def _empty_columns(reader: Columns) -> list[str]:
+    """The columns without a cell so far, which pandas read as numbers (all NaN): a column that gets
+    its first numbers in appended rows has exactly those rows' points in a whole read."""
+    return [name for name, cells in zip(reader.names, reader.table.columns, strict=True)
+            if name != reader.step_name and cells is not None and cells.dtype.kind == "f"
+            and bool(np.isnan(cells).all())]
+
+
 def _wall_sides(reader: Columns) -> list[list[str | None]]:
     """For each column named like a wall clock, where the median of its numbers lies: ``in`` the
     epoch-seconds range that makes it the wall time of the rows, ``low`` or ``high`` (None: no
@@ -224,8 +233,10 @@ def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
     there, from :func:`read_csv_resumable`) with the complete lines ``data`` appended since: what
     :func:`read_csv` gives for the whole file. Parsed as ``watch`` parses appended rows
     (:func:`parse_rows`, the header's names and delimiter, the columns known to be numeric). None
-    when that cannot be guaranteed: the new rows bring a finding, a new numeric column or extra
-    fields, a column pandas parsed otherwise, or a step not after the last one of its column."""
+    when that cannot be guaranteed: the new rows bring a finding, extra fields, numbers in a column
+    that held text (or cells pandas did not read as numbers), a column pandas parsed otherwise, or a
+    step not after the last one of its column. A column empty so far that gets numbers is a new
+    series, in its column's place."""
     if not data.endswith(b"\n") or not data.rstrip() \
             or list(old.findings) != _expected_findings(old.info.path, str(state["delimiter"])):
         return None
@@ -238,24 +249,37 @@ def resume_csv(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
     names = [str(n) for n in state["names"]]
     rows = parse_rows(path, clean, names, str(state["delimiter"]), lines + 1, findings, int(state["rows"]),
                       int(state["header_lines"]), numeric=tags)
-    if findings or not isinstance(rows, Columns) or [f.tag for f in rows.fragments] != tags \
-            or rows.records != rows.n_data or not _resumable(rows) or _wall_sides(rows) != state["walls"]:
+    if findings or not isinstance(rows, Columns) or rows.records != rows.n_data or not _resumable(rows) \
+            or _wall_sides(rows) != state["walls"]:
         return None
-    for was, new in zip(old.fragments, rows.fragments, strict=True):
-        if len(was) and len(new) and int(new.steps.min()) <= int(was.steps.max()):
+    before = {f.tag: f for f in old.fragments}
+    new_tags = [f.tag for f in rows.fragments]
+    if not set(tags) <= set(new_tags) or any(t not in before and t not in state.get("empty", ()) for t in new_tags):
+        return None  # a column that held text (or cells pandas did not read as numbers) now holds numbers
+    for new in rows.fragments:
+        was = before.get(new.tag)
+        if was is not None and len(was) and len(new) and int(new.steps.min()) <= int(was.steps.max()):
             return None  # a step written again (a restart): read whole
     text = set(state["text"]) | set(rows.text_columns)
     text_columns = [n for n in rows.names if n in text]
     csv_meta = dict(old.metadata["csv"])
     csv_meta["rows"] = int(csv_meta["rows"]) + rows.n_data
     csv_meta["text_columns"] = text_columns[:50]
-    fragments = [f if not len(g) else g if not len(f) else Fragment(
-        f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
-        np.concatenate([f.wall_times, g.wall_times])) for f, g in zip(old.fragments, rows.fragments, strict=True)]
+    fragments = [_joined(before.get(g.tag), g) for g in rows.fragments]  # in column order, as a whole read
     read = SourceRead(SourceInfo(old.info.path, Format.CSV, old.info.records + rows.records, 0),
                       fragments=fragments, metadata={"csv": csv_meta}, findings=list(old.findings))
     return read, {**state, "offset": offset + len(data), "lines": lines + count_lines(clean),
-                  "rows": int(state["rows"]) + rows.n_data, "text": text_columns}
+                  "rows": int(state["rows"]) + rows.n_data, "text": text_columns,
+                  "empty": [n for n in _empty_columns(rows) if n in state.get("empty", ())]}
+
+
+def _joined(f: Fragment | None, g: Fragment) -> Fragment:
+    if f is None or not len(g):
+        return g if f is None else f
+    if not len(f):
+        return g
+    return Fragment(f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
+                    np.concatenate([f.wall_times, g.wall_times]))
 
 
 def _exported(path: str, reader: Columns | WideColumns, shape: export.LongShape | None, findings: list[Finding],
