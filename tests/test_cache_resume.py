@@ -198,6 +198,10 @@ def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], S
     elif kind == "realrun":  # a real from-scratch LLM training log, CRLF line ends
         path, fmt, reader = run / "train_log.csv", Format.CSV, read_csv
         base, more = split_lines(NANOGPT, 40)
+    elif kind == "jsonl-eval":  # the first evaluation: a key never seen before, a new series after the others
+        path, fmt, reader = run / "log.jsonl", Format.JSONL, read_jsonl
+        base = jsonl_rows(range(0, N)).replace(b', "eval": {"acc": ', b', "eval": {"ac": ')
+        more = jsonl_rows(range(N, N + 100)).replace(b"}}", b', "loss": 2.5}}')
     else:
         path, fmt, reader = run / "log.jsonl", Format.JSONL, read_jsonl
         base, more = jsonl_rows(range(0, N)), jsonl_rows(range(N, N + 100))
@@ -233,7 +237,8 @@ class CountingFile:
         return bytes(data)
 
 
-@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "semicolon", "tab", "declared", "jsonl"])
+@pytest.mark.parametrize("kind", ["csv", "lightning", "realrun", "walltime", "semicolon", "tab", "declared", "jsonl",
+                                  "jsonl-eval"])
 def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, fmt, reader, more = text_log(tmp_path, kind)
@@ -268,7 +273,7 @@ def test_an_appended_text_log_is_resumed_reading_only_the_new_bytes(
     # the appended bytes once, plus the hashed head and the 64 KiB before each offset (old, then new)
     assert ranges == [(old_size, path.stat().st_size)]
     assert sum(counts) <= len(more) + 2 * (cache.HEAD_BYTES + cache.TAIL_BYTES)
-    if kind in ("csv", "semicolon", "tab", "declared", "jsonl"):
+    if kind in ("csv", "semicolon", "tab", "declared", "jsonl", "jsonl-eval"):
         assert sum(counts) < old_size / 2  # the earlier rows were not read again
     hit = store.read(str(path), fmt, reader)  # the resumed read was cached: the next run is a hit
     assert store.stats.hits == 1
@@ -351,11 +356,9 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     def decimal_comma(path: Path, more: bytes) -> None:  # ';'-separated: '1,5' is one and a half
         write_more(path, more + NEXT + b";0,001;1,5;main\n")
 
-    def new_key(path: Path, more: bytes) -> None:  # JSONL: a new series in the appended lines
-        write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": 1.5, "grad_norm": 2.0}\n')
-
-    def better_step_key(path: Path, more: bytes) -> None:  # JSONL: 'global_step' ranks above 'step'
-        write_more(path, more + b'{"step": ' + NEXT + b', "global_step": 9, "lr": 0.001, "loss": 1.5}\n')
+    def text_then_numbers(path: Path, more: bytes) -> None:  # JSONL: a key that held text gets numbers
+        write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": 1.5, "note": "restart"}\n'
+                   + b'{"step": ' + str(N + 101).encode() + b', "lr": 0.001, "loss": 1.5, "note": 2.0}\n')
 
     def text_value(path: Path, more: bytes) -> None:  # JSONL: a number written as text
         write_more(path, more + b'{"step": ' + NEXT + b', "lr": 0.001, "loss": "NaN?"}\n')
@@ -363,14 +366,14 @@ def fallback_cases() -> dict[str, Callable[[Path, bytes], None]]:
     def blank_lines(path: Path, more: bytes) -> None:  # blank lines are fine inside, not at the end
         write_more(path, more + b"\n\n")
 
-    return {f.__name__: f for f in (restart, extra_field, new_header, new_metric, text_in_numbers, text_becomes_numbers,
-                                    partial_append, rewritten_head, shorter, clock_changes, decimal_comma, new_key,
-                                    better_step_key, text_value, blank_lines)}
+    return {f.__name__: f for f in (restart, extra_field, new_header, new_metric, text_in_numbers,
+                                    text_becomes_numbers, partial_append, rewritten_head, shorter, clock_changes,
+                                    decimal_comma, text_then_numbers, text_value, blank_lines)}
 
 
 CSV_CASES = ["restart", "extra_field", "new_header", "text_in_numbers", "text_becomes_numbers", "partial_append",
              "rewritten_head", "shorter", "blank_lines"]
-JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "new_key", "better_step_key", "text_value",
+JSONL_CASES = ["restart", "partial_append", "rewritten_head", "shorter", "text_then_numbers", "text_value",
                "blank_lines"]
 
 
@@ -451,3 +454,17 @@ def test_numbers_in_a_column_pandas_read_as_text_are_not_resumed(tmp_path: Path)
     read = store.read(str(path), Format.CSV, read_csv)
     assert store.stats.resumed == 0 and [f.tag for f in read.fragments] == ["loss", "pad"]
     same(read, read_csv(str(path)))
+
+
+def test_a_better_step_key_in_appended_jsonl_lines_is_read_whole(tmp_path: Path) -> None:
+    """nanoGPT-style 'iter' lines, then lines that also carry 'step' (which ranks first): a whole read
+    takes 'step' for the whole file, so the earlier lines lose their step; not resumable."""
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"".join(b'{"iter": %d, "loss": %r}\n' % (s, 1 / (1 + s)) for s in range(500)))
+    backdate(path, OLD_NS)
+    store = cache.ReadCache(str(tmp_path / "cache"))
+    store.read(str(path), Format.JSONL, read_jsonl)
+    write_more(path, b"".join(b'{"iter": %d, "step": %d, "loss": 0.5}\n' % (s, s) for s in range(500, 600)))
+    read = store.read(str(path), Format.JSONL, read_jsonl)
+    assert store.stats.resumed == 0 and read.metadata["jsonl"]["step_key"] == "step"
+    same(read, read_jsonl(str(path)))

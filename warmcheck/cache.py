@@ -38,13 +38,13 @@ entry of a clean read (no finding but the note of a ';' or tab delimiter, not gz
 with a line break after a non-blank line) records the same hashes and what the parser needs to go
 on (CSV: the header's names and delimiter, its line count, the rows so far, the text columns and the
 columns still empty, where the median of a wall-clock column lies; JSONL: nothing beyond the step
-key and the series already in the entry). The appended lines are parsed by the functions ``watch``
+key and every key seen so far, in order). The appended lines are parsed by the functions ``watch``
 parses appended lines with (:func:`~warmcheck.readers.csvlog.parse_rows`,
 :func:`~warmcheck.readers.jsonl.parse_jsonl`), told which columns or keys held numbers before, and
 joined series by series. A resumed read must be exactly the whole read, so the file is read whole
 whenever that is not certain: the new bytes end mid-line or with blank lines, or bring any finding
 (a text cell in a numeric column, extra fields, NUL bytes, bad UTF-8, ...), numbers in a CSV column
-that held text or in a JSONL key that was not a series, a better step key, or a step not after the
+that held text or under a JSONL key that held only other values, a better step key, or a step not after the
 last one of its series (a restart). A CSV is not resumed either when pandas left one of its numeric
 columns as text in either part (such cells are converted one by one, which may round a value
 differently from pandas) or a value there is 2**53 or more, when the median of a column named like
@@ -366,12 +366,11 @@ def _read_text(path: str, fmt: Format, st: os.stat_result) -> tuple[SourceRead, 
 
         read, parser = read_csv_resumable(path)
     else:
-        from .readers.jsonl import read_jsonl
+        from .readers.jsonl import read_jsonl_resumable
 
-        read = read_jsonl(path)
-        meta = read.metadata.get("jsonl")
-        parser = {"offset": st.st_size} if isinstance(meta, dict) and isinstance(meta.get("step_key"), str) \
-            and not read.findings else None
+        read, parser = read_jsonl_resumable(path)
+        if parser is not None:  # the stat's size: a file that changed while read is not stored
+            parser["offset"] = st.st_size
     if parser is None or parser["offset"] != st.st_size:  # (the readers said which findings allow it)
         return read, None
     return read, _text_state(path, st.st_size, st, parser)
@@ -426,10 +425,10 @@ def _resume_text(path: str, fmt: Format, old: SourceRead, state: dict[str, Any],
     else:
         from .readers.jsonl import resume_jsonl
 
-        resumed = resume_jsonl(path, old, data, offset)
-        if resumed is None:
+        got = resume_jsonl(path, old, parser, data, offset)
+        if got is None:
             return None
-        read = resumed
+        read, parser = got
     return read, _text_state(path, st.st_size, st, parser)
 
 

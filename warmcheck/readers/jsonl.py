@@ -14,6 +14,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -28,14 +29,27 @@ _STEP_KEYS = frozenset(STEP_KEYS)
 
 def read_jsonl(path: str) -> SourceRead:
     """Read one JSONL log (the reader contract: damage is data; see ``readers/interface.py``)."""
+    return _read_jsonl(path)[0]
+
+
+def read_jsonl_resumable(path: str) -> tuple[SourceRead, dict[str, Any] | None]:
+    """:func:`read_jsonl`, and what :func:`resume_jsonl` needs to go on from the end of the file (the
+    keys seen, in order); None when the read has findings or no step key."""
+    read, got = _read_jsonl(path)
+    if got is None or read.findings or got.step_key is None:
+        return read, None
+    return read, {"keys": list(got.keys)}
+
+
+def _read_jsonl(path: str) -> tuple[SourceRead, JsonLines | None]:
     info = SourceInfo(path, Format.JSONL)
     text, findings = load_json_text(path, "no JSON lines")
     if text is None:
-        return SourceRead(info, findings=findings)
+        return SourceRead(info, findings=findings), None
     got = parse_jsonl(path, text, findings)
     meta = {"jsonl": {"step_key": got.step_key, "lines": got.records}}
     return SourceRead(SourceInfo(path, Format.JSONL, got.records, got.skipped), fragments=got.fragments,
-                      metadata=meta, findings=findings)
+                      metadata=meta, findings=findings), got
 
 
 @dataclass
@@ -48,6 +62,7 @@ class JsonLines:
     objects: int  # lines holding a JSON object (their 0-based index is the step without a step key)
     step_key: str | None
     step_keys: tuple[str, ...]  # step-like keys seen so far, first seen first (for the next piece)
+    keys: tuple[str, ...] = ()  # every key with a value (the step key aside), first seen first
 
 
 def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: int = 1, first_index: int = 0,
@@ -107,7 +122,7 @@ def parse_jsonl(path: str, text: str, findings: list[Finding], *, first_line: in
         findings.append(diag("WC002", f"no data: no numeric value in {records} non-blank lines", path,
                              lines=records))
     seen = tuple(k for k in keys if k.strip().lower() in _STEP_KEYS)
-    return JsonLines(fragments, records, skipped, len(parsed), step_key, seen)
+    return JsonLines(fragments, records, skipped, len(parsed), step_key, seen, tuple(collector.keys))
 
 
 def _incomplete(path: str, line: int, kept: int) -> Finding:
@@ -127,14 +142,16 @@ def _line_findings(path: str, bad: list[int], not_objects: list[int]) -> list[Fi
     return out
 
 
-def resume_jsonl(path: str, old: SourceRead, data: bytes, offset: int) -> SourceRead | None:
-    """``old`` (the clean read of a JSONL file's first ``offset`` bytes, which end with a line break)
-    with the complete lines ``data`` appended since: what :func:`read_jsonl` gives for the whole
-    file. Parsed as ``watch`` parses appended lines (:func:`parse_jsonl` with the step key and the
-    numeric keys of the earlier lines). None when that cannot be guaranteed: the new lines bring a
-    finding, a new numeric key, a better step key, or a step not after the last one of its key.
-    (Line numbers only name findings, and any finding means None: the lines before ``offset`` are
-    not counted.)"""
+def resume_jsonl(path: str, old: SourceRead, state: dict[str, Any], data: bytes,
+                 offset: int) -> tuple[SourceRead, dict[str, Any]] | None:
+    """``old`` (the clean read of a JSONL file's first ``offset`` bytes, which end with a line break;
+    ``state`` from :func:`read_jsonl_resumable`) with the complete lines ``data`` appended since:
+    what :func:`read_jsonl` gives for the whole file. Parsed as ``watch`` parses appended lines
+    (:func:`parse_jsonl` with the step key and the numeric keys of the earlier lines); a key never
+    seen before is a new series after the earlier ones, as in a whole read. None when that cannot be
+    guaranteed: the new lines bring a finding, numbers under a key that held only other values, a
+    better step key, or a step not after the last one of its key. (Line numbers only name findings,
+    and any finding means None: the lines before ``offset`` are not counted.)"""
     meta = old.metadata.get("jsonl")
     if old.findings or not isinstance(meta, dict) or list(old.metadata) != ["jsonl"] \
             or not isinstance(meta.get("step_key"), str) or not data.endswith(b"\n") or not data.strip():
@@ -144,10 +161,13 @@ def resume_jsonl(path: str, old: SourceRead, data: bytes, offset: int) -> Source
     if findings:
         return None
     tags = [f.tag for f in old.fragments]
+    seen = [str(k) for k in state["keys"]]
     got = parse_jsonl(path, clean.decode("utf-8"), findings,
                       first_index=int(meta["lines"]), step_keys=(meta["step_key"],), numeric=tags)
     new = {f.tag: f for f in got.fragments}
-    if findings or got.skipped or got.step_key != meta["step_key"] or not set(new) <= set(tags):
+    known = set(seen)
+    if findings or got.skipped or got.step_key != meta["step_key"] \
+            or any(t in known for t in new if t not in set(tags)):
         return None
     fragments = []
     for f in old.fragments:
@@ -161,11 +181,12 @@ def resume_jsonl(path: str, old: SourceRead, data: bytes, offset: int) -> Source
             np.concatenate([f.wall_times, g.wall_times])
         fragments.append(Fragment(f.tag, np.concatenate([f.steps, g.steps]), np.concatenate([f.values, g.values]),
                                   walls))
+    fragments += [g for g in got.fragments if g.tag not in known]  # first seen now: after the others
     records = int(meta["lines"]) + got.records
     read = SourceRead(SourceInfo(old.info.path, Format.JSONL, old.info.records + got.records, old.info.skipped),
                       fragments=fragments, metadata={"jsonl": {"step_key": got.step_key, "lines": records}},
                       findings=[])
-    return read
+    return read, {"keys": seen + [k for k in got.keys if k not in known]}
 
 
 def _no_walls(f: Fragment) -> bool:
