@@ -2,8 +2,8 @@
 127.0.0.1, the real s3fs client over HTTP), without the cache, cold, warm, and warm with one run changed
 (issue 12's bench).
 
-    python bench/s3_bench.py                  # 10,000 runs (about 10 minutes on the shared 2-core VM)
-    python bench/s3_bench.py --runs 1000      # a quicker look
+    python bench/s3_bench.py --dask 2         # 10,000 runs (about 10 minutes on the shared 2-core VM)
+    python bench/s3_bench.py --runs 1000      # a quicker look, without the dask row
     python bench/s3_bench.py --quick          # 300 runs, a smoke run
 
 The tree is the one of bench/cache_bench.py (a third each TensorBoard event files, CSV and JSONL; lr +
@@ -16,10 +16,12 @@ CLI's). Every figure is one fresh child process, ``python -m warmcheck analyze s
   1,000 keys): the floor of every command below;
 - ``no cache`` (``--no-cache``), ``cold`` (an empty ``--cache-dir``), ``warm`` (the same again);
 - ``one changed``: one CSV object uploaded again with one more row, then the warm cache dir;
-- ``local disk``: the same tree from the local directory, ``--no-cache`` (for scale).
+- ``local disk``: the same tree from the local directory, ``--no-cache`` (for scale);
+- with ``--dask N``: ``--no-cache --scheduler`` on a LocalCluster of N single-threaded workers started by
+  the bench (their environment has the dummy credentials; the endpoint comes with each task).
 
 The JSON reports are compared: no cache = cold = warm = the local disk's after the URL prefix is
-replaced by the local path; one changed = ``--no-cache`` after the change (and differs from warm).
+replaced by the local path; one changed = ``--no-cache`` after the change (and differs from warm) = dask.
 Requests are counted from the moto server's request log (werkzeug logs one line per request).
 Peak RSS is the child's ``ru_maxrss`` from ``os.wait4``: the largest of the CLI process and the worker
 processes it waited for (not their sum). The bench process stays lean (no numpy) because Linux carries
