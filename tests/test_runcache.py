@@ -141,7 +141,9 @@ def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, log
         head, body = pickle.loads(data[len(runcache._HEADER):])
         marker = tmp_path / "pwned"
         evil = pickle.dumps(_Evil(str(marker)))
-        manifest.write_bytes(runcache._HEADER + pickle.dumps((head, {k: (c, evil) for k, (c, _) in body.items()})))
+        # the stored pieces dropped, so the runs must be unpickled to be reported
+        manifest.write_bytes(runcache._HEADER + pickle.dumps(
+            (head, {k: (c, evil, facts, {}) for k, (c, _, facts, _) in body.items()})))
     assert report(str(logs), "--cache-dir", str(cache_dir)) == plain
     assert stats().hits == 0
     if damage == "forbidden_global":
@@ -172,3 +174,104 @@ def test_spawned_workers_read_through_the_parents_cache(logs: Path, tmp_path: Pa
     again = analyze([str(logs)], Settings(), jobs=2, start_method="spawn")
     assert [p.stat().st_mtime_ns for p in entries] == stamps  # hits: nothing rewritten
     assert [r.name for r in again.runs] == [r.name for r in first.runs]
+
+
+# ---- report pieces (warmcheck.reporters.pieces): a warm run renders only the runs that changed ----------
+
+PIECED = ["text", "json", "github", "markdown"]
+
+
+@pytest.mark.parametrize("piece", ["text", "text+colour", "json", "github", "markdown"])
+@pytest.mark.parametrize("which", ["tree", "one run"])
+def test_pieces_join_to_the_reporters_report(logs: Path, piece: str, which: str) -> None:
+    from warmcheck.pipeline import analyze_pieces, exit_code
+    from warmcheck.reporters import OutputFormat, make_reporter, pieces
+
+    paths = [str(logs)] if which == "tree" else [str(logs / "loss_spike")]
+    outcome = analyze(paths, Settings(), keep_points=False)
+    pieced = analyze_pieces(paths, Settings(), piece, pieces.renderer(piece))
+    fmt = OutputFormat(piece.split("+")[0])
+    joined = pieces.assemble(piece, pieced)
+    assert "".join([joined] if isinstance(joined, str) else joined) == make_reporter(
+        fmt, colour=piece == "text+colour").render(outcome)
+    assert (pieced.n_runs, pieced.counts(), pieced.analysable) == (len(outcome.runs), outcome.counts(),
+                                                                    outcome.analysable)
+    assert exit_code(pieced) == exit_code(outcome) and pieced.findings == outcome.findings
+
+
+def _count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    real = runcache._loads
+
+    def counting(blob: bytes) -> object:
+        calls[0] += 1
+        return real(blob)
+
+    monkeypatch.setattr(runcache, "_loads", counting)
+    return calls
+
+
+@pytest.mark.parametrize("fmt", PIECED)
+def test_a_warm_run_joins_stored_pieces_without_unpickling_a_run(logs: Path, tmp_path: Path, fmt: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir = str(tmp_path / "cache")
+    plain = report(str(logs), "--no-cache", fmt=fmt)
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain  # cold: pieces stored
+    loads = _count_loads(monkeypatch)
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain
+    assert loads[0] == 0 and stats().hits >= 15
+
+
+def test_each_format_adds_its_pieces_to_the_stored_runs(logs: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir = str(tmp_path / "cache")
+    plain = {fmt: report(str(logs), "--no-cache", fmt=fmt) for fmt in [*PIECED, "junit"]}
+    assert report(str(logs), "--cache-dir", cache_dir, fmt="text") == plain["text"]
+    cached = stats().stored
+    loads = _count_loads(monkeypatch)
+    for fmt in ["json", "github", "junit"]:  # no pieces stored for these yet (JUnit never has any)
+        loads[0] = 0
+        assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain[fmt]
+        assert loads[0] == cached and stats().hits == cached
+    for fmt in ["text", "json", "github"]:  # every format's pieces kept side by side
+        loads[0] = 0
+        assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain[fmt] and loads[0] == 0
+
+
+@pytest.mark.parametrize("fmt", PIECED)
+def test_one_changed_run_is_the_only_one_rendered_again(logs: Path, tmp_path: Path, fmt: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from warmcheck.reporters import pieces
+
+    cache_dir = str(tmp_path / "cache")
+    before = report(str(logs), "--cache-dir", cache_dir, fmt=fmt)
+    log = logs / "sweep" / "run3" / "metrics.jsonl"
+    with log.open("a") as fh:
+        fh.write(json.dumps({"step": 200, "lr": 1e-3, "loss": float("nan")}) + "\n")  # a finding more
+    backdate(log, OLD_NS + 10**9)
+    rendered: list[str] = []
+    real = pieces.renderer
+
+    def spy(piece: str) -> pieces.Render:
+        render = real(piece)
+        return lambda run: (rendered.append(run.name), render(run))[1]
+
+    monkeypatch.setattr(pieces, "renderer", spy)
+    changed = report(str(logs), "--cache-dir", cache_dir, fmt=fmt)
+    assert rendered == [str(log)]  # the run of one file is named after it
+    assert changed == report(str(logs), "--no-cache", fmt=fmt) and changed != before
+
+
+@pytest.mark.parametrize("fmt", PIECED)
+def test_the_closing_line_and_exit_code_are_those_without_the_cache(logs: Path, tmp_path: Path, fmt: str) -> None:
+    def run(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(main, ["analyze", "--format", fmt, "--isolated", "-j", "1", str(logs), *args])
+        return result.exit_code, result.stdout, result.stderr.splitlines()[-1]
+
+    plain = run("--no-cache")
+    assert plain[2].startswith("warmcheck: ") and "(exit" in plain[2]
+    assert run("--cache-dir", str(tmp_path / "cache")) == plain  # cold
+    assert run("--cache-dir", str(tmp_path / "cache")) == plain  # warm: from the stored facts
+    for fail_on in ("warning", "info", "never"):
+        assert run("--cache-dir", str(tmp_path / "cache"), "--fail-on", fail_on) == run("--no-cache", "--fail-on",
+                                                                                        fail_on)

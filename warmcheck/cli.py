@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, cache
 from .config import FailOn, Settings, load_settings, parse_size
 from .detectors import DETECTORS
 from .errors import WarmcheckError
 from .findings import FAMILIES, RULES, Severity, rules_markdown
-from .pipeline import Outcome, analyze, exit_code
-from .reporters import OutputFormat, make_reporter
+from .pipeline import Outcome, PiecedOutcome, analyze, analyze_pieces, exit_code
+from .reporters import OutputFormat, make_reporter, pieces
 from .reporters.escape import ci_json, ci_line, visible
 
 _EXIT_HELP = """Exit codes: 0 no finding at or above --fail-on; 1 at least one; 2 could not analyse
@@ -205,15 +205,24 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
     settings = _settings(ctx, params)
     if not quiet:  # which file can relax the gate, for the person reading a CI log (issue 10)
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
-    outcome = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs,
-                                           scheduler=scheduler or None, keep_points=plot_dir is not None), verbose)
-    if plot_dir is not None:
-        _run_guarded(lambda: _plots(outcome, settings, plot_dir, quiet), verbose)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
-    reporter = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on)
-    # A reporter that can stream (JSON) writes piece by piece: a million series never sit in memory as text.
-    chunks = getattr(reporter, "chunks", None)
-    report: str | Iterable[str] = chunks(outcome) if chunks is not None else reporter.render(outcome)
+    piece = pieces.piece_format(fmt, colour) if plot_dir is None and cache.active() is not None else None
+    outcome: Outcome | PiecedOutcome
+    report: str | Iterable[str]
+    if piece is not None:  # the cache of analysed runs keeps each run's report pieces: only changed runs rendered
+        pieced = _run_guarded(lambda: analyze_pieces(paths, settings, piece, pieces.renderer(piece),
+                                                     None if quiet else _progress(), jobs,
+                                                     scheduler=scheduler or None), verbose)
+        outcome, report = pieced, pieces.assemble(piece, pieced)
+    else:
+        whole = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs,
+                                             scheduler=scheduler or None, keep_points=plot_dir is not None), verbose)
+        if plot_dir is not None:
+            _run_guarded(lambda: _plots(whole, settings, plot_dir, quiet), verbose)
+        reporter = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on)
+        # A reporter that can stream (JSON) writes piece by piece: a million series never sit in memory as text.
+        chunks = getattr(reporter, "chunks", None)
+        outcome, report = whole, chunks(whole) if chunks is not None else reporter.render(whole)
     _run_guarded(lambda: _emit(report, output), verbose)
     code = exit_code(outcome, settings.fail_on, exit_zero)
     if not quiet:
@@ -470,11 +479,11 @@ def _progress() -> Callable[[int, int, str], None] | None:
     return show
 
 
-def _summary(outcome: Outcome, code: int) -> None:
+def _summary(outcome: Outcome | PiecedOutcome, code: int) -> None:
     counts = outcome.counts()
     parts = [f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
              for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)]
-    n = len(outcome.runs)
+    n = outcome.n_runs
     tail = "" if outcome.analysable else "; no data could be analysed"
     click.echo(f"warmcheck: {n} run{'s' if n != 1 else ''}, {', '.join(parts)}{tail} (exit {code})", err=True)
 

@@ -7,6 +7,7 @@ import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .model import Run, Schedule
 from .readers import discover, is_training_csv, read_runs
 from .readers._textstream import Limits, set_limits
 from .readers.discovery import RunSpec
-from .runcache import RunCache, analyse_with_cache, set_last_stats
+from .runcache import Facts, Hit, Pieces, RunCache, analyse_with_cache, facts_of, set_last_stats
 from .schedule import infer_schedules
 from .workers import WorkerDeath, WorkerFailure, resilient_map
 
@@ -32,6 +33,11 @@ class Outcome:
     runs: tuple[Run, ...]
     findings: tuple[Finding, ...] = ()  # not tied to one run (links skipped outside run dirs)
     settings: Settings = Settings()
+
+    @property
+    def n_runs(self) -> int:
+        """How many runs."""
+        return len(self.runs)
 
     def all_findings(self) -> list[Finding]:
         """Tree-level findings, then each run's, in report order."""
@@ -50,7 +56,40 @@ class Outcome:
         return any(s.points for r in self.runs for s in r.series)
 
 
-def exit_code(outcome: Outcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool = False) -> int:
+@dataclass(frozen=True, slots=True)
+class PiecedOutcome:
+    """An outcome as a reporter that joins pieces needs it (:mod:`warmcheck.reporters.pieces`): per
+    run its facts (findings per severity, whether it held data) and its report pieces in one format,
+    then the tree-level findings. See :func:`analyze_pieces`."""
+
+    facts: Facts
+    pieces: Pieces
+    findings: tuple[Finding, ...] = ()
+    settings: Settings = Settings()
+
+    @property
+    def n_runs(self) -> int:
+        """How many runs."""
+        return len(self.facts)
+
+    def counts(self) -> dict[Severity, int]:
+        """Findings per severity (as :meth:`Outcome.counts`)."""
+        out = {s: 0 for s in Severity}
+        for f in self.findings:
+            out[f.severity] += 1
+        for e, w, i, _ in self.facts:
+            out[Severity.ERROR] += e
+            out[Severity.WARNING] += w
+            out[Severity.INFO] += i
+        return out
+
+    @property
+    def analysable(self) -> bool:
+        """Whether at least one run held data that could be analysed."""
+        return any(a for *_, a in self.facts)
+
+
+def exit_code(outcome: Outcome | PiecedOutcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool = False) -> int:
     """The process exit code for an outcome.
 
     2 when nothing could be analysed (no run held any data): a gate must never pass what it could
@@ -62,7 +101,7 @@ def exit_code(outcome: Outcome, fail_on: FailOn = FailOn.ERROR, exit_zero: bool 
     if exit_zero or fail_on is FailOn.NEVER:
         return 0
     threshold = Severity(fail_on.value).rank
-    return 1 if any(f.severity.rank >= threshold for f in outcome.all_findings()) else 0
+    return 1 if any(n and s.rank >= threshold for s, n in outcome.counts().items()) else 0
 
 
 AUTO_JOBS_MIN_RUNS = 16  # below this many runs, starting worker processes costs more than it saves
@@ -88,6 +127,46 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     (:mod:`warmcheck.runcache`) instead of being read and analysed again.
     """
     settings = settings or Settings()
+    found, by_index, _, _ = _analyse(paths, settings, progress, jobs, worker_init, start_method, scheduler,
+                                     keep_points, None)
+    runs: list[Run] = [r for i in range(len(found.runs)) for r in by_index[i]]  # discovery order
+    return Outcome(tuple(runs), _tree(found, settings), settings)
+
+
+def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render: Callable[[Run], tuple[str, ...]],
+                   progress: Callable[[int, int, str], None] | None = None, jobs: int = 1, *,
+                   scheduler: str | None = None) -> PiecedOutcome:
+    """:func:`analyze` (without points) for a reporter that joins per-run pieces: ``render`` gives a
+    run's pieces in the ``piece`` format. With the cache of analysed runs active, the pieces of an
+    unchanged run come from it, so that run is neither analysed, nor unpickled, nor rendered again;
+    the pieces of the others are rendered and stored."""
+    found, by_index, hits, rendered = _analyse(paths, settings, progress, jobs, None, None, scheduler, False,
+                                               (piece, render))
+    facts: list[tuple[int, int, int, bool]] = []
+    pieces: list[tuple[str, ...]] = []
+    for i in range(len(found.runs)):
+        hit = hits.get(i)
+        if hit is not None and hit.pieces is not None:
+            facts.extend(hit.facts)
+            pieces.extend(hit.pieces)
+        else:
+            runs = by_index[i]
+            facts.extend(facts_of(runs))
+            pieces.extend(rendered[i] if i in rendered else tuple(render(r) for r in runs))
+    return PiecedOutcome(tuple(facts), tuple(pieces), _tree(found, settings), settings)
+
+
+def _tree(found: Any, settings: Settings) -> tuple[Finding, ...]:
+    return tuple(sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key))
+
+
+def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, int, str], None] | None, jobs: int,
+             worker_init: Callable[[], None] | None, start_method: str | None, scheduler: str | None,
+             keep_points: bool, pieced: tuple[str, Callable[[Run], tuple[str, ...]]] | None,
+             ) -> tuple[Any, dict[int, list[Run]], dict[int, Hit], dict[int, Pieces]]:
+    """Discover and analyse: the discovery, the runs of each discovered run by index (those not taken
+    from the cache of analysed runs as pieces), the cache's hits and the pieces rendered to be
+    stored, by index."""
     if settings.storage_options:  # URL PATHs: the filesystems' options (endpoint, credentials, timeouts)
         storage.set_storage_options(settings.storage_options)
     found = discover(paths, is_training_csv)
@@ -97,13 +176,16 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     store = cache.active()  # worker processes and dask workers read through the same cache directory
     cache_dir = store.directory if store is not None else None
     by_index: dict[int, list[Run]] = {}
+    hits: dict[int, Hit] = {}
+    rendered: dict[int, Pieces] = {}
     keys: dict[int, tuple[str, bool]] = {}
     memo: RunCache | None = None
     if cache_dir is not None and not keep_points:  # analysed runs cached too (without points: no plots)
-        memo = RunCache(cache_dir, tuple(paths), settings)
-        by_index, keys = analyse_with_cache(memo, found.runs)
-    todo = [i for i in range(total) if i not in by_index]
-    done = len(by_index)
+        memo = RunCache(cache_dir, tuple(paths), settings, pieced[0] if pieced is not None else None)
+        hits, keys = analyse_with_cache(memo, found.runs)
+        by_index = {i: hit.runs for i, hit in hits.items() if hit.runs is not None}
+    todo = [i for i in range(total) if i not in hits]
+    done = len(hits)
 
     def step(i: int) -> None:
         nonlocal done
@@ -118,7 +200,7 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
         specs = [found.runs[i] for i in todo]
         if scheduler is not None:
             from .dask_engine import analyze_on_cluster
-            shifted = None if progress is None else (lambda d, _t, name: progress(len(by_index) + d, total, name))
+            shifted = None if progress is None else (lambda d, _t, name: progress(len(hits) + d, total, name))
             for i, found_runs in zip(todo, analyze_on_cluster(specs, settings, scheduler, shifted, keep_points,
                                                               cache_dir=cache_dir), strict=True):
                 by_index[i] = found_runs
@@ -136,16 +218,22 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
                 step(i)
                 by_index[i] = _from_worker(found.runs[i], result)
     if memo is not None:
-        for i in todo:
-            if i in keys:
-                memo.put(keys[i][0], found.runs[i], by_index[i], keys[i][1])
+        for i, (key, storable) in keys.items():
+            if i not in hits:
+                got: tuple[str, Pieces] | None = None
+                if pieced is not None:
+                    got = (pieced[0], tuple(pieced[1](r) for r in by_index[i]))
+                    rendered[i] = got[1]
+                memo.put(key, found.runs[i], by_index[i], storable, got)
+            elif pieced is not None and hits[i].pieces is None:  # stored before without this format's pieces
+                made = tuple(pieced[1](r) for r in by_index[i])
+                hits[i].pieces = made
+                memo.add_pieces(key, pieced[0], made)
         memo.save()
     set_last_stats(None if memo is None else memo.stats)
-    runs: list[Run] = [r for i in range(total) for r in by_index[i]]  # discovery order, whatever finished first
     if progress is not None:
         progress(total, total, "")
-    tree = sorted((f for f in found.findings if settings.enabled(f.code)), key=Finding.sort_key)
-    return Outcome(tuple(runs), tuple(tree), settings)
+    return found, by_index, hits, rendered
 
 
 def analyze_spec(spec: RunSpec, settings: Settings) -> Run:

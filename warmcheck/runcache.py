@@ -55,7 +55,7 @@ from .model import Format, Run
 from .readers.discovery import RunSpec
 from .readers.runconfig_files import NAMES as CONFIG_NAMES
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 _HEADER = b"warmcheck-runs\0"
 
 
@@ -70,10 +70,35 @@ class RunCacheStats:
     rejected: int = 0  # 1 when the manifest was there but damaged or foreign (ignored, rewritten)
 
 
+Facts = tuple[tuple[int, int, int, bool], ...]  # per run: errors, warnings, infos, whether it held data
+Pieces = tuple[tuple[str, ...], ...]  # per run: its rendered report pieces in one format
+
+
 @dataclass
 class _Entry:
     configs: tuple[tuple[str, int, str], ...]  # config files beside the run: (name, size, version)
     blob: bytes  # the pickled compact runs
+    facts: Facts = ()  # what the exit code and the closing line need of the runs (see facts_of)
+    pieces: dict[str, Pieces] = field(default_factory=dict)  # by piece format (reporters.pieces)
+
+
+@dataclass
+class Hit:
+    """A run taken from the manifest: its runs (unpickled unless the pieces were asked for and
+    stored), their facts and, when asked for and stored, their pieces."""
+
+    runs: list[Run] | None
+    facts: Facts
+    pieces: Pieces | None
+
+
+def facts_of(runs: Sequence[Run]) -> Facts:
+    """Per run: its findings per severity (error, warning, info) and whether it held any point."""
+    out = []
+    for run in runs:
+        sev = [f.severity.value for f in run.findings]
+        out.append((sev.count("error"), sev.count("warning"), sev.count("info"), any(s.points for s in run.series)))
+    return tuple(out)
 
 
 @dataclass
@@ -83,6 +108,7 @@ class RunCache:
     directory: str
     paths: tuple[str, ...]
     settings: Settings
+    piece: str | None = None  # the piece format reported in (reporters.pieces): see lookup
     stats: RunCacheStats = field(default_factory=RunCacheStats)
     started_ns: int = field(default_factory=time.time_ns)
 
@@ -131,26 +157,51 @@ class RunCache:
 
     def get(self, key: str, spec: RunSpec) -> list[Run] | None:
         """The runs stored under ``key``, if their config files are the same; else None."""
+        hit = self.lookup(key, spec)
+        return None if hit is None else hit.runs
+
+    def lookup(self, key: str, spec: RunSpec, piece: str | None = None) -> Hit | None:
+        """The entry stored under ``key``, if its config files are the same; else None. With ``piece``
+        (a piece format) and that format's pieces stored, the runs are not unpickled (``Hit.runs`` is
+        None); otherwise they are, and a blob that does not load is a miss."""
         entry = self._old.get(key)
         if entry is None:
             return None
         configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
         if configs is None or configs[0] != entry.configs:
             return None
+        pieces = entry.pieces.get(piece) if piece is not None else None
+        if pieces is not None and _valid_pieces(pieces, entry.facts):
+            self._new[key] = entry
+            self.stats.hits += 1
+            return Hit(None, entry.facts, pieces)
         try:
             runs = _loads(entry.blob)
         except Exception:  # noqa: BLE001 - anything in a damaged blob: analyse the run
             return None
         if not isinstance(runs, list) or not all(isinstance(r, Run) for r in runs):
             return None
+        facts = facts_of(runs)
+        if facts != entry.facts:
+            entry = replace(entry, facts=facts, pieces={})  # pieces of other runs: never trusted
+            self._dirty = True
         self._new[key] = entry
         self.stats.hits += 1
-        return runs
+        return Hit(runs, facts, None)
+
+    def add_pieces(self, key: str, piece: str, pieces: Pieces) -> None:
+        """Keep the ``piece`` format's pieces of the runs under ``key`` (a hit whose runs were unpickled)."""
+        entry = self._new.get(key)
+        if entry is not None and len(pieces) == len(entry.facts):
+            entry.pieces = {**entry.pieces, piece: pieces}
+            self._dirty = True
 
     # -- storing -----------------------------------------------------------------------------------
 
-    def put(self, key: str, spec: RunSpec, runs: list[Run], storable: bool) -> None:
-        """Keep the compact ``runs`` of ``spec`` under ``key`` (unless ``storable`` is false)."""
+    def put(self, key: str, spec: RunSpec, runs: list[Run], storable: bool,
+            pieces: tuple[str, Pieces] | None = None) -> None:
+        """Keep the compact ``runs`` of ``spec`` under ``key`` (unless ``storable`` is false), with
+        their ``(piece format, pieces)`` if given."""
         configs = _configs(spec, None, self.started_ns) if storable else None
         if configs is None or configs[1]:
             self.stats.uncached += 1
@@ -160,7 +211,7 @@ class RunCache:
         except Exception:  # noqa: BLE001 - something that does not pickle: never cached
             self.stats.uncached += 1
             return
-        self._new[key] = _Entry(configs[0], blob)
+        self._new[key] = _Entry(configs[0], blob, facts_of(runs), dict([pieces]) if pieces is not None else {})
         self._dirty = True
         self.stats.stored += 1
 
@@ -168,7 +219,7 @@ class RunCache:
         """Write the manifest if it changed: exactly the runs seen in this invocation."""
         if not self._dirty and set(self._new) == set(self._old):
             return True
-        body = {k: (e.configs, e.blob) for k, e in self._new.items()}
+        body = {k: (e.configs, e.blob, e.facts, e.pieces) for k, e in self._new.items()}
         head = {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}
         tmp = None
         try:
@@ -200,15 +251,22 @@ class RunCache:
             if head != {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}:
                 raise ValueError("another version's manifest")
             out = {}
-            for key, (configs, blob) in body.items():
-                if not isinstance(key, str) or not isinstance(blob, bytes):
+            for key, (configs, blob, facts, pieces) in body.items():
+                if not isinstance(key, str) or not isinstance(blob, bytes) or not isinstance(pieces, dict):
                     raise ValueError("bad entry")
-                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), blob)
+                facts = tuple((int(e), int(w), int(i), bool(a)) for e, w, i, a in facts)
+                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), blob, facts, pieces)
             return out
         except Exception:  # noqa: BLE001 - a damaged or foreign manifest: ignored, rewritten
             self.stats.rejected += 1
             self._dirty = True
             return {}
+
+
+def _valid_pieces(pieces: Any, facts: Facts) -> bool:
+    """Whether ``pieces`` (from the manifest) are one tuple of strings per run."""
+    return (isinstance(pieces, tuple) and len(pieces) == len(facts)
+            and all(isinstance(p, tuple) and all(isinstance(x, str) for x in p) for p in pieces))
 
 
 def _file_stat(path: str, started_ns: int) -> tuple[storage.FileStat, bool] | None:
@@ -309,11 +367,11 @@ def _loads(blob: bytes) -> Any:
     return _Restricted(io.BytesIO(blob)).load()
 
 
-def analyse_with_cache(cache: RunCache, specs: Sequence[RunSpec]) -> tuple[dict[int, list[Run]],
-                                                                             dict[int, tuple[str, bool]]]:
-    """The runs found in the manifest by spec index, and the keys of the others (cacheable ones)."""
+def analyse_with_cache(cache: RunCache, specs: Sequence[RunSpec]) -> tuple[dict[int, Hit], dict[int, tuple[str, bool]]]:
+    """The runs found in the manifest by spec index (in ``cache.piece``: see :meth:`RunCache.lookup`),
+    and the keys of the cacheable ones (found or not)."""
     cache.load()
-    found: dict[int, list[Run]] = {}
+    found: dict[int, Hit] = {}
     keys: dict[int, tuple[str, bool]] = {}
     for i, spec in enumerate(specs):
         key = cache.key(spec)
@@ -321,9 +379,10 @@ def analyse_with_cache(cache: RunCache, specs: Sequence[RunSpec]) -> tuple[dict[
             cache.stats.analysed += 1
             cache.stats.uncached += 1
             continue
-        runs = cache.get(key[0], spec)
-        if runs is not None:
-            found[i] = runs
+        hit = cache.lookup(key[0], spec, cache.piece)
+        if hit is not None:
+            found[i] = hit
+            keys[i] = key
         else:
             cache.stats.analysed += 1
             keys[i] = key
@@ -343,4 +402,5 @@ def last_stats() -> RunCacheStats | None:
     return _last[0] if _last else None
 
 
-__all__ = ["MANIFEST_FORMAT", "RunCache", "RunCacheStats", "analyse_with_cache", "last_stats", "set_last_stats"]
+__all__ = ["MANIFEST_FORMAT", "Facts", "Hit", "Pieces", "RunCache", "RunCacheStats", "analyse_with_cache", "facts_of",
+           "last_stats", "set_last_stats"]

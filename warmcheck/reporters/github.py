@@ -7,12 +7,14 @@ the line or start one of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..findings import RULES, Finding, Severity
+from ..model import Run
 from ..pipeline import Outcome
 from .escape import gh_data, gh_property
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
-
 
 
 def command(f: Finding) -> str:
@@ -33,4 +35,14 @@ class GithubReporter:
 
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
-        return "".join(command(f) + "\n" for f in outcome.all_findings())
+        return assemble(outcome.findings, [run_text(r) for r in outcome.runs])
+
+
+def run_text(run: Run) -> str:
+    """One run's commands."""
+    return "".join(command(f) + "\n" for f in run.findings)
+
+
+def assemble(tree: Sequence[Finding], runs: Sequence[str]) -> str:
+    """The report: the commands of the findings not tied to a run, then each run's (:func:`run_text`)."""
+    return "".join(command(f) + "\n" for f in tree) + "".join(runs)

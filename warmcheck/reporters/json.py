@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import __version__
 from ..analyzers.spikes import spikes_summary
-from ..findings import RULES, Finding
+from ..config import Settings
+from ..findings import RULES, Finding, Severity
 from ..model import Run, Series
 from ..pipeline import Outcome
 from ..schedule import schedule_summary
@@ -85,20 +86,31 @@ class JsonReporter:
 
     def chunks(self, outcome: Outcome) -> Iterator[str]:
         """The text of :meth:`render`, in pieces."""
-        counts = outcome.counts()
-        doc = {
-            "schema_version": SCHEMA_VERSION,
-            "warmcheck_version": __version__,
-            "runs": _HOLE,
-            "findings": [finding_dict(f) for f in outcome.findings],
-            "summary": {"runs": len(outcome.runs), "error": counts[_sev("error")],
-                        "warning": counts[_sev("warning")], "info": counts[_sev("info")]},
-            "config": outcome.settings.config.as_dict(),  # which configuration file was used (issue 10)
-        }
-        head, tail = _split(_dumps(doc, 0))
-        yield head
-        yield from _list((_run_chunks(r) for r in outcome.runs), 1)
-        yield tail + "\n"
+        return document(outcome.findings, len(outcome.runs), outcome.counts(), outcome.settings,
+                        (_run_chunks(r) for r in outcome.runs))
+
+
+def document(findings: Sequence[Finding], n_runs: int, counts: Mapping[Severity, int], settings: Settings,
+             runs: Iterable[Iterable[str]]) -> Iterator[str]:
+    """The report, in pieces, around ``runs``: each run's text at nesting 2 (see :func:`run_text`)."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "warmcheck_version": __version__,
+        "runs": _HOLE,
+        "findings": [finding_dict(f) for f in findings],
+        "summary": {"runs": n_runs, "error": counts[Severity.ERROR],
+                    "warning": counts[Severity.WARNING], "info": counts[Severity.INFO]},
+        "config": settings.config.as_dict(),  # which configuration file was used (issue 10)
+    }
+    head, tail = _split(_dumps(doc, 0))
+    yield head
+    yield from _list(runs, 1)
+    yield tail + "\n"
+
+
+def run_text(run: Run) -> str:
+    """One run's object in the report's ``runs`` list, as :meth:`JsonReporter.chunks` writes it."""
+    return "".join(_run_chunks(run))
 
 
 _HOLE = "\0hole\0"  # stands for a list streamed in its place
@@ -133,8 +145,3 @@ def _list(items: Iterable[Iterable[str]], depth: int) -> Iterator[str]:
         yield from item
         first = False
     yield "[]" if first else "\n" + "  " * depth + "]"
-
-
-def _sev(name: str) -> Any:
-    from ..findings import Severity
-    return Severity(name)

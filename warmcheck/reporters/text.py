@@ -7,6 +7,8 @@ terminal (the CLI decides).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..findings import Finding, Severity
 from ..model import Run
 from ..pipeline import Outcome
@@ -25,15 +27,12 @@ class TextReporter:
 
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
-        lines: list[str] = []
-        for f in outcome.findings:
-            lines.append(self._finding(f))
-        for run in outcome.runs:
-            lines.extend(self._run(run))
-        if len(outcome.runs) > 1:
-            lines.append("")
-            lines.extend(summary_table([summarize(r) for r in outcome.runs]))
-        return "\n".join(ci_line(line) for line in lines) + ("\n" if lines else "")
+        return assemble([self._finding(f) for f in outcome.findings], [self.run_text(r) for r in outcome.runs],
+                        [cells(summarize(r)) for r in outcome.runs])
+
+    def run_text(self, run: Run) -> str:
+        """One run's lines in the report (without the summary table), joined."""
+        return "\n".join(ci_line(line) for line in self._run(run))
 
     def _run(self, run: Run) -> list[str]:
         points = sum(s.points for s in run.series)
@@ -71,14 +70,33 @@ def finding_line(f: Finding, colour: bool = False) -> str:
     return ci_line(f"{f.code} {sev}{pad} " + visible(f"{steps_of(f):>10}  {tag}{f.message}{src}"))
 
 
+def cells(row: RunSummary) -> tuple[str, ...]:
+    """A run's cells in the summary table (controls shown as escapes)."""
+    return tuple(visible(v) for v in (row.run, row.warmup_end, row.audit, row.spikes, row.divergence, row.worst))
+
+
+def assemble(tree: Sequence[str], runs: Sequence[str], rows: Sequence[tuple[str, ...]]) -> str:
+    """The report: the lines of the findings not tied to a run, each run's text
+    (:meth:`TextReporter.run_text`), then with more than one run the summary table of ``rows``."""
+    lines = [ci_line(line) for line in tree] + list(runs)
+    if len(runs) > 1:
+        lines.append("")
+        lines.extend(ci_line(line) for line in table(rows))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def summary_table(rows: list[RunSummary]) -> list[str]:
     """The many-runs summary: run, warmup end, audit, spikes, divergence, worst severity."""
+    return table([cells(r) for r in rows])
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """The summary table of the runs' :func:`cells`."""
     head = ("run", "warmup end", "audit", "spikes", "divergence", "worst")
-    cells = [head] + [tuple(visible(v) for v in (r.run, r.warmup_end, r.audit, r.spikes, r.divergence, r.worst))
-                      for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    grid = [head, *rows]
+    widths = [max(len(c[i]) for c in grid) for i in range(len(head))]
     out = []
-    for i, c in enumerate(cells):
+    for i, c in enumerate(grid):
         out.append(ci_line("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip()))
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
