@@ -149,7 +149,7 @@ REALRUNS = Path(__file__).parent / "data" / "realruns"
 LIGHTNING = REALRUNS / "lightning_csv_linear15" / "csv" / "version_0" / "metrics.csv"
 N = 10_000  # rows written before the cache read the file
 NEXT = str(N + 100).encode()  # the step after the clean append
-NANOGPT = REALRUNS / "llmfs_appendix_d_84" / "train_log.csv"  # global_step,epoch,lr,train_loss,grad_norm
+LLMFS_LOG = REALRUNS / "llmfs_appendix_d_84" / "train_log.csv"  # global_step,epoch,lr,train_loss,grad_norm
 
 
 def csv_rows(steps: range) -> bytes:
@@ -197,7 +197,7 @@ def text_log(tmp_path: Path, kind: str) -> tuple[Path, Format, Callable[[str], S
         more = b"".join(b"%d,%r,%r\n" % (s, 3.0 / (1 + s), 1.7e9 + s * 0.25) for s in range(1000, 1100))
     elif kind == "realrun":  # a real from-scratch LLM training log, CRLF line ends
         path, fmt, reader = run / "train_log.csv", Format.CSV, read_csv
-        base, more = split_lines(NANOGPT, 40)
+        base, more = split_lines(LLMFS_LOG, 40)
     elif kind == "jsonl-eval":  # the first evaluation: a key never seen before, a new series after the others
         path, fmt, reader = run / "log.jsonl", Format.JSONL, read_jsonl
         base = jsonl_rows(range(0, N)).replace(b', "eval": {"acc": ', b', "eval": {"ac": ')
@@ -422,7 +422,7 @@ def test_an_appended_gzip_log_is_read_whole(tmp_path: Path) -> None:
     assert again == report(str(path.parent), "--no-cache") and again != first
 
 
-@pytest.mark.parametrize("log", [LIGHTNING, NANOGPT, REALRUNS / "lightning_per_epoch_warmup50" / "csv" / "version_0"
+@pytest.mark.parametrize("log", [LIGHTNING, LLMFS_LOG, REALRUNS / "lightning_per_epoch_warmup50" / "csv" / "version_0"
                                  / "metrics.csv", REALRUNS / "nanogpt_warmup40_log8" / "log.csv"],
                          ids=lambda p: p.parts[-4] if p.name == "metrics.csv" else p.parent.name)
 def test_a_real_log_cached_at_any_line_and_appended_equals_a_whole_read(log: Path, tmp_path: Path) -> None:
