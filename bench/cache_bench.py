@@ -1,19 +1,37 @@
 """The caches on a 10k-run tree: listing, reading and the whole CLI, without the cache, cold, warm,
-warm with one run changed, and warm with one event file appended (issue 12, part 3).
+warm with one run changed, and warm with one event file appended, per output format (issue 12, part 3).
 
-    python bench/cache_bench.py                 # 10,000 runs under bench/out/cache-tree (about 2 min to write)
+    python bench/cache_bench.py                 # 10,000 runs under bench/out/cache-tree (about 20 s to write)
     python bench/cache_bench.py --runs 1000     # a quicker look
+    python bench/cache_bench.py --formats json --repeat 5
 
 The tree: one run per directory, a third each TensorBoard event files (lr + loss), CSV and JSONL,
 ``--steps`` steps each; every file is backdated an hour (files younger than 2 s are read but not
-cached, see warmcheck/cache.py). Each figure is one fresh child process (the OS page cache is warm
-for all of them: the tree was just written or read). "one changed": one CSV run gets rows appended
-after the warm run; that run is read (whole) and analysed again, the 9,999 others come from the
-cache of analysed runs (warmcheck/runcache.py) without being opened. "one appended": one event file
-gets records appended; only the new bytes are read (resumed from the cached offset).
-"listing" is a child that imports the discovery code and lists the tree: the CLI's floor.
+cached, see warmcheck/cache.py). Each figure is a fresh child process (the OS page cache is warm
+for all of them: the tree was just written or read); the package is snapshotted first (the caches
+are keyed on warmcheck's source, which may be edited meanwhile) and PYTHONHASHSEED pinned.
 
-Prints a markdown table on stdout, writes bench/out/cache-results.json.
+Per format (``--formats``, default text, json, github), each with its own cache directory:
+"no cache" (``--no-cache``) and "cold" (an empty cache) are measured ``--repeat-slow`` times (default
+once: ~80 s each on 2 cores); "warm" (nothing changed), "one changed" and "one appended" ``--repeat``
+times (default 3), and the median is reported. "one changed": before each repetition one CSV run gets
+20 rows appended; that run is read (resumed) and analysed again, the 9,999 others come from the
+cache of analysed runs (warmcheck/runcache.py) without being opened, unpickled or rendered (their
+report pieces are stored). "one appended": before each repetition one event file gets 50 steps of
+records appended; only the new bytes are read (resumed from the cached offset).
+
+"listing" is the discovery of the tree (warmcheck.readers.discover: the walk and the rules that make
+runs of the files), the CLI's floor. Two figures say what a CLI run costs beyond it:
+
+* **beyond listing** (the gate's figure): the wall time of the whole ``warmcheck analyze`` process
+  (interpreter start, imports, settings, listing, the caches, rendering, writing the report to a
+  pipe, exit) minus the time ``discover`` took inside that same process;
+* **beyond listing process**: the CLI's wall time minus the wall time of a separate process that only
+  imports the discovery code and lists the tree (interpreter start and those imports cancel out).
+
+The reports are checked: each format's no cache = cold = every warm run; each format's last "one
+appended" = its --no-cache report after all the changes; json's last "one changed" = --no-cache right
+after that change. Prints a markdown table on stdout, writes bench/out/cache-results.json.
 """
 
 from __future__ import annotations
@@ -82,10 +100,10 @@ def child(mode: str, root: str, cache_dir: str | None) -> dict[str, Any]:
     return out
 
 
-def measure(argv: list[str]) -> tuple[float, float, bytes]:
+def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes]:
     """Wall seconds, peak RSS (MiB) and stdout of one child process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert proc.stdout is not None
     data = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -122,77 +140,161 @@ def append_events(root: Path, runs: int, steps: int, extra: int) -> Path:
     return path
 
 
+def cli_child(timing: str, argv: list[str]) -> None:
+    """``warmcheck ARGV`` in this process, writing how long its discovery took to ``timing`` at exit."""
+    import atexit
+
+    from warmcheck import pipeline
+
+    spent: list[float] = []
+    real = pipeline.discover
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - t0)
+
+    pipeline.discover = timed
+    atexit.register(lambda: Path(timing).write_text(json.dumps(sum(spent))))
+    from warmcheck.cli import main
+
+    main(argv, prog_name="warmcheck")
+
+
+def median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=0, help="warmcheck analyze -j (0: one per CPU)")
+    ap.add_argument("--formats", default="text,json,github", help="comma-separated --format values")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of listing, warm, one changed, one appended")
+    ap.add_argument("--repeat-slow", type=int, default=1, help="runs of no cache and cold")
+    ap.add_argument("--reads", action="store_true", help="also time the readers alone (discovery + every file read)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "ROOT", "CACHE"), help=argparse.SUPPRESS)
+    ap.add_argument("--cli-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cli_child:
+        cli_child(args.cli_child[0], args.cli_child[1:])
+        return 0
     if args.child:
         mode, root, cache_dir = args.child
         print(json.dumps(child(mode, root, None if cache_dir == "-" else cache_dir)))
         return 0
+    formats = [f for f in args.formats.split(",") if f]
     root = args.out / "cache-tree"
-    read_cache, cli_cache = args.out / "cache-read", args.out / "cache-cli"
-    for d in (read_cache, cli_cache):
+    read_cache = args.out / "cache-read"
+    caches = {fmt: args.out / f"cache-cli-{fmt}" for fmt in formats}
+    code = args.out / "cache-code"
+    for d in (read_cache, code, *caches.values()):
         shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(HERE.parent / "warmcheck", code / "warmcheck", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONHASHSEED": "0",
+           "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     t0 = time.perf_counter()
     make_tree(root, args.runs, args.steps)
     print(f"tree: {args.runs} runs x {args.steps} steps written in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     me = [sys.executable, str(Path(__file__).resolve())]
-    cli = [sys.executable, "-m", "warmcheck", "analyze", str(root), "--isolated", "-q", "--format", "json",
-           "-j", str(args.jobs)]
+    timing = args.out / "cache-cli-discover.json"
     rows: list[dict[str, Any]] = []
 
-    def step(name: str, argv: list[str], kind: str) -> bytes:
-        wall, rss, data = measure(argv)
-        row: dict[str, Any] = {"case": name, "kind": kind, "wall_s": wall, "peak_rss_mib": rss}
-        if kind != "cli":
+    def step(name: str, argv: list[str], kind: str, fmt: str = "") -> bytes:
+        wall, rss, data = measure(argv, env)
+        row: dict[str, Any] = {"case": name, "kind": kind, "format": fmt, "wall_s": wall, "peak_rss_mib": rss}
+        if kind == "cli":
+            row["discover_s"] = json.loads(timing.read_text())
+        else:
             row.update(json.loads(data))
         rows.append(row)
-        print(f"{kind:5} {name:12} {wall:7.2f} s  {rss:7.0f} MiB  {row.get('stats', '')}", file=sys.stderr)
+        extra = f"discover {row['discover_s']:.2f} s" if kind == "cli" else row.get("stats", "")
+        print(f"{kind:5} {fmt:7} {name:12} {wall:7.2f} s  {rss:7.0f} MiB  {extra}", file=sys.stderr, flush=True)
         return data
 
-    step("listing", [*me, "--child", "list", str(root), "-"], "list")
-    step("no cache", [*me, "--child", "read", str(root), "-"], "read")
-    step("cold", [*me, "--child", "read", str(root), str(read_cache)], "read")
-    step("warm", [*me, "--child", "read", str(root), str(read_cache)], "read")
-    change_one_run(root, args.runs, args.steps, 20)
-    step("one changed", [*me, "--child", "read", str(root), str(read_cache)], "read")
-    plain = step("no cache", [*cli, "--no-cache"], "cli")
-    cold = step("cold", [*cli, "--cache-dir", str(cli_cache)], "cli")
-    warm = step("warm", [*cli, "--cache-dir", str(cli_cache)], "cli")
-    changed_file = change_one_run(root, args.runs, args.steps + 20, 20)
-    changed = step("one changed", [*cli, "--cache-dir", str(cli_cache)], "cli")
-    after = step("no cache", [*cli, "--no-cache"], "cli")
-    appended_file = append_events(root, args.runs, args.steps, 50)
-    appended = step("one appended", [*cli, "--cache-dir", str(cli_cache)], "cli")
-    after2 = step("no cache", [*cli, "--no-cache"], "cli")
-    same = (plain == cold == warm and changed == after and changed != warm and appended == after2
-            and appended != changed)
-    size = sum(p.stat().st_size for p in cli_cache.rglob("*.npz"))
+    def cli(fmt: str, *more: str) -> list[str]:
+        return [*me, "--cli-child", str(timing), "analyze", str(root), "--isolated", "-q", "--format", fmt,
+                "-j", str(args.jobs), *more]
+
+    for _ in range(args.repeat):
+        step("listing", [*me, "--child", "list", str(root), "-"], "list")
+    if args.reads:  # the readers alone, through the cache of reads
+        step("no cache", [*me, "--child", "read", str(root), "-"], "read")
+        step("cold", [*me, "--child", "read", str(root), str(read_cache)], "read")
+        step("warm", [*me, "--child", "read", str(root), str(read_cache)], "read")
+    checks: dict[str, bool] = {}
+    for fmt in formats:
+        plain = [step("no cache", cli(fmt, "--no-cache"), "cli", fmt) for _ in range(args.repeat_slow)]
+        cold = []
+        for _ in range(args.repeat_slow):
+            shutil.rmtree(caches[fmt], ignore_errors=True)
+            cold.append(step("cold", cli(fmt, "--cache-dir", str(caches[fmt])), "cli", fmt))
+        warm = [step("warm", cli(fmt, "--cache-dir", str(caches[fmt])), "cli", fmt) for _ in range(args.repeat)]
+        checks[f"{fmt}: no cache = cold = warm"] = all(r == plain[0] for r in plain + cold + warm)
+    steps = args.steps
+    changed: dict[str, bytes] = {}
+    for _ in range(args.repeat):
+        change_one_run(root, args.runs, steps, 20)
+        steps += 20
+        for fmt in formats:
+            changed[fmt] = step("one changed", cli(fmt, "--cache-dir", str(caches[fmt])), "cli", fmt)
+    if "json" in formats:
+        after = step("no cache", cli("json", "--no-cache"), "cli", "json")
+        checks["json: last one changed = no cache after it"] = changed["json"] == after
+    appended: dict[str, bytes] = {}
+    for k in range(args.repeat):
+        append_events(root, args.runs, args.steps + 50 * k, 50)
+        for fmt in formats:
+            appended[fmt] = step("one appended", cli(fmt, "--cache-dir", str(caches[fmt])), "cli", fmt)
+    for fmt in formats:
+        after = step("no cache", cli(fmt, "--no-cache"), "cli", fmt)
+        checks[f"{fmt}: last one appended = no cache after all changes"] = appended[fmt] == after != changed[fmt]
+    same = all(checks.values())
+    size = sum(p.stat().st_size for d in caches.values() for p in d.rglob("*.npz"))
+    manifests = {fmt: sum(p.stat().st_size for p in d.glob("runs/*.pkl")) for fmt, d in caches.items()}
     tree = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    listing = median([r["wall_s"] for r in rows if r["kind"] == "list"])
+    listing_in = median([r["list_s"] for r in rows if r["kind"] == "list"])
+    table = []
+    for fmt in formats:
+        for case in ("no cache", "cold", "warm", "one changed", "one appended"):
+            mine = [r for r in rows if r["kind"] == "cli" and r["format"] == fmt and r["case"] == case]
+            if case == "no cache":
+                mine = mine[:args.repeat_slow]  # before any change
+            if not mine:
+                continue
+            wall = median([r["wall_s"] for r in mine])
+            beyond = median([r["wall_s"] - r["discover_s"] for r in mine])
+            table.append({"format": fmt, "case": case, "n": len(mine), "wall_s": wall, "beyond_listing_s": beyond,
+                          "beyond_listing_process_s": wall - listing,
+                          "peak_rss_mib": median([r["peak_rss_mib"] for r in mine])})
     doc = {"runs": args.runs, "steps": args.steps, "jobs": args.jobs, "cpus": os.cpu_count(), "rows": rows,
-           "reports_identical": same, "cache_bytes": size, "tree_bytes": tree, "changed_file": str(changed_file),
-           "appended_file": str(appended_file),
-           "manifest_bytes": sum(p.stat().st_size for p in cli_cache.glob("runs/*.pkl"))}
+           "table": table, "listing_process_s": listing, "listing_in_process_s": listing_in, "checks": checks,
+           "reports_identical": same, "cache_bytes": size, "tree_bytes": tree, "manifest_bytes": manifests}
     (args.out / "cache-results.json").write_text(json.dumps(doc, indent=2))
+    print(f"listing: {listing:.2f} s as a process (median of {args.repeat}; discover itself {listing_in:.2f} s)\n")
     print("| what | case | wall s | peak RSS MiB | files read |\n|---|---|---:|---:|---:|")
     for r in rows:
-        stats = r.get("stats")
-        read = "" if r["kind"] == "list" else (str(stats["read"]) if stats
-                                             else ("all" if r["kind"] == "read" else ""))
-        label = {"list": "discovery only", "read": "discovery + read every file", "cli": "warmcheck analyze"}[r["kind"]]
-        print(f"| {label} | {r['case']} | {r['wall_s']:.2f} | {r['peak_rss_mib']:.0f} | {read} |")
-    listing = next(r["wall_s"] for r in rows if r["kind"] == "list")
-    for r in rows:
-        if r["kind"] == "cli" and r["case"] in ("warm", "one changed", "one appended"):
-            print(f"\n{r['case']}: {r['wall_s'] - listing:.2f} s beyond listing", end="")
-    print(f"\n\ncache: {size / 2**20:.1f} MiB of reads + {doc['manifest_bytes'] / 2**20:.1f} MiB of analysed runs "
-          f"for a {tree / 2**20:.1f} MiB tree; JSON reports identical (no cache = cold = warm; one changed "
-          f"= no cache after the change; one appended = no cache after the append): {same}")
+        if r["kind"] == "read":
+            read = str(r["stats"]["read"]) if r.get("stats") else "all"
+            print(f"| discovery + read every file | {r['case']} | {r['wall_s']:.2f} | {r['peak_rss_mib']:.0f} | "
+                  f"{read} |")
+    print("\n| format | case | runs | wall s (median) | beyond listing s | beyond listing process s | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for t in table:
+        print(f"| {t['format']} | {t['case']} | {t['n']} | {t['wall_s']:.2f} | {t['beyond_listing_s']:.2f} | "
+              f"{t['beyond_listing_process_s']:.2f} | {t['peak_rss_mib']:.0f} |")
+    print(f"\ncache: {size / 2**20:.1f} MiB of reads + "
+          + ", ".join(f"{fmt} {b / 2**20:.1f} MiB" for fmt, b in manifests.items())
+          + f" of analysed runs (with their pieces) for a {tree / 2**20:.1f} MiB tree")
+    for name, ok in checks.items():
+        print(f"report check: {name}: {ok}")
     return 0 if same else 1
 
 
