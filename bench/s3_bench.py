@@ -215,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     code = work / "code"
     shutil.copytree(ROOT / "warmcheck", code / "warmcheck", ignore=shutil.ignore_patterns("__pycache__"))
     head = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-    # PYTHONHASHSEED pinned: the cache of analysed runs names its manifest after repr(Settings), whose
-    # ``fixed`` frozenset (the flags given: --storage-option, --cache-dir) prints in hash order, so with a
-    # random seed a warm run finds the cold run's manifest only about half the time (warmcheck/runcache.py).
-    env = {**os.environ, **AWS_ENV, "PYTHONHASHSEED": "0", "XDG_CACHE_HOME": str(work / "xdg-cache"),
+    env = {**os.environ, **AWS_ENV, "XDG_CACHE_HOME": str(work / "xdg-cache"),
            "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     me = [sys.executable, str(Path(__file__).resolve()), "--child"]
 
