@@ -7,9 +7,11 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 from warmcheck import cache, runcache
 from warmcheck.cli import main
 from warmcheck.config import Settings
+from warmcheck.model import Run
 from warmcheck.pipeline import analyze
 
 SAMPLE_LOGS = Path(__file__).resolve().parent.parent / "sample_logs"
@@ -123,8 +126,10 @@ def test_files_changed_just_now_are_analysed_but_not_stored(logs: Path, tmp_path
     assert stats().analysed >= 1
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_version", "forbidden_global"])
-def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, logs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncate", "truncate_index", "garbage", "other_version", "forbidden_global", "pieces_out_of_bounds",
+                                    "pieces_bad_utf8"])
+def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, logs: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cache_dir = tmp_path / "cache"
     plain = report(str(logs), "--no-cache")
     report(str(logs), "--cache-dir", str(cache_dir))
@@ -132,23 +137,57 @@ def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, log
     data = manifest.read_bytes()
     if damage == "truncate":
         manifest.write_bytes(data[: len(data) // 2])
+    elif damage == "truncate_index":
+        manifest.write_bytes(data[: len(runcache._HEADER) + 8 + 40])
     elif damage == "garbage":
         manifest.write_bytes(os.urandom(2000))
     elif damage == "other_version":
-        head, body = pickle.loads(data[len(runcache._HEADER):])
-        manifest.write_bytes(runcache._HEADER + pickle.dumps(({**head, "code": "0" * 32}, body)))
-    else:  # a blob that would run code if it were unpickled by pickle.loads
-        head, body = pickle.loads(data[len(runcache._HEADER):])
+        head, body, region = split_manifest(data)
+        manifest.write_bytes(join_manifest({**head, "code": "0" * 32}, body, region))
+    elif damage == "forbidden_global":  # a blob that would run code if it were unpickled by pickle.loads
+        head, body, region = split_manifest(data)
         marker = tmp_path / "pwned"
         evil = pickle.dumps(_Evil(str(marker)))
         # the stored pieces dropped, so the runs must be unpickled to be reported
-        manifest.write_bytes(runcache._HEADER + pickle.dumps(
-            (head, {k: (c, evil, facts, {}) for k, (c, _, facts, _) in body.items()})))
+        manifest.write_bytes(join_manifest(head, {k: (c, facts, (len(region), len(evil)), {})
+                                                  for k, (c, facts, _, _) in body.items()}, region + evil))
+    elif damage == "pieces_out_of_bounds":  # spans past the end: the runs are unpickled instead
+        head, body, region = split_manifest(data)
+        manifest.write_bytes(join_manifest(head, {k: (c, f, b, {p: ((len(region), n), lens) for p, ((_, n), lens)
+                                                                    in pieces.items()})
+                                                  for k, (c, f, b, pieces) in body.items()}, region))
+    else:  # pieces that are not UTF-8: the runs are unpickled instead
+        head, body, region = split_manifest(data)
+        junk = b"\xff" * 64
+        manifest.write_bytes(join_manifest(head, {k: (c, f, b, {p: ((len(region), 64), (64,)) for p in pieces})
+                                                  for k, (c, f, b, pieces) in body.items()}, region + junk))
+    if damage.startswith("pieces"):
+        loads = _count_loads(monkeypatch)
+        assert report(str(logs), "--cache-dir", str(cache_dir)) == plain
+        assert stats().hits == loads[0] >= 15  # every run taken from its pickled runs, none from the pieces
+        assert report(str(logs), "--cache-dir", str(cache_dir)) == plain and stats().hits >= 15
+        return
     assert report(str(logs), "--cache-dir", str(cache_dir)) == plain
-    assert stats().hits == 0
+    if damage == "truncate":  # the index is whole: the runs whose data was cut off are analysed again
+        assert stats().analysed > stats().uncached
+    else:
+        assert stats().hits == 0
     if damage == "forbidden_global":
         assert not (tmp_path / "pwned").exists()
     assert report(str(logs), "--cache-dir", str(cache_dir)) == plain and stats().analysed == stats().uncached
+
+
+def split_manifest(data: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """A manifest's head, index body and data (see RunCache._read)."""
+    start = len(runcache._HEADER) + 8
+    (size,) = struct.unpack_from("<Q", data, len(runcache._HEADER))
+    head, body = pickle.loads(data[start:start + size])
+    return head, body, data[start + size:]
+
+
+def join_manifest(head: dict[str, Any], body: dict[str, Any], region: bytes) -> bytes:
+    index = pickle.dumps((head, body))
+    return runcache._HEADER + struct.pack("<Q", len(index)) + index + region
 
 
 class _Evil:
@@ -254,7 +293,12 @@ def test_one_changed_run_is_the_only_one_rendered_again(logs: Path, tmp_path: Pa
 
     def spy(piece: str) -> pieces.Render:
         render = real(piece)
-        return lambda run: (rendered.append(run.name), render(run))[1]
+
+        def spied(run: Run) -> tuple[str, ...]:
+            rendered.append(run.name)
+            return render(run)
+
+        return spied
 
     monkeypatch.setattr(pieces, "renderer", spy)
     changed = report(str(logs), "--cache-dir", cache_dir, fmt=fmt)

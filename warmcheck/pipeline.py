@@ -7,13 +7,11 @@ import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import cache, storage
-from .analyzers import ALL_ANALYZERS, Analyzer
-from .analyzers.spikes import detections
 from .config import FailOn, Settings
 from .errors import NoRunsError
 from .findings import Finding, Severity, make
@@ -22,8 +20,10 @@ from .readers import discover, is_training_csv, read_runs
 from .readers._textstream import Limits, set_limits
 from .readers.discovery import RunSpec
 from .runcache import Facts, Hit, Pieces, RunCache, analyse_with_cache, facts_of, set_last_stats
-from .schedule import infer_schedules
-from .workers import WorkerDeath, WorkerFailure, resilient_map
+
+if TYPE_CHECKING:  # imported when a run is analysed: a warm run from the cache of analysed runs needs none
+    from .analyzers import Analyzer
+    from .workers import WorkerDeath, WorkerFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +211,8 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
                 by_index[i] = _compacted(analyze_specs(found.runs[i], settings), keep_points)
         else:
             chunk = max(1, min(32, len(todo) // (jobs * 8)))
+            from .workers import resilient_map
+
             context = multiprocessing.get_context(start_method) if start_method else None
             tasks = [(found.runs[i], settings, cache_dir, keep_points) for i in todo]
             for k, result in resilient_map(analyze_in_worker, tasks, jobs, chunk, worker_init, context):
@@ -276,7 +278,7 @@ def analyze_specs(spec: RunSpec, settings: Settings) -> list[Run]:
     return [analyze_run(run, settings.for_run(run.name)) for run in runs]
 
 
-def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = ALL_ANALYZERS,
+def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] | None = None,
                 schedules: tuple[Schedule, ...] | None = None) -> Run:
     """Infer the LR schedule, run ``analyzers`` (all by default) on ``run``; keep enabled findings, sorted.
 
@@ -285,12 +287,19 @@ def analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer] = AL
     """
     # Values near 1e308 are real inputs; the arithmetic on them may overflow to inf where a comparison
     # still decides right (and the fits scale them, see shapes.scaled): no RuntimeWarning noise on stderr.
+    if analyzers is None:
+        from .analyzers import ALL_ANALYZERS
+
+        analyzers = ALL_ANALYZERS
     with np.errstate(over="ignore", invalid="ignore"):
         return _analyze_run(run, settings, analyzers, schedules)
 
 
 def _analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer],
                  schedules: tuple[Schedule, ...] | None) -> Run:
+    from .analyzers.spikes import detections
+    from .schedule import infer_schedules
+
     findings = list(run.findings)
     try:
         run = replace(run, schedules=tuple(infer_schedules(run)) if schedules is None else schedules)
@@ -316,6 +325,8 @@ def _analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer],
 
 def _from_worker(spec: RunSpec, result: list[Run] | WorkerDeath | WorkerFailure) -> list[Run]:
     """A worker's runs, or the one finding that stands for a run no worker could return."""
+    from .workers import WorkerDeath, WorkerFailure
+
     if isinstance(result, WorkerDeath):
         finding = make("WC024", f"the worker process analysing this run died twice ({result.describe()}), "
                        "the second time alone in a fresh process; the run was not analysed",

@@ -8,6 +8,18 @@ each run's key to the run as every reporter needs it: the analysed :class:`~warm
 with its series summarised (:func:`warmcheck.dask_engine.compact`: no points). A warm run lists the
 tree, stats each run's files, loads this one file and analyses only the runs whose key is not in it.
 
+Beside each run the manifest keeps what the report needs of it without the run itself: its
+*facts* (findings per severity and whether it held data: the exit code, the closing line, the
+counts in the JSON and markdown reports) and its *pieces*, the text each output format gives of it
+(:mod:`warmcheck.reporters.pieces`; text, text with colour, json, github, markdown: one set per
+format the tree was reported in). A warm run reported in a format whose pieces are stored joins them
+(:func:`warmcheck.pipeline.analyze_pieces`): an unchanged run is neither read, analysed, unpickled
+nor rendered. In another format (or JUnit, which needs the whole outcome) the stored runs are
+unpickled and rendered, and that format's pieces are added to the manifest. The pieces depend on
+the run and the format alone (the manifest is already specific to the paths as given, the settings
+and the code; where a run sits in the report, the column widths of the text summary table and every
+count are computed when the report is joined).
+
 A run's key is a hash of its :class:`~warmcheck.readers.discovery.RunSpec` (name, files, formats,
 joined members, discovery findings) and the identity of every file the analysis reads:
 
@@ -27,9 +39,12 @@ Rules that keep it from ever changing a report:
 * The manifest is written to a temporary file and renamed over the old one (two processes sharing
   a directory only ever see whole manifests; the last writer wins). It holds exactly the runs of the
   last invocation with that key (a run gone from the tree is dropped).
-* The manifest is a pickle read by a restricted unpickler: only warmcheck's own dataclasses and
-  enums and numpy's array reconstruction can be named in it; a manifest that names anything else,
-  or is truncated, corrupt, or from another version, is ignored (every run analysed) and rewritten.
+* The manifest is an index (a pickle of builtin values only: no class can be named in it) of spans
+  in the data that follows it: each run's pickled compact runs, read by a restricted unpickler
+  (only warmcheck's own dataclasses and enums and numpy's array reconstruction can be named in
+  them) and only when needed, and its pieces (UTF-8, with the length of each). A manifest that
+  names anything else, or is truncated, corrupt, or from another version, is ignored (every run
+  analysed) and rewritten; a blob or pieces that do not load make that run a miss.
 * Problems of the cache itself (a read-only directory, a full disk) never fail the analysis.
 """
 
@@ -42,6 +57,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import tempfile
 import time
 from collections.abc import Sequence
@@ -55,7 +71,7 @@ from .model import Format, Run
 from .readers.discovery import RunSpec
 from .readers.runconfig_files import NAMES as CONFIG_NAMES
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 _HEADER = b"warmcheck-runs\0"
 
 
@@ -74,12 +90,17 @@ Facts = tuple[tuple[int, int, int, bool], ...]  # per run: errors, warnings, inf
 Pieces = tuple[tuple[str, ...], ...]  # per run: its rendered report pieces in one format
 
 
+Span = tuple[int, int]  # (offset, length) in the data that follows a manifest's index
+
+
 @dataclass
 class _Entry:
     configs: tuple[tuple[str, int, str], ...]  # config files beside the run: (name, size, version)
-    blob: bytes  # the pickled compact runs
+    blob: bytes | Span  # the pickled compact runs, or where they are in the manifest read
     facts: Facts = ()  # what the exit code and the closing line need of the runs (see facts_of)
-    pieces: dict[str, Pieces] = field(default_factory=dict)  # by piece format (reporters.pieces)
+    # by piece format (reporters.pieces): every run's pieces, UTF-8 one after the other (or where they
+    # are in the manifest read), and the length in bytes of each
+    pieces: dict[str, tuple[bytes | Span, tuple[int, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,6 +142,7 @@ class RunCache:
         self.file = os.path.join(self.directory, "runs", self.ident[:40] + ".pkl")
         self._old: dict[str, _Entry] = {}
         self._new: dict[str, _Entry] = {}
+        self._data = memoryview(b"")  # the manifest read: the data its index points into
         self._dirty = False
 
     # -- lookup ------------------------------------------------------------------------------------
@@ -170,13 +192,14 @@ class RunCache:
         configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
         if configs is None or configs[0] != entry.configs:
             return None
-        pieces = entry.pieces.get(piece) if piece is not None else None
-        if pieces is not None and _valid_pieces(pieces, entry.facts):
+        stored = entry.pieces.get(piece) if piece is not None else None
+        pieces = self._decode(stored, len(entry.facts)) if stored is not None else None
+        if pieces is not None:
             self._new[key] = entry
             self.stats.hits += 1
             return Hit(None, entry.facts, pieces)
         try:
-            runs = _loads(entry.blob)
+            runs = _loads(self._bytes(entry.blob))
         except Exception:  # noqa: BLE001 - anything in a damaged blob: analyse the run
             return None
         if not isinstance(runs, list) or not all(isinstance(r, Run) for r in runs):
@@ -193,7 +216,7 @@ class RunCache:
         """Keep the ``piece`` format's pieces of the runs under ``key`` (a hit whose runs were unpickled)."""
         entry = self._new.get(key)
         if entry is not None and len(pieces) == len(entry.facts):
-            entry.pieces = {**entry.pieces, piece: pieces}
+            entry.pieces = {**entry.pieces, piece: _encode(pieces)}
             self._dirty = True
 
     # -- storing -----------------------------------------------------------------------------------
@@ -211,7 +234,8 @@ class RunCache:
         except Exception:  # noqa: BLE001 - something that does not pickle: never cached
             self.stats.uncached += 1
             return
-        self._new[key] = _Entry(configs[0], blob, facts_of(runs), dict([pieces]) if pieces is not None else {})
+        self._new[key] = _Entry(configs[0], blob, facts_of(runs),
+                                {pieces[0]: _encode(pieces[1])} if pieces is not None else {})
         self._dirty = True
         self.stats.stored += 1
 
@@ -219,15 +243,28 @@ class RunCache:
         """Write the manifest if it changed: exactly the runs seen in this invocation."""
         if not self._dirty and set(self._new) == set(self._old):
             return True
-        body = {k: (e.configs, e.blob, e.facts, e.pieces) for k, e in self._new.items()}
+        chunks: list[bytes | memoryview] = []
+        at = 0
+
+        def place(data: bytes | Span) -> Span:
+            nonlocal at
+            raw = self._view(data)
+            chunks.append(raw)
+            at += len(raw)
+            return at - len(raw), len(raw)
+
+        body = {k: (e.configs, e.facts, place(e.blob), {p: (place(d), n) for p, (d, n) in e.pieces.items()})
+                for k, e in self._new.items()}
         head = {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}
+        index = pickle.dumps((head, body), protocol=pickle.HIGHEST_PROTOCOL)
         tmp = None
         try:
             os.makedirs(os.path.dirname(self.file), exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pkl", dir=os.path.dirname(self.file))
             with os.fdopen(fd, "wb") as fh:
-                fh.write(_HEADER)
-                pickle.dump((head, body), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(_HEADER + struct.pack("<Q", len(index)))
+                fh.write(index)
+                fh.writelines(chunks)
             os.replace(tmp, self.file)
             return True
         except (OSError, ValueError, pickle.PicklingError):
@@ -239,6 +276,11 @@ class RunCache:
             return False
 
     def _read(self) -> dict[str, _Entry]:
+        """The index of the manifest (its data is kept in ``self._data``, read by :meth:`_view`).
+
+        The file: the header, the index's length (8 bytes, little-endian), the index (a pickle of
+        builtin values only: each entry's configs, facts and the spans of its blob and pieces), then
+        the blobs and pieces one after the other."""
         try:
             with open(self.file, "rb") as fh:
                 data = fh.read()
@@ -247,26 +289,72 @@ class RunCache:
         try:
             if not data.startswith(_HEADER):
                 raise ValueError("not a manifest")
-            head, body = _Restricted(io.BytesIO(data[len(_HEADER):]), allow=False).load()
+            start = len(_HEADER) + 8
+            (size,) = struct.unpack_from("<Q", data, len(_HEADER))
+            if start + size > len(data):
+                raise ValueError("truncated")
+            view = memoryview(data)
+            head, body = _Restricted(io.BytesIO(view[start:start + size]), allow=False).load()
             if head != {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}:
                 raise ValueError("another version's manifest")
+            self._data = view[start + size:]
             out = {}
-            for key, (configs, blob, facts, pieces) in body.items():
-                if not isinstance(key, str) or not isinstance(blob, bytes) or not isinstance(pieces, dict):
+            for key, (configs, facts, (bo, bn), pieces) in body.items():
+                if not isinstance(key, str) or not isinstance(pieces, dict):
                     raise ValueError("bad entry")
-                facts = tuple((int(e), int(w), int(i), bool(a)) for e, w, i, a in facts)
-                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), blob, facts, pieces)
+                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), (int(bo), int(bn)),
+                                  tuple((int(e), int(w), int(i), bool(a)) for e, w, i, a in facts),
+                                  {str(p): ((int(o), int(n)), tuple(map(int, lengths)))
+                                   for p, ((o, n), lengths) in pieces.items()})
             return out
         except Exception:  # noqa: BLE001 - a damaged or foreign manifest: ignored, rewritten
             self.stats.rejected += 1
             self._dirty = True
+            self._data = memoryview(b"")
             return {}
 
+    def _view(self, data: bytes | Span) -> bytes | memoryview:
+        """``data``, or the bytes at that span of the manifest read (ValueError: out of it)."""
+        if isinstance(data, bytes):
+            return data
+        at, n = data
+        if at < 0 or n < 0 or at + n > len(self._data):
+            raise ValueError("span out of the manifest")
+        return self._data[at:at + n]
 
-def _valid_pieces(pieces: Any, facts: Facts) -> bool:
-    """Whether ``pieces`` (from the manifest) are one tuple of strings per run."""
-    return (isinstance(pieces, tuple) and len(pieces) == len(facts)
-            and all(isinstance(p, tuple) and all(isinstance(x, str) for x in p) for p in pieces))
+    def _bytes(self, data: bytes | Span) -> bytes:
+        return bytes(self._view(data))
+
+    def _decode(self, stored: tuple[bytes | Span, tuple[int, ...]], runs: int) -> Pieces | None:
+        """The pieces of ``runs`` runs stored as ``stored`` (see :class:`_Entry`); None if they do not
+        decode as that many runs' pieces."""
+        try:
+            raw = self._view(stored[0])
+            lengths = stored[1]
+            if not runs:
+                return () if not lengths and not raw else None
+            if len(lengths) == runs == 1:  # the common case: one run, one piece
+                return ((str(raw, "utf-8", "surrogatepass"),),) if lengths[0] == len(raw) else None
+            if len(lengths) % runs or sum(lengths) != len(raw):
+                return None
+            each = len(lengths) // runs
+            texts = []
+            at = 0
+            for n in lengths:
+                texts.append(str(raw[at:at + n], "utf-8", "surrogatepass"))
+                at += n
+            return tuple(tuple(texts[i:i + each]) for i in range(0, len(texts), each))
+        except (ValueError, UnicodeError):
+            return None
+
+
+def _encode(pieces: Pieces) -> tuple[bytes, tuple[int, ...]]:
+    """``pieces`` as stored (see :class:`_Entry`): every string in UTF-8 one after the other, and
+    the length of each (the same number of strings per run)."""
+    raw = [text.encode("utf-8", "surrogatepass") for run in pieces for text in run]
+    if len({len(run) for run in pieces}) > 1:
+        raise ValueError("runs with different numbers of pieces")
+    return b"".join(raw), tuple(len(r) for r in raw)
 
 
 def _file_stat(path: str, started_ns: int) -> tuple[storage.FileStat, bool] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analyzers.schedule import describe
 from ..findings import Finding, Severity
 from ..model import Run, Schedule
 
@@ -39,6 +38,8 @@ def steps_of(f: Finding) -> str:
 
 def summarize(run: Run) -> RunSummary:
     """The summary row of ``run``."""
+    from ..analyzers.schedule import describe  # not imported by a warm run that joins stored pieces
+
     codes = {f.code: f for f in run.findings}
     sched = run.schedules[0] if run.schedules else None
     end = warmup_end_cell(sched)

@@ -8,12 +8,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import __version__
-from ..analyzers.spikes import spikes_summary
 from ..config import Settings
 from ..findings import RULES, Finding, Severity
 from ..model import Run, Series
 from ..pipeline import Outcome
-from ..schedule import schedule_summary
 from .escape import ci_json
 
 SCHEMA_VERSION = 1
@@ -50,6 +48,9 @@ def series_dict(s: Series) -> dict[str, Any]:
 
 def run_dict(run: Run, series: bool = True) -> dict[str, Any]:
     """One run as a JSON object (``series=False``: its series list left empty)."""
+    from ..analyzers.spikes import spikes_summary  # not imported by a warm run that joins stored pieces
+    from ..schedule import schedule_summary
+
     return {
         "run": run.name,
         "sources": [{"path": src.path, "format": src.format.value, "records": src.records,

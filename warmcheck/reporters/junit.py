@@ -7,8 +7,6 @@ escapes (``escape.visible``); ElementTree escapes ``&``, ``<``, ``>`` and quotes
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 from ..config import FailOn
 from ..findings import FAMILIES, Finding, Severity
 from ..model import Run
@@ -28,6 +26,8 @@ class JunitReporter:
 
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
+        import xml.etree.ElementTree as ET
+
         root = ET.Element("testsuites", name="warmcheck")
         total = failures = 0
         groups: list[tuple[str, list[Finding], Run | None]] = [(visible(r.name), list(r.findings), r)
