@@ -126,8 +126,8 @@ def test_files_changed_just_now_are_analysed_but_not_stored(logs: Path, tmp_path
     assert stats().analysed >= 1
 
 
-@pytest.mark.parametrize("damage", ["truncate", "truncate_index", "garbage", "other_version", "forbidden_global", "pieces_out_of_bounds",
-                                    "pieces_bad_utf8"])
+@pytest.mark.parametrize("damage", ["truncate", "truncate_index", "garbage", "other_version", "forbidden_global",
+                                    "pieces_out_of_bounds", "pieces_bad_utf8"])
 def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, logs: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cache_dir = tmp_path / "cache"
@@ -319,3 +319,22 @@ def test_the_closing_line_and_exit_code_are_those_without_the_cache(logs: Path, 
     for fail_on in ("warning", "info", "never"):
         assert run("--cache-dir", str(tmp_path / "cache"), "--fail-on", fail_on) == run("--no-cache", "--fail-on",
                                                                                         fail_on)
+
+
+@pytest.mark.parametrize("limit", [0, 6])
+@pytest.mark.parametrize("fmt", PIECED)
+def test_runs_too_large_to_keep_as_pieces_are_rendered_when_joined(logs: Path, tmp_path: Path, fmt: str, limit: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from warmcheck import pipeline
+
+    monkeypatch.setattr(pipeline, "PIECE_MAX_ITEMS", limit)  # 0: every run is too large; 6: some are
+    cache_dir = str(tmp_path / "cache")
+    plain = report(str(logs), "--no-cache", fmt=fmt)
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain
+    stored = stats().stored
+    large = {r.name for r in analyze([str(logs)], Settings(), keep_points=False).runs
+             if len(r.series) + len(r.findings) > limit}
+    assert large and (limit == 0 or len(large) < stored)
+    loads = _count_loads(monkeypatch)
+    assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain
+    assert 0 < loads[0] < stats().hits or limit == 0 and loads[0] == stats().hits  # only the large runs unpickled

@@ -63,7 +63,7 @@ class PiecedOutcome:
     then the tree-level findings. See :func:`analyze_pieces`."""
 
     facts: Facts
-    pieces: Pieces
+    pieces: tuple[tuple[str, ...] | Run, ...]  # a run too large to render ahead: rendered when joined
     findings: tuple[Finding, ...] = ()
     settings: Settings = Settings()
 
@@ -143,7 +143,7 @@ def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render:
     found, by_index, hits, rendered = _analyse(paths, settings, progress, jobs, None, None, scheduler, False,
                                                (piece, render))
     facts: list[tuple[int, int, int, bool]] = []
-    pieces: list[tuple[str, ...]] = []
+    pieces: list[tuple[str, ...] | Run] = []
     for i in range(len(found.runs)):
         hit = hits.get(i)
         if hit is not None and hit.pieces is not None:
@@ -152,8 +152,17 @@ def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render:
         else:
             runs = by_index[i]
             facts.extend(facts_of(runs))
-            pieces.extend(rendered[i] if i in rendered else tuple(render(r) for r in runs))
+            pieces.extend(rendered[i] if i in rendered else (render(r) if _small(r) else r for r in runs))
     return PiecedOutcome(tuple(facts), tuple(pieces), _tree(found, settings), settings)
+
+
+PIECE_MAX_ITEMS = 2000  # a run with more series + findings is rendered when the report is written, not kept
+
+
+def _small(run: Run) -> bool:
+    """Whether ``run``'s pieces are rendered ahead and kept: not a run of a million series, whose JSON
+    is streamed series by series (:class:`~warmcheck.reporters.json.JsonReporter`), never held."""
+    return len(run.series) + len(run.findings) <= PIECE_MAX_ITEMS
 
 
 def _tree(found: Any, settings: Settings) -> tuple[Finding, ...]:
@@ -221,13 +230,14 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
                 by_index[i] = _from_worker(found.runs[i], result)
     if memo is not None:
         for i, (key, storable) in keys.items():
+            small = i in by_index and all(_small(r) for r in by_index[i])
             if i not in hits:
                 got: tuple[str, Pieces] | None = None
-                if pieced is not None:
+                if pieced is not None and small:
                     got = (pieced[0], tuple(pieced[1](r) for r in by_index[i]))
                     rendered[i] = got[1]
                 memo.put(key, found.runs[i], by_index[i], storable, got)
-            elif pieced is not None and hits[i].pieces is None:  # stored before without this format's pieces
+            elif pieced is not None and hits[i].pieces is None and small:  # stored without this format's pieces
                 made = tuple(pieced[1](r) for r in by_index[i])
                 hits[i].pieces = made
                 memo.add_pieces(key, pieced[0], made)

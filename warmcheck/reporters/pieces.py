@@ -45,19 +45,21 @@ def renderer(piece: str) -> Render:
 
 
 def assemble(piece: str, outcome: PiecedOutcome) -> str | Iterable[str]:
-    """The whole report in the ``piece`` format (a string, or its pieces in order)."""
-    if piece in ("text", "text+colour"):
-        reporter = text.TextReporter(colour=piece == "text+colour")
-        return text.assemble([reporter._finding(f) for f in outcome.findings], [p[0] for p in outcome.pieces],
-                             [p[1:] for p in outcome.pieces])
+    """The whole report in the ``piece`` format (a string, or its pieces in order). A run given as
+    itself (too large to be rendered ahead) is rendered here; in JSON, streamed series by series."""
     if piece == "json":
         return json.document(outcome.findings, outcome.n_runs, outcome.counts(), outcome.settings,
-                             ([p[0]] for p in outcome.pieces))
+                             (json._run_chunks(p) if isinstance(p, Run) else [p[0]] for p in outcome.pieces))
+    render = renderer(piece)
+    done = [render(p) if isinstance(p, Run) else p for p in outcome.pieces]
+    if piece in ("text", "text+colour"):
+        reporter = text.TextReporter(colour=piece == "text+colour")
+        return text.assemble([reporter._finding(f) for f in outcome.findings], [p[0] for p in done],
+                             [p[1:] for p in done])
     if piece == "github":
-        return github.assemble(outcome.findings, [p[0] for p in outcome.pieces])
+        return github.assemble(outcome.findings, [p[0] for p in done])
     if piece == "markdown":
-        return markdown.assemble(outcome.n_runs, outcome.counts(), outcome.findings,
-                                 [(p[0], p[1]) for p in outcome.pieces])
+        return markdown.assemble(outcome.n_runs, outcome.counts(), outcome.findings, [(p[0], p[1]) for p in done])
     raise ValueError(f"no piece format {piece!r}")
 
 
