@@ -127,7 +127,7 @@ def test_files_changed_just_now_are_analysed_but_not_stored(logs: Path, tmp_path
 
 
 @pytest.mark.parametrize("damage", ["truncate", "truncate_index", "garbage", "other_version", "forbidden_global",
-                                    "pieces_out_of_bounds", "pieces_bad_utf8"])
+                                    "pieces_out_of_bounds", "pieces_bad_utf8", "malformed_entries"])
 def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, logs: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cache_dir = tmp_path / "cache"
@@ -151,6 +151,9 @@ def test_a_damaged_or_foreign_manifest_is_ignored_and_rewritten(damage: str, log
         # the stored pieces dropped, so the runs must be unpickled to be reported
         manifest.write_bytes(join_manifest(head, {k: (c, facts, (len(region), len(evil)), {})
                                                   for k, (c, facts, _, _) in body.items()}, region + evil))
+    elif damage == "malformed_entries":  # each run analysed again
+        head, body, region = split_manifest(data)
+        manifest.write_bytes(join_manifest(head, {k: ("x", [None], 3, {}) for k in body}, region))
     elif damage == "pieces_out_of_bounds":  # spans past the end: the runs are unpickled instead
         head, body, region = split_manifest(data)
         manifest.write_bytes(join_manifest(head, {k: (c, f, b, {p: ((len(region), n), lens) for p, ((_, n), lens)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Sequence
@@ -220,6 +219,8 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
                 by_index[i] = _compacted(analyze_specs(found.runs[i], settings), keep_points)
         else:
             chunk = max(1, min(32, len(todo) // (jobs * 8)))
+            import multiprocessing
+
             from .workers import resilient_map
 
             context = multiprocessing.get_context(start_method) if start_method else None

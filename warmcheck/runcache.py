@@ -140,7 +140,7 @@ class RunCache:
                             repr(settings)], ensure_ascii=True)
         self.ident = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
         self.file = os.path.join(self.directory, "runs", self.ident[:40] + ".pkl")
-        self._old: dict[str, _Entry] = {}
+        self._old: dict[str, Any] = {}  # the manifest's index: entries as stored (see _entry)
         self._new: dict[str, _Entry] = {}
         self._data = memoryview(b"")  # the manifest read: the data its index points into
         self._dirty = False
@@ -186,7 +186,7 @@ class RunCache:
         """The entry stored under ``key``, if its config files are the same; else None. With ``piece``
         (a piece format) and that format's pieces stored, the runs are not unpickled (``Hit.runs`` is
         None); otherwise they are, and a blob that does not load is a miss."""
-        entry = self._old.get(key)
+        entry = _entry(self._old.get(key))
         if entry is None:
             return None
         configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
@@ -275,7 +275,7 @@ class RunCache:
                     pass
             return False
 
-    def _read(self) -> dict[str, _Entry]:
+    def _read(self) -> dict[str, Any]:
         """The index of the manifest (its data is kept in ``self._data``, read by :meth:`_view`).
 
         The file: the header, the index's length (8 bytes, little-endian), the index (a pickle of
@@ -297,16 +297,10 @@ class RunCache:
             head, body = _Restricted(io.BytesIO(view[start:start + size]), allow=False).load()
             if head != {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}:
                 raise ValueError("another version's manifest")
+            if not isinstance(body, dict):
+                raise ValueError("bad index")
             self._data = view[start + size:]
-            out = {}
-            for key, (configs, facts, (bo, bn), pieces) in body.items():
-                if not isinstance(key, str) or not isinstance(pieces, dict):
-                    raise ValueError("bad entry")
-                out[key] = _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), (int(bo), int(bn)),
-                                  tuple((int(e), int(w), int(i), bool(a)) for e, w, i, a in facts),
-                                  {str(p): ((int(o), int(n)), tuple(map(int, lengths)))
-                                   for p, ((o, n), lengths) in pieces.items()})
-            return out
+            return body  # entries are checked when looked up (_entry): most are used once, some never
         except Exception:  # noqa: BLE001 - a damaged or foreign manifest: ignored, rewritten
             self.stats.rejected += 1
             self._dirty = True
@@ -346,6 +340,19 @@ class RunCache:
             return tuple(tuple(texts[i:i + each]) for i in range(0, len(texts), each))
         except (ValueError, UnicodeError):
             return None
+
+
+def _entry(stored: Any) -> _Entry | None:
+    """An entry of the manifest's index as an :class:`_Entry` (None: absent or not well-formed)."""
+    if stored is None:
+        return None
+    try:
+        configs, facts, (bo, bn), pieces = stored
+        return _Entry(tuple((str(n), int(s), str(v)) for n, s, v in configs), (int(bo), int(bn)),
+                      tuple((int(e), int(w), int(i), bool(a)) for e, w, i, a in facts),
+                      {str(p): ((int(o), int(n)), tuple(map(int, lengths))) for p, ((o, n), lengths) in pieces.items()})
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _encode(pieces: Pieces) -> tuple[bytes, tuple[int, ...]]:
