@@ -54,6 +54,24 @@ blank line, a missing step), or when it has no step column, ragged rows, more th
 :data:`~warmcheck.readers._csvwide.WIDE_COLUMNS` columns (the wide-CSV reader), or is a tracker
 export (long key/value tables, W&B panels).
 
+Objects read from URLs (``s3://``, ``gs://``...; see :mod:`warmcheck.storage`) are cached too, read
+whole on a miss and never resumed (an object rewritten with more bytes is another object, with another
+ETag). Their entry is named by the URL as given and normalised (the protocol chain in lower case, the
+path as the filesystem writes it), and keyed on those, a hash of the storage options (another endpoint
+is another object), the size and the version: the ETag, generation or MD5 the discovery listing gave (no
+request; :func:`~warmcheck.storage.known_stat`), else asked once (a HEAD; :func:`~warmcheck.storage.stat`),
+plus the format, code fingerprint and size limits as for a file. Size alone is not an identity: an object
+whose version is unknown, or only a creation time (``memory://``: a file rewritten in place keeps it), is
+read every time and never stored. The racy rule applies to a version that is only a write time
+(``mtime``, ``LastModified``, ``updated``: an object written less than :data:`RACY_NS` before the read
+began, by the store's clock, is not stored); an ETag, generation or MD5 changes with every write, so
+there the object's age does not matter. A read is stored under the version it was keyed on only if it
+is that version's content: never a read with WC001 (the object vanished, was replaced since the listing,
+was forbidden); on S3, an object opened with the listing's details is read with range requests
+conditional on the listing's ETag (a replaced object fails the read); any other object is asked about
+again after the read (one HEAD) and must be unchanged. A warm run therefore sends no request for a
+cached object; dask workers do the same with the listing their task carries.
+
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
 are directories, databases or URLs and are always read. Other changed files (trainer_state.json,
 W&B, gzip logs) are read again whole. In front of this cache, :mod:`warmcheck.runcache` keeps whole
@@ -76,6 +94,7 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .findings import Finding, Severity
 from .model import Format, Fragment, SourceInfo, SourceRead, no_wall_times
 
@@ -141,6 +160,8 @@ class ReadCache:
         """``reader(path)``, from the cache when the file has not changed since it was cached, or
         resumed from the cached offset when it was only appended to (event files, see the module
         docstring)."""
+        if storage.is_url(path):
+            return self._read_url(path, fmt, reader)
         st = _stat(path) if fmt in CACHED_FORMATS else None
         if st is None:
             self.stats.uncached += 1
@@ -187,9 +208,44 @@ class ReadCache:
             self.stats.errors += 1
         return read
 
+    def _read_url(self, path: str, fmt: Format, reader: Reader) -> SourceRead:
+        """:meth:`read` for an object read from a URL: a hit when the object's size and version (from
+        the listing, else asked) are those of its entry; else read whole (never resumed) and stored
+        when :func:`_url_cacheable` says the read stands for that version."""
+        st = _url_stat(path) if fmt in CACHED_FORMATS else None
+        if st is None:
+            self.stats.uncached += 1
+            self.stats.read += 1
+            return reader(path)
+        entry = self.entry_path(path, fmt)
+        key = url_key(path, fmt, st)
+        found = _load(entry, key)
+        if isinstance(found, SourceRead):
+            self.stats.hits += 1
+            return found
+        if found == "rejected":
+            self.stats.rejected += 1
+        else:
+            self.stats.misses += 1
+        started = time.time_ns()
+        self.stats.read += 1
+        read = reader(path)
+        if not _url_cacheable(path, st, started, read):
+            self.stats.uncached += 1
+            return read
+        payload = _encode(read, key)
+        if payload is None:
+            self.stats.uncached += 1
+        elif _write(entry, payload):
+            self.stats.stored += 1
+        else:
+            self.stats.errors += 1
+        return read
+
     def entry_path(self, path: str, fmt: Format) -> str:
         """Where the entry of ``path`` lives: a hash of its identity, never the path itself."""
-        ident = json.dumps([path, os.path.abspath(path), fmt.value], ensure_ascii=True)
+        where = _url_identity(path) if storage.is_url(path) else os.path.abspath(path)
+        ident = json.dumps([path, where, fmt.value], ensure_ascii=True)
         name = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return os.path.join(self.directory, name[:2], name + ".npz")
 
@@ -215,6 +271,100 @@ def _stat(path: str) -> os.stat_result | None:
     except (OSError, ValueError):
         return None
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+# ---- objects read from URLs: whole reads keyed on the object's size and version -----------------------
+
+STRONG_VERSIONS = ("ETag", "etag", "generation", "md5Hash", "content_md5")  # change with every write
+TIME_VERSIONS = ("mtime", "LastModified", "last_modified", "updated")  # the time of the last write
+
+
+def url_key(path: str, fmt: Format, st: storage.FileStat) -> dict[str, Any]:
+    """:func:`file_key` for an object: the URL as given and normalised, where it is read from (a hash of
+    the storage options: another endpoint is another object), its size and version."""
+    from .readers._textstream import current_limits
+
+    limits = current_limits()
+    options = json.dumps(storage.options_for(path), sort_keys=True, default=repr)
+    return {"cache_format": CACHE_FORMAT, "code": code_fingerprint(), "path": path,
+            "url": _url_identity(path), "where": hashlib.sha256(options.encode()).hexdigest()[:32],
+            "format": fmt.value, "size": st.size, "stamp": {"size": st.size, "version": st.version},
+            "limits": [limits.max_file_size, limits.max_decompressed_size]}
+
+
+def _url_identity(path: str) -> str:
+    """The URL normalised: its protocol chain in lower case and the path inside the filesystem as the
+    filesystem writes it (``s3://b//k`` and ``S3://b/k`` alike); the URL itself if that cannot be had."""
+    try:
+        _, inner = storage.filesystem(path)
+    except Exception:  # noqa: BLE001 - not installed, bad options: the reader says so; no entry is made
+        return path
+    return path.split("://", 1)[0].lower() + "://" + inner
+
+
+def _url_stat(path: str) -> storage.FileStat | None:
+    """The object's size and version when they identify its content: from the discovery listing (no
+    request), else asked (a HEAD); None (read, never cached) when the object cannot be asked about or its
+    version is not an identity (none at all, size alone, or a creation time: memory://)."""
+    st = storage.known_stat(path)
+    if st is None:
+        try:
+            st = storage.stat(path)
+        except (OSError, ValueError):  # missing, forbidden: the reader makes the finding
+            return None
+    return st if _version_time(st.version) != "unknown" else None
+
+
+def _version_time(version: str) -> int | None | str:
+    """For a version that is a write time (``mtime=...``, ``LastModified=...``): that time in ns since the
+    epoch; None for a version that changes with every write (an ETag, a generation, an MD5); ``"unknown"``
+    for anything else (no version, a creation time, a time that does not parse)."""
+    name, sep, value = version.partition("=")
+    if not sep or not value:
+        return "unknown"
+    if name in STRONG_VERSIONS:
+        return None
+    if name not in TIME_VERSIONS:
+        return "unknown"
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return int(when.timestamp() * 1e9)
+    except ValueError:
+        return "unknown"
+
+
+def _url_cacheable(path: str, st: storage.FileStat, started: int, read: SourceRead) -> bool:
+    """Whether ``read`` is the content of the object at version ``st`` and may be stored under it.
+
+    * not a read that failed (WC001: the object vanished, was replaced since the listing, was forbidden);
+    * a version that is a write time must be :data:`RACY_NS` older than the read's start (the racy rule:
+      a rewrite within the store's timestamp granularity could keep it); an ETag, a generation or an MD5
+      changes with every write, so the object's age does not matter;
+    * the read is of that version: on S3 an object opened with the listing's details is read with
+      conditional range requests on the listing's ETag (``local_expiry_check``; another object is a
+      WC001); otherwise the object is asked about again after the read (one HEAD) and must be unchanged.
+    """
+    if any(f.code == "WC001" for f in read.findings):
+        return False
+    when = _version_time(st.version)
+    if isinstance(when, str) or (when is not None and when > started - RACY_NS):
+        return False
+    if (storage.protocol(path) in ("s3", "s3a") and st.version.startswith("ETag=")
+            and storage.known_stat(path) == st and path in storage._details
+            and storage.options_for(path).get("local_expiry_check", True)):
+        return True
+    try:
+        return storage.stat(path) == st
+    except (OSError, ValueError, storage.StorageError):
+        return False
 
 
 _active: list[ReadCache | None] = [None]
