@@ -341,3 +341,21 @@ def test_runs_too_large_to_keep_as_pieces_are_rendered_when_joined(logs: Path, t
     loads = _count_loads(monkeypatch)
     assert report(str(logs), "--cache-dir", cache_dir, fmt=fmt) == plain
     assert 0 < loads[0] < stats().hits or limit == 0 and loads[0] == stats().hits  # only the large runs unpickled
+
+
+def test_a_warm_run_stats_each_run_directory_once(logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir = str(tmp_path / "cache")
+    plain = report(str(logs), "--no-cache")
+    report(str(logs), "--cache-dir", cache_dir)
+    runs = {str(logs / "sweep" / f"run{r}") for r in range(6)}
+    seen: list[str] = []
+    real = os.stat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path) in runs:
+            seen.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    assert report(str(logs), "--cache-dir", cache_dir) == plain
+    assert sorted(seen) == sorted(runs)  # by the discovery; the run cache keys on that stat

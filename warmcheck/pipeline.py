@@ -190,6 +190,7 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
     memo: RunCache | None = None
     if cache_dir is not None and not keep_points:  # analysed runs cached too (without points: no plots)
         memo = RunCache(cache_dir, tuple(paths), settings, pieced[0] if pieced is not None else None)
+        memo.dir_stats = found.dir_stats
         hits, keys = analyse_with_cache(memo, found.runs)
         by_index = {i: hit.runs for i, hit in hits.items() if hit.runs is not None}
     todo = [i for i in range(total) if i not in hits]

@@ -143,6 +143,8 @@ class RunCache:
         self._old: dict[str, Any] = {}  # the manifest's index: entries as stored (see _entry)
         self._new: dict[str, _Entry] = {}
         self._data = memoryview(b"")  # the manifest read: the data its index points into
+        # the stats of the directories the discovery listed (Discovery.dir_stats): not taken again
+        self.dir_stats: dict[str, os.stat_result] = {}
         self._dirty = False
 
     # -- lookup ------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class RunCache:
             parts.append((path, st.size, st.version))
         if files:
             where = storage.dirname(files[0][0]) if storage.is_url(files[0][0]) else os.path.dirname(files[0][0])
-            at = _dir_stat(where, self.started_ns)
+            at = _dir_stat(where, self.started_ns, self.dir_stats.get(where))
             if at is None:
                 return None
             stamp, racy = at
@@ -381,13 +383,16 @@ def _file_stat(path: str, started_ns: int) -> tuple[storage.FileStat, bool] | No
     return storage.local_stat(st), st.st_mtime_ns > started_ns - RACY_NS
 
 
-def _dir_stat(directory: str, started_ns: int) -> tuple[tuple[Any, ...], bool] | None:
+def _dir_stat(directory: str, started_ns: int,
+              listed: os.stat_result | None = None) -> tuple[tuple[Any, ...], bool] | None:
     """What changes when a file is added to, removed from or renamed in ``directory``. A URL: the
-    listing's stats of the config file names (None for those not listed)."""
+    listing's stats of the config file names (None for those not listed). ``listed``: the stat the
+    discovery took of that directory just before listing it (the run's files are those of that
+    listing, so its stat is the one that goes with them)."""
     if storage.is_url(directory):
         return tuple((n, storage.known_stat(storage.join(directory, n))) for n in CONFIG_NAMES), False
     try:
-        st = os.stat(directory or ".")
+        st = listed if listed is not None else os.stat(directory or ".")
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev), st.st_mtime_ns > started_ns - RACY_NS

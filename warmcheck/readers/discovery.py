@@ -87,6 +87,9 @@ class Discovery:
 
     runs: list[RunSpec] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # each local directory listed, as given to os.scandir, and its os.stat (taken before its listing):
+    # the cache of analysed runs (warmcheck.runcache) keys a run on its directory's stat without a second one
+    dir_stats: dict[str, os.stat_result] = field(default_factory=dict, compare=False, repr=False)
 
 
 def classify(name: str) -> Format | None:
@@ -222,6 +225,7 @@ class _LocalTree:
         except OSError as exc:
             out.findings.append(diag("WC001", f"cannot search directory: {exc.strerror or exc}", shown))
             return None
+        out.dir_stats[directory] = st
         key = (st.st_dev, st.st_ino)
         if key in self.visited:
             out.findings.append(diag("WC005", f"symlink loop: {shown} leads to a directory already "
@@ -279,6 +283,7 @@ def _walk(tree: _Tree, root: str, shown_root: str, out: Discovery,
     found = Discovery()
     _search(tree, root, shown_root, found, is_training_csv)
     out.findings.extend(found.findings)
+    out.dir_stats.update(found.dir_stats)
     out.runs.extend(sorted(join_runs(found.runs), key=lambda r: r.name))
 
 
