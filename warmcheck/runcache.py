@@ -156,12 +156,21 @@ class RunCache:
     def key(self, spec: RunSpec) -> tuple[str, bool] | None:
         """``(key, storable)`` for ``spec``; None when the run cannot be cached (MLflow, a file that
         cannot be stat'ed). ``storable`` is false for a run changed within the racy window."""
-        files = list(spec.files) + [f for m in spec.members for f in m.files]
+        files = spec.files if not spec.members else (*spec.files, *(f for m in spec.members for f in m.files))
         parts: list[Any] = [repr(spec)]
         storable = True
+        recent = self.started_ns - RACY_NS
         for path, _, fmt in files:
             if fmt is Format.MLFLOW:
                 return None
+            if not storage.is_url(path):  # inline (10k runs): size, mtime, ctime, inode, device
+                try:
+                    lst = os.stat(path)
+                except (OSError, ValueError):
+                    return None
+                storable = storable and lst.st_mtime_ns <= recent
+                parts.append((path, lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev))
+                continue
             got = _file_stat(path, self.started_ns)
             if got is None:
                 return None
@@ -191,9 +200,10 @@ class RunCache:
         entry = _entry(self._old.get(key))
         if entry is None:
             return None
-        configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
-        if configs is None or configs[0] != entry.configs:
-            return None
+        if entry.configs:  # none: the directory's stat in the key says none was added
+            configs = _configs(spec, [name for name, _, _ in entry.configs], self.started_ns)
+            if configs is None or configs[0] != entry.configs:
+                return None
         stored = entry.pieces.get(piece) if piece is not None else None
         pieces = self._decode(stored, len(entry.facts)) if stored is not None else None
         if pieces is not None:
