@@ -7,8 +7,6 @@ real AWS: every client gets ``endpoint_url`` of the local server); the AWS confi
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,20 +17,10 @@ import pytest
 s3fs = pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
+from s3env import AWS_ENV as _AWS_ENV  # noqa: E402
+from s3env import SAMPLE_LOGS, free_port  # noqa: E402, F401
+
 from warmcheck import storage  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_LOGS = ROOT / "sample_logs"
-
-_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import _AWS_ENV, SAMPLE_LOGS
+from s3env import AWS_ENV as _AWS_ENV
+from s3env import SAMPLE_LOGS
 from test_s3 import FAST_FAIL, BlackHole
 
 from warmcheck import pipeline

@@ -18,7 +18,7 @@ import fsspec
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from conftest import SAMPLE_LOGS, free_port
+from s3env import SAMPLE_LOGS, free_port
 
 from warmcheck import pipeline, storage
 from warmcheck.cli import main

@@ -20,8 +20,8 @@ from typing import Any
 import fsspec
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
 from factories import record_bytes, scalar_event, version_event
+from s3env import SAMPLE_LOGS, free_port
 
 from warmcheck import pipeline, storage
 from warmcheck.cli import main
@@ -473,7 +473,6 @@ def test_a_csv_that_is_not_a_training_log_is_not_read_at_each_poll(on_s3: str, s
 
 def test_sample_logs_on_s3_unchanged_poll_is_one_listing(upload: Callable[[Any, str], str], moto_endpoint: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import SAMPLE_LOGS
 
     url = upload(SAMPLE_LOGS, "sample_logs")
     storage.set_storage_options({"endpoint_url": moto_endpoint})
