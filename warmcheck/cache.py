@@ -70,7 +70,9 @@ is that version's content: never a read with WC001 (the object vanished, was rep
 was forbidden); on S3, an object opened with the listing's details is read with range requests
 conditional on the listing's ETag (a replaced object fails the read); any other object is asked about
 again after the read (one HEAD) and must be unchanged. A warm run therefore sends no request for a
-cached object; dask workers do the same with the listing their task carries.
+cached object; dask workers do the same with the listing their task carries. Discovery's sniff of a CSV
+object's head (is it a training log?) is remembered the same way when it says yes (a small
+``.sniff.json`` beside the entries), so a warm run does not fetch the head of each CSV either.
 
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
 are directories, databases or URLs and are always read. Other changed files (trainer_state.json,
@@ -147,6 +149,7 @@ class CacheStats:
     resumed: int = 0  # of the files read, those appended to since cached: only the new bytes were read
     uncached: int = 0  # read but not stored: too recent, changed while read, not JSON-exact, not a file
     errors: int = 0  # the cache directory could not be written
+    sniffs_known: int = 0  # CSV objects discovery knew for training logs from the cache (no request)
 
 
 @dataclass
@@ -241,6 +244,32 @@ class ReadCache:
         else:
             self.stats.errors += 1
         return read
+
+    def sniff(self, path: str, sniff: Callable[[str], bool]) -> bool:
+        """``sniff(path)``, discovery's look at the head of a CSV (is it a training log?), remembered for an
+        object read from a URL when it said yes, under the same key as a read (another version of the
+        object is sniffed again). A no is never stored: a sniff that failed (the object replaced since
+        the listing, an endpoint error) also says no."""
+        st = _url_stat(path) if storage.is_url(path) else None
+        if st is None:
+            return sniff(path)
+        entry = self.entry_path(path, Format.CSV)[:-len(".npz")] + ".sniff.json"
+        key = {**url_key(path, Format.CSV, st), "format": "csv-sniff"}
+        try:
+            with open(entry, encoding="utf-8") as fh:
+                stored = json.load(fh)
+            if isinstance(stored, dict) and stored.get("key") == key and stored.get("training_csv") is True:
+                self.stats.sniffs_known += 1
+                return True
+        except (OSError, ValueError):
+            pass
+        started = time.time_ns()
+        verdict = sniff(path)
+        if verdict and _url_cacheable(path, st, started, SourceRead(SourceInfo(path, Format.CSV))):
+            text = json.dumps({"key": key, "training_csv": True}, ensure_ascii=True)
+            if not _write_text(entry, text):
+                self.stats.errors += 1
+        return verdict
 
     def entry_path(self, path: str, fmt: Format) -> str:
         """Where the entry of ``path`` lives: a hash of its identity, never the path itself."""
@@ -667,6 +696,32 @@ def _write(entry: str, arrays: dict[str, np.ndarray]) -> bool:
             except OSError:
                 pass
         return False
+
+
+def _write_text(entry: str, text: str) -> bool:
+    """A small text entry, written atomically as :func:`_write` does."""
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(entry))
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, entry)
+        return True
+    except OSError:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
+
+
+def training_csv(path: str, sniff: Callable[[str], bool]) -> bool:
+    """Discovery's sniff of a CSV (``sniff(path)``), through the active cache if any (see
+    :meth:`ReadCache.sniff`: a yes for an object read from a URL is remembered)."""
+    store = _active[0]
+    return sniff(path) if store is None else store.sniff(path, sniff)
 
 
 def _load_appended(entry: str, key: dict[str, Any]) -> tuple[SourceRead, dict[str, Any]] | None:

@@ -25,6 +25,7 @@ from conftest import SAMPLE_LOGS
 from warmcheck import cache, pipeline, storage
 from warmcheck.cache import CacheStats
 from warmcheck.config import Settings
+from warmcheck.errors import NoRunsError
 from warmcheck.reporters import OutputFormat, make_reporter
 
 render = make_reporter(OutputFormat("json")).render
@@ -68,9 +69,8 @@ def _gets(requests: list[tuple[str, str]]) -> Counter[str]:
 
 
 def _log_gets(requests: list[tuple[str, str]], before: Counter[str] | None = None) -> Counter[str]:
-    """The GETs of log files: those of a warm run with nothing changed (``before``) taken away (discovery
-    reads the head of each CSV to tell a training log, and run config files are read: neither goes through
-    the per-file cache)."""
+    """The GETs of log files: those of a warm run with nothing changed (``before``: run config files, which
+    do not go through the per-file cache) taken away."""
     return _gets(requests) - (before or Counter())
 
 
@@ -96,10 +96,11 @@ def test_warm_run_sends_no_get_and_the_report_is_the_uncached_one(
     assert warm == plain  # byte for byte
     assert stats is not None and stats.hits > 5 and stats.read == 0
     assert "HeadObject" not in {op for op, _ in requests}
-    assert sum((cold_gets - _gets(requests)).values()) == stats.hits  # one GET fewer per object cached...
-    # ...and no GET of a TensorBoard, JSONL or trainer_state file at all: only CSV heads (discovery's sniff)
-    # and config files, which are not read through the per-file cache
-    assert all(key.endswith((".csv", ".yaml")) for key in _gets(requests)), _gets(requests)
+    # no GET of a log at all (nor of a CSV's head: discovery's sniff said yes for this ETag before): only
+    # the run config files beside the logs (hparams.yaml), which are not read through the per-file cache
+    assert set(_gets(requests)) == {"team/sample_logs/lightning_csv/version_0/hparams.yaml"}, _gets(requests)
+    assert stats.sniffs_known == sum(1 for k in cold_gets if k.endswith(".csv")) == 3
+    assert sum(cold_gets.values()) - sum(_gets(requests).values()) == stats.hits + 2  # + 2 heads fetched cold
 
 
 def test_a_reuploaded_object_is_the_only_one_read_again(
@@ -115,7 +116,9 @@ def test_a_reuploaded_object_is_the_only_one_read_again(
     requests.clear()
     warm, stats = _run(url, settings, tmp_path / "c")
     assert stats is not None and stats.read == stats.misses == stats.stored == 1 and stats.resumed == 0
-    assert _log_gets(requests, unchanged) == Counter({"team/sample_logs/diverged/log.csv": 1})
+    # one GET: the head sniffed by discovery is read on into the whole object (the same open file's blocks)
+    # or, if not, two; never any other object
+    assert set(_log_gets(requests, unchanged)) == {"team/sample_logs/diverged/log.csv"}
     assert warm == _run(url, settings, None)[0]
 
 
@@ -136,7 +139,9 @@ def test_an_object_replaced_at_the_same_size_is_a_miss(
     requests.clear()
     warm, stats = _run(url, settings, tmp_path / "c")
     assert stats is not None and stats.misses == stats.read == 1 and stats.hits > 5
-    assert _log_gets(requests, unchanged) == Counter({"team/sample_logs/diverged/log.csv": 1})
+    # one GET: the head sniffed by discovery is read on into the whole object (the same open file's blocks)
+    # or, if not, two; never any other object
+    assert set(_log_gets(requests, unchanged)) == {"team/sample_logs/diverged/log.csv"}
     assert warm == _run(url, settings, None)[0]
 
 
@@ -244,7 +249,37 @@ def test_dask_tasks_read_through_the_clients_cache_dir_with_the_listing_they_car
     assert os.listdir(directory)
     requests.clear()
     warm = dask_engine.analyze_chunk(specs, settings, False, directory, listing)
-    assert all(key.endswith((".csv", ".yaml")) for key in _gets(requests)), _gets(requests)
+    assert all(key.endswith(".yaml") for key in _gets(requests)), _gets(requests)
     assert sum((cold_gets - _gets(requests)).values()) >= 10
     assert [[run_dict(r) for r in runs] for runs in warm] == [[run_dict(r) for r in runs] for runs in cold]
     assert storage.known_stat(listing.entries[0][0]) is None
+
+
+def test_discoverys_csv_sniff_remembers_a_yes_only(
+        upload: Callable[[Path, str], str], moto_endpoint: str, s3: Any, tmp_path: Path,
+        requests: list[tuple[str, str]], no_active_cache: None) -> None:
+    """A CSV that is not a training log is sniffed on every run (a no is never stored: a failed sniff says
+    no too); a yes is kept for that ETag only; a corrupt sniff entry is ignored."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "people.csv").write_text("name,age\nada,36\n")
+    (tree / "log.csv").write_bytes((SAMPLE_LOGS / "diverged" / "log.csv").read_bytes())
+    url = upload(tree, "t")
+    settings = Settings(storage_options={"endpoint_url": moto_endpoint})
+    plain, _ = _run(url, settings, None)
+    _run(url, settings, tmp_path / "c")
+    requests.clear()
+    warm, stats = _run(url, settings, tmp_path / "c")
+    assert warm == plain and stats is not None and stats.sniffs_known == 1 and stats.hits == 1
+    assert _gets(requests) == Counter({"t/people.csv": 1})
+    sniffs = list((tmp_path / "c").rglob("*.sniff.json"))
+    assert len(sniffs) == 1
+    sniffs[0].write_text('{"key": ')
+    requests.clear()
+    again, stats = _run(url, settings, tmp_path / "c")
+    assert again == plain and stats is not None and stats.sniffs_known == 0 and stats.hits == 1
+    assert _gets(requests) == Counter({"t/people.csv": 1, "t/log.csv": 1})
+    s3.pipe(f"{url}/log.csv", b"name,age\nbob,7\n")  # another object under the key: no longer a log...
+    for directory in (tmp_path / "c", None):  # ...though its old ETag's yes is stored
+        with pytest.raises(NoRunsError):
+            _run(url, settings, directory)

@@ -117,8 +117,9 @@ def _renamed(read: SourceRead, path: str, shown: str) -> SourceRead:
 
 def is_training_csv(path: str) -> bool:
     """Whether a CSV found in a directory walk looks like a training log (cheap header sniff)."""
+    from ..cache import training_csv  # a yes for an unchanged object is remembered (warmcheck.cache)
     from .csvlog import looks_like_training_csv
-    return looks_like_training_csv(path)
+    return training_csv(path, looks_like_training_csv)
 
 
 __all__ = ["Discovery", "Member", "RunSpec", "classify", "discover", "read_spec", "read_runs", "reader_for",
