@@ -283,3 +283,53 @@ def test_discoverys_csv_sniff_remembers_a_yes_only(
     for directory in (tmp_path / "c", None):  # ...though its old ETag's yes is stored
         with pytest.raises(NoRunsError):
             _run(url, settings, directory)
+
+
+def test_warm_cli_run_with_plot_dir_and_forked_workers_needs_no_object(
+        upload: Callable[[Path, str], str], moto_endpoint: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, no_active_cache: None) -> None:
+    """``analyze --plot-dir`` (the cache of analysed runs is not used: every run is read) with 2 forked
+    workers: warm, the endpoint goes silent right after the listing and the report is still the one of
+    --no-cache (no worker sent a request: any would time out, exit 2). Cold, the same silence is exit 2."""
+    import shutil
+
+    from click.testing import CliRunner
+    from test_s3 import FAST_FAIL, BlackHole
+
+    from warmcheck.cli import main
+
+    tree = tmp_path / "logs"
+    shutil.copytree(SAMPLE_LOGS, tree)
+    (tree / "lightning_csv" / "version_0" / "hparams.yaml").unlink()  # run config files are always read
+    url = upload(tree, "logs")
+    proxy = BlackHole(forward_to=("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1])))
+    real_discover = pipeline.discover
+
+    def discover_then_hang(*args: Any, **kwargs: Any) -> Any:
+        found = real_discover(*args, **kwargs)
+        proxy.hang()
+        return found
+
+    def analyze(*args: str) -> Any:
+        return CliRunner().invoke(main, ["analyze", "--format", "json", "-q", "--jobs", "2", "--storage-option",
+                                         f"endpoint_url=http://127.0.0.1:{proxy.port}", *FAST_FAIL, *args, url])
+
+    try:
+        plain = analyze("--no-cache")
+        assert plain.exit_code == 1, plain.output
+        cold = analyze("--cache-dir", str(tmp_path / "c"), "--plot-dir", str(tmp_path / "p1"))
+        assert cold.stdout == plain.stdout
+        assert len(list((tmp_path / "c").rglob("*.npz"))) >= 10  # written by the workers
+        monkeypatch.setattr(pipeline, "discover", discover_then_hang)
+        warm = analyze("--cache-dir", str(tmp_path / "c"), "--plot-dir", str(tmp_path / "p2"))
+        assert warm.exit_code == 1, warm.output
+        assert warm.stdout == plain.stdout
+        plots = sorted(p.name for p in (tmp_path / "p1").iterdir())
+        assert len(plots) > 5 and sorted(p.name for p in (tmp_path / "p2").iterdir()) == plots
+        proxy.forward_to = ("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1]))
+        storage.forget_listings()
+        shutil.rmtree(tmp_path / "c")
+        cold_again = analyze("--cache-dir", str(tmp_path / "c"), "--plot-dir", str(tmp_path / "p3"))
+        assert cold_again.exit_code == 2 and "object storage did not answer" in cold_again.stderr
+    finally:
+        proxy.close()
