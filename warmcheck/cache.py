@@ -314,7 +314,8 @@ def url_key(path: str, fmt: Format, st: storage.FileStat) -> dict[str, Any]:
     from .readers._textstream import current_limits
 
     limits = current_limits()
-    options = json.dumps(storage.options_for(path), sort_keys=True, default=repr)
+    # the protocol's defaults are fixed by the protocol (and the code fingerprint): the user's options suffice
+    options = json.dumps([storage.protocol(path), storage.storage_options()], sort_keys=True, default=repr)
     return {"cache_format": CACHE_FORMAT, "code": code_fingerprint(), "path": path,
             "url": _url_identity(path), "where": hashlib.sha256(options.encode()).hexdigest()[:32],
             "format": fmt.value, "size": st.size, "stamp": {"size": st.size, "version": st.version},
@@ -324,11 +325,18 @@ def url_key(path: str, fmt: Format, st: storage.FileStat) -> dict[str, Any]:
 def _url_identity(path: str) -> str:
     """The URL normalised: its protocol chain in lower case and the path inside the filesystem as the
     filesystem writes it (``s3://b//k`` and ``S3://b/k`` alike); the URL itself if that cannot be had."""
+    chain, _, rest = path.partition("://")
+    chain = chain.lower()
     try:
-        _, inner = storage.filesystem(path)
-    except Exception:  # noqa: BLE001 - not installed, bad options: the reader says so; no entry is made
+        if "::" in chain:
+            _, inner = storage.filesystem(path)
+        else:  # the filesystem's own rule, without making a filesystem (no options, no client)
+            from fsspec.registry import get_filesystem_class
+
+            inner = get_filesystem_class(chain)._strip_protocol(chain + "://" + rest)
+    except Exception:  # noqa: BLE001 - not installed, bad options: the reader says so
         return path
-    return path.split("://", 1)[0].lower() + "://" + inner
+    return chain + "://" + str(inner)
 
 
 def _url_stat(path: str) -> storage.FileStat | None:
