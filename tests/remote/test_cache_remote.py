@@ -250,6 +250,7 @@ def test_dask_tasks_read_through_the_clients_cache_dir_with_the_listing_they_car
     requests.clear()
     warm = dask_engine.analyze_chunk(specs, settings, False, directory, listing)
     assert all(key.endswith(".yaml") for key in _gets(requests)), _gets(requests)
+    assert {op for op, _ in requests} <= {"GetObject"}  # no HEAD: the task's Listing has the ETags
     assert sum((cold_gets - _gets(requests)).values()) >= 10
     assert [[run_dict(r) for r in runs] for runs in warm] == [[run_dict(r) for r in runs] for runs in cold]
     assert storage.known_stat(listing.entries[0][0]) is None
