@@ -72,7 +72,8 @@ conditional on the listing's ETag (a replaced object fails the read); any other 
 again after the read (one HEAD) and must be unchanged. A warm run therefore sends no request for a
 cached object; dask workers do the same with the listing their task carries. Discovery's sniff of a CSV
 object's head (is it a training log?) is remembered the same way when it says yes (a small
-``.sniff.json`` beside the entries), so a warm run does not fetch the head of each CSV either.
+``.sniff.json`` beside the entries), so a warm run does not fetch the head of each CSV either, nor the
+run config files beside the logs (``hparams.yaml``...: their bytes are kept, :meth:`ReadCache.object_bytes`).
 
 Only files are cached (TensorBoard, CSV, JSONL, trainer_state.json, W&B); MLflow stores and servers
 are directories, databases or URLs and are always read. Other changed files (trainer_state.json,
@@ -150,6 +151,7 @@ class CacheStats:
     uncached: int = 0  # read but not stored: too recent, changed while read, not JSON-exact, not a file
     errors: int = 0  # the cache directory could not be written
     sniffs_known: int = 0  # CSV objects discovery knew for training logs from the cache (no request)
+    bytes_known: int = 0  # small objects (run config files) taken from the cache (no request)
 
 
 @dataclass
@@ -270,6 +272,38 @@ class ReadCache:
             if not _write_text(entry, text):
                 self.stats.errors += 1
         return verdict
+
+    def object_bytes(self, path: str, load: Callable[[], bytes]) -> bytes:
+        """``load()``, the bytes of a small object read whole (a run's config file beside its logs),
+        kept for an object read from a URL under the same key as a read (``"format": "bytes"``) and
+        stored by the same rule (:func:`_url_cacheable`); an error of ``load`` is raised and stores
+        nothing."""
+        st = _url_stat(path) if storage.is_url(path) else None
+        if st is None:
+            return load()
+        ident = json.dumps([path, _url_identity(path), "bytes"], ensure_ascii=True)
+        name = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        entry = os.path.join(self.directory, name[:2], name + ".npz")
+        key = {**url_key(path, Format.CSV, st), "format": "bytes"}
+        try:
+            with np.load(entry, allow_pickle=False) as npz:
+                header = json.loads(npz["header"].tobytes().decode("ascii"))
+                data = npz["data"]
+                if isinstance(header, dict) and header.get("key") == key and data.dtype == np.uint8 \
+                        and data.ndim == 1 and header.get("length") == data.shape[0]:
+                    self.stats.bytes_known += 1
+                    return data.tobytes()
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile,
+                UnicodeDecodeError, AttributeError):
+            pass
+        started = time.time_ns()
+        data_read = load()
+        if _url_cacheable(path, st, started, SourceRead(SourceInfo(path, Format.CSV))):
+            text = json.dumps({"key": key, "length": len(data_read)}, ensure_ascii=True)
+            if not _write(entry, {"header": np.frombuffer(text.encode("ascii"), dtype=np.uint8),
+                                  "data": np.frombuffer(data_read, dtype=np.uint8)}):
+                self.stats.errors += 1
+        return data_read
 
     def entry_path(self, path: str, fmt: Format) -> str:
         """Where the entry of ``path`` lives: a hash of its identity, never the path itself."""
@@ -730,6 +764,12 @@ def training_csv(path: str, sniff: Callable[[str], bool]) -> bool:
     :meth:`ReadCache.sniff`: a yes for an object read from a URL is remembered)."""
     store = _active[0]
     return sniff(path) if store is None else store.sniff(path, sniff)
+
+
+def object_bytes(path: str, load: Callable[[], bytes]) -> bytes:
+    """``load()`` (a small object's bytes), through the active cache if any (see :meth:`ReadCache.object_bytes`)."""
+    store = _active[0]
+    return load() if store is None else store.object_bytes(path, load)
 
 
 def _load_appended(entry: str, key: dict[str, Any]) -> tuple[SourceRead, dict[str, Any]] | None:

@@ -69,8 +69,7 @@ def _gets(requests: list[tuple[str, str]]) -> Counter[str]:
 
 
 def _log_gets(requests: list[tuple[str, str]], before: Counter[str] | None = None) -> Counter[str]:
-    """The GETs of log files: those of a warm run with nothing changed (``before``: run config files, which
-    do not go through the per-file cache) taken away."""
+    """The GETs of ``requests`` but those of ``before`` (a warm run with nothing changed: none)."""
     return _gets(requests) - (before or Counter())
 
 
@@ -96,11 +95,11 @@ def test_warm_run_sends_no_get_and_the_report_is_the_uncached_one(
     assert warm == plain  # byte for byte
     assert stats is not None and stats.hits > 5 and stats.read == 0
     assert "HeadObject" not in {op for op, _ in requests}
-    # no GET of a log at all (nor of a CSV's head: discovery's sniff said yes for this ETag before): only
-    # the run config files beside the logs (hparams.yaml), which are not read through the per-file cache
-    assert set(_gets(requests)) == {"team/sample_logs/lightning_csv/version_0/hparams.yaml"}, _gets(requests)
+    # no GET at all: not of a log, nor of a CSV's head (discovery's sniff said yes for this ETag before),
+    # nor of the run config file beside the logs (hparams.yaml: its bytes are kept)
+    assert _gets(requests) == Counter() and stats.bytes_known == 1
     assert stats.sniffs_known == sum(1 for k in cold_gets if k.endswith(".csv")) == 3
-    assert sum(cold_gets.values()) - sum(_gets(requests).values()) == stats.hits + 2  # + 2 heads fetched cold
+    assert sum(cold_gets.values()) == stats.hits + 2 + 1  # + 2 heads fetched cold, + the config file
 
 
 def test_a_reuploaded_object_is_the_only_one_read_again(
@@ -155,17 +154,20 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(
     requests.clear()
     _run(url, settings, tmp_path / "c")
     unchanged = _gets(requests)
-    entries = sorted(p for p in (tmp_path / "c").rglob("*.npz"))
-    assert len(entries) == cold.stored
+    every = sorted((tmp_path / "c").rglob("*.npz"))
+    kept = [p for p in every if b'"format": "bytes"' in p.read_bytes()]  # hparams.yaml's bytes
+    entries = [p for p in every if p not in kept]
+    assert len(entries) == cold.stored and len(kept) == 1
     entries[0].write_bytes(entries[0].read_bytes()[:100])  # truncated
     entries[1].write_bytes(b"not an npz at all")
+    kept[0].write_bytes(kept[0].read_bytes()[:-10])
     requests.clear()
     warm, stats = _run(url, settings, tmp_path / "c")
     assert warm == plain
     assert stats is not None and stats.rejected == 2 and stats.read == 2 and stats.stored == 2
-    assert sum(_log_gets(requests, unchanged).values()) == 2
+    assert stats.bytes_known == 0 and sum(_log_gets(requests, unchanged).values()) == 3
     again, stats = _run(url, settings, tmp_path / "c")
-    assert again == plain and stats is not None and stats.read == 0
+    assert again == plain and stats is not None and stats.read == 0 and stats.bytes_known == 1
 
 
 def test_a_url_without_a_version_is_read_every_time(tmp_path: Path, no_active_cache: None) -> None:
@@ -249,8 +251,8 @@ def test_dask_tasks_read_through_the_clients_cache_dir_with_the_listing_they_car
     assert os.listdir(directory)
     requests.clear()
     warm = dask_engine.analyze_chunk(specs, settings, False, directory, listing)
-    assert all(key.endswith(".yaml") for key in _gets(requests)), _gets(requests)
-    assert {op for op, _ in requests} <= {"GetObject"}  # no HEAD: the task's Listing has the ETags
+    assert _gets(requests) == Counter(), _gets(requests)
+    assert requests == []  # no HEAD: the task's Listing has the ETags
     assert sum((cold_gets - _gets(requests)).values()) >= 10
     assert [[run_dict(r) for r in runs] for runs in warm] == [[run_dict(r) for r in runs] for runs in cold]
     assert storage.known_stat(listing.entries[0][0]) is None
@@ -299,10 +301,7 @@ def test_warm_cli_run_with_plot_dir_and_forked_workers_needs_no_object(
 
     from warmcheck.cli import main
 
-    tree = tmp_path / "logs"
-    shutil.copytree(SAMPLE_LOGS, tree)
-    (tree / "lightning_csv" / "version_0" / "hparams.yaml").unlink()  # run config files are always read
-    url = upload(tree, "logs")
+    url = upload(SAMPLE_LOGS, "logs")
     proxy = BlackHole(forward_to=("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1])))
     real_discover = pipeline.discover
 

@@ -137,5 +137,7 @@ def _read_text(path: str) -> str:
     if not storage.is_url(path):
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
-    data = storage.read_bytes(path, _MAX_BYTES + 1).decode("utf-8", errors="replace")
+    from ..cache import object_bytes  # an unchanged object's bytes are kept (warmcheck.cache)
+
+    data = object_bytes(path, lambda: storage.read_bytes(path, _MAX_BYTES + 1)).decode("utf-8", errors="replace")
     return data.replace("\r\n", "\n").replace("\r", "\n")  # as open() in text mode reads it
