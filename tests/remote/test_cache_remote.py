@@ -20,7 +20,7 @@ from typing import Any
 
 import fsspec
 import pytest
-from conftest import SAMPLE_LOGS
+from s3env import SAMPLE_LOGS
 
 from warmcheck import cache, pipeline, storage
 from warmcheck.cache import CacheStats
