@@ -70,7 +70,7 @@ def make_tree(root: Path, runs: int, steps: int) -> None:
                              scalar_events("simple_value", {"train/lr": lr, "train/loss": loss},
                                            1.7e9 + i * 1000.0, 0.5))
         elif i % 3 == 1:
-            rows = "".join(f"{s},{lr[s]!r},{loss[s]!r}\n" for s in range(steps))
+            rows = "".join(f"{s},{float(lr[s])!r},{float(loss[s])!r}\n" for s in range(steps))  # not np.float64(...)
             (d / "metrics.csv").write_text("step,lr,loss\n" + rows)
         else:
             (d / "metrics.jsonl").write_text("".join(
