@@ -83,6 +83,7 @@ analysed runs, so that a warm ``analyze`` neither reads nor analyses an unchange
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -93,7 +94,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -174,14 +175,9 @@ class ReadCache:
             return reader(path)
         entry = self.entry_path(path, fmt)
         key = file_key(path, fmt, st)
-        found = _load(entry, key)
+        found = self._lookup(entry, key)
         if isinstance(found, SourceRead):
-            self.stats.hits += 1
             return found
-        if found == "rejected":
-            self.stats.rejected += 1
-        else:
-            self.stats.misses += 1
         started = time.time_ns()
         self.stats.read += 1
         resume: dict[str, Any] | None = None
@@ -213,6 +209,17 @@ class ReadCache:
             self.stats.errors += 1
         return read
 
+    def _lookup(self, entry: str, key: dict[str, Any]) -> SourceRead | str:
+        """:func:`_load`, counted: a hit, a rejected entry or a miss (``"missing"``, ``"stale"``)."""
+        found = _load(entry, key)
+        if isinstance(found, SourceRead):
+            self.stats.hits += 1
+        elif found == "rejected":
+            self.stats.rejected += 1
+        else:
+            self.stats.misses += 1
+        return found
+
     def _read_url(self, path: str, fmt: Format, reader: Reader) -> SourceRead:
         """:meth:`read` for an object read from a URL: a hit when the object's size and version (from
         the listing, else asked) are those of its entry; else read whole (never resumed) and stored
@@ -224,14 +231,9 @@ class ReadCache:
             return reader(path)
         entry = self.entry_path(path, fmt)
         key = url_key(path, fmt, st)
-        found = _load(entry, key)
+        found = self._lookup(entry, key)
         if isinstance(found, SourceRead):
-            self.stats.hits += 1
             return found
-        if found == "rejected":
-            self.stats.rejected += 1
-        else:
-            self.stats.misses += 1
         started = time.time_ns()
         self.stats.read += 1
         read = reader(path)
@@ -721,42 +723,34 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
-def _write(entry: str, arrays: dict[str, np.ndarray]) -> bool:
-    """Write atomically: a temporary file beside the entry, then ``os.replace``."""
+def write_atomically(path: str, suffix: str, write: Callable[[IO[bytes]], object]) -> bool:
+    """Write ``path`` atomically: ``write`` fills a temporary file beside it, then ``os.replace``, so
+    processes sharing the directory only ever see whole files. False (nothing left behind) when the
+    directory cannot be written."""
     tmp = None
     try:
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(entry))
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, entry)
+            write(fh)
+        os.replace(tmp, path)
         return True
     except (OSError, ValueError):
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
         return False
+
+
+def _write(entry: str, arrays: dict[str, np.ndarray]) -> bool:
+    """An ``.npz`` entry, written atomically."""
+    return write_atomically(entry, ".npz", lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def _write_text(entry: str, text: str) -> bool:
-    """A small text entry, written atomically as :func:`_write` does."""
-    tmp = None
-    try:
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(entry))
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, entry)
-        return True
-    except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        return False
+    """A small text entry, written atomically."""
+    return write_atomically(entry, ".json", lambda fh: fh.write(text.encode("utf-8")))
 
 
 def training_csv(path: str, sniff: Callable[[str], bool]) -> bool:

@@ -58,14 +58,13 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
 
 from . import storage
-from .cache import RACY_NS, code_fingerprint
+from .cache import RACY_NS, code_fingerprint, write_atomically
 from .config import Settings
 from .model import Format, Run
 from .readers.discovery import RunSpec
@@ -269,23 +268,12 @@ class RunCache:
                 for k, e in self._new.items()}
         head = {"format": MANIFEST_FORMAT, "code": code_fingerprint(), "ident": self.ident}
         index = pickle.dumps((head, body), protocol=pickle.HIGHEST_PROTOCOL)
-        tmp = None
-        try:
-            os.makedirs(os.path.dirname(self.file), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pkl", dir=os.path.dirname(self.file))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_HEADER + struct.pack("<Q", len(index)))
-                fh.write(index)
-                fh.writelines(chunks)
-            os.replace(tmp, self.file)
-            return True
-        except (OSError, ValueError, pickle.PicklingError):
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-            return False
+        def write(fh: IO[bytes]) -> None:
+            fh.write(_HEADER + struct.pack("<Q", len(index)))
+            fh.write(index)
+            fh.writelines(chunks)
+
+        return write_atomically(self.file, ".pkl", write)
 
     def _read(self) -> dict[str, Any]:
         """The index of the manifest (its data is kept in ``self._data``, read by :meth:`_view`).
