@@ -170,9 +170,7 @@ class ReadCache:
             return self._read_url(path, fmt, reader)
         st = _stat(path) if fmt in CACHED_FORMATS else None
         if st is None:
-            self.stats.uncached += 1
-            self.stats.read += 1
-            return reader(path)
+            return self._uncached(path, reader)
         entry = self.entry_path(path, fmt)
         key = file_key(path, fmt, st)
         found = self._lookup(entry, key)
@@ -181,33 +179,40 @@ class ReadCache:
         started = time.time_ns()
         self.stats.read += 1
         resume: dict[str, Any] | None = None
-        read: SourceRead | None = None
+        resumable: tuple[Callable[..., Any], Callable[..., Any]] | None = None
         if fmt is Format.TFEVENTS and _is_event_reader(reader):
-            old = _load_appended(entry, key) if found == "stale" else None
-            got = _resume_events(path, old[0], old[1], st) if old is not None else None
-            if got is not None:
-                self.stats.resumed += 1
-            read, resume = got if got is not None else _read_events(path, st)
+            resumable = (lambda old, info: _resume_events(path, old, info, st), lambda: _read_events(path, st))
         elif _is_text_reader(fmt, reader):
+            resumable = (lambda old, info: _resume_text(path, fmt, old, info, st), lambda: _read_text(path, fmt, st))
+        if resumable is not None:
+            resume_from, read_whole = resumable
             old = _load_appended(entry, key) if found == "stale" else None
-            got = _resume_text(path, fmt, old[0], old[1], st) if old is not None else None
+            got = resume_from(*old) if old is not None else None
             if got is not None:
                 self.stats.resumed += 1
-            read, resume = got if got is not None else _read_text(path, fmt, st)
+            read, resume = got if got is not None else read_whole()
         else:
             read = reader(path)
         after = _stat(path)
         if st.st_mtime_ns > started - RACY_NS or after is None or _stamp(after) != _stamp(st):
             self.stats.uncached += 1
             return read
-        payload = _encode(read, key, resume)
+        self._store(entry, _encode(read, key, resume))
+        return read
+
+    def _uncached(self, path: str, reader: Reader) -> SourceRead:
+        self.stats.uncached += 1
+        self.stats.read += 1
+        return reader(path)
+
+    def _store(self, entry: str, payload: dict[str, np.ndarray] | None) -> None:
+        """Write an encoded read (None: it does not survive encoding, so it is not cached), counted."""
         if payload is None:
             self.stats.uncached += 1
         elif _write(entry, payload):
             self.stats.stored += 1
         else:
             self.stats.errors += 1
-        return read
 
     def _lookup(self, entry: str, key: dict[str, Any]) -> SourceRead | str:
         """:func:`_load`, counted: a hit, a rejected entry or a miss (``"missing"``, ``"stale"``)."""
@@ -226,9 +231,7 @@ class ReadCache:
         when :func:`_url_cacheable` says the read stands for that version."""
         st = _url_stat(path) if fmt in CACHED_FORMATS else None
         if st is None:
-            self.stats.uncached += 1
-            self.stats.read += 1
-            return reader(path)
+            return self._uncached(path, reader)
         entry = self.entry_path(path, fmt)
         key = url_key(path, fmt, st)
         found = self._lookup(entry, key)
@@ -240,13 +243,7 @@ class ReadCache:
         if not _url_cacheable(path, st, started, read):
             self.stats.uncached += 1
             return read
-        payload = _encode(read, key)
-        if payload is None:
-            self.stats.uncached += 1
-        elif _write(entry, payload):
-            self.stats.stored += 1
-        else:
-            self.stats.errors += 1
+        self._store(entry, _encode(read, key))
         return read
 
     def sniff(self, path: str, sniff: Callable[[str], bool]) -> bool:
