@@ -297,12 +297,12 @@ def test_warm_cli_run_with_plot_dir_and_forked_workers_needs_no_object(
     import shutil
 
     from click.testing import CliRunner
-    from test_s3 import FAST_FAIL, BlackHole
+    from s3env import FAST_FAIL, BlackHole
 
     from warmcheck.cli import main
 
     url = upload(SAMPLE_LOGS, "logs")
-    proxy = BlackHole(forward_to=("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1])))
+    proxy = BlackHole.proxy_to(moto_endpoint)
     real_discover = pipeline.discover
 
     def discover_then_hang(*args: Any, **kwargs: Any) -> Any:

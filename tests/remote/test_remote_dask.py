@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from s3env import AWS_ENV as _AWS_ENV
-from s3env import SAMPLE_LOGS
-from test_s3 import FAST_FAIL, BlackHole
+from s3env import FAST_FAIL, SAMPLE_LOGS, BlackHole
 
 from warmcheck import pipeline
 
@@ -88,7 +87,7 @@ def test_an_endpoint_that_stops_answering_is_exit_2_not_a_finding_per_run(
     """The workers' requests time out: the StorageError raised in a task reaches the client as exit 2
     with the storage message, not as WC021 on every run, and without a traceback."""
     url = upload(SAMPLE_LOGS, "sample_logs")
-    proxy = BlackHole(forward_to=("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1])))
+    proxy = BlackHole.proxy_to(moto_endpoint)
     real_discover = pipeline.discover
 
     def discover_then_hang(*args: Any, **kwargs: Any) -> Any:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import fsspec
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from s3env import SAMPLE_LOGS, free_port
+from s3env import FAST_FAIL, SAMPLE_LOGS, BlackHole, free_port
 
 from warmcheck import pipeline, storage
 from warmcheck.cli import main
@@ -129,53 +127,6 @@ def test_object_deleted_between_listing_and_reading(upload: Callable[[Path, str]
 
 # -- an endpoint that does not answer ---------------------------------------------------------------------
 
-class BlackHole:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers; ``forward_to`` makes it a
-    proxy to a real endpoint until :meth:`hang` (then every connection, open or new, goes silent)."""
-
-    def __init__(self, forward_to: tuple[str, int] | None = None) -> None:
-        self.forward_to = forward_to
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.stopped = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def hang(self) -> None:
-        self.forward_to = None
-        for s in self.held:  # close forwarded connections: the client's pool must open new ones
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.stopped = True
-        self.sock.close()
-        for s in self.held:
-            s.close()
-
-    def _serve(self) -> None:
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-            if self.forward_to is not None:
-                upstream = socket.create_connection(self.forward_to)
-                self.held.append(upstream)
-                threading.Thread(target=self._pump, args=(conn, upstream), daemon=True).start()
-                threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while self.forward_to is not None and (data := src.recv(65536)):
-                dst.sendall(data)
-        except OSError:
-            pass
-
-
 @pytest.fixture
 def black_hole() -> Iterator[BlackHole]:
     hole = BlackHole()
@@ -191,7 +142,6 @@ def _cli(*args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess[
     return done, time.monotonic() - started
 
 
-FAST_FAIL = ("--storage-option", "config_kwargs.read_timeout=1", "--storage-option", "config_kwargs.connect_timeout=1")
 
 
 def test_endpoint_that_never_answers_ends_in_bounded_time_with_exit_2(black_hole: BlackHole) -> None:
@@ -214,8 +164,7 @@ def test_closed_port_ends_with_exit_2() -> None:
 def test_endpoint_that_stops_answering_after_the_listing(upload: Callable[[Path, str], str], moto_endpoint: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     url = upload(SAMPLE_LOGS, "sample_logs")
-    port = int(moto_endpoint.rsplit(":", 1)[1])
-    proxy = BlackHole(forward_to=("127.0.0.1", port))
+    proxy = BlackHole.proxy_to(moto_endpoint)
     real_discover = pipeline.discover
 
     def discover_then_hang(*args: Any, **kwargs: Any) -> Any:

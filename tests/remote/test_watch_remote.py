@@ -588,7 +588,7 @@ FAST_FAIL = {"config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
 
 def test_endpoint_that_stops_answering_mid_watch(s3: Any, bucket: str, moto_endpoint: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from test_s3 import BlackHole
+    from s3env import BlackHole
 
     port = int(moto_endpoint.rsplit(":", 1)[1])
     proxy = BlackHole(forward_to=("127.0.0.1", port))
@@ -627,7 +627,7 @@ def test_endpoint_that_stops_answering_mid_watch(s3: Any, bucket: str, moto_endp
 
 def test_reads_failing_after_the_listing_lose_nothing(s3: Any, bucket: str, moto_endpoint: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_s3 import BlackHole
+    from s3env import BlackHole
 
     port = int(moto_endpoint.rsplit(":", 1)[1])
     proxy = BlackHole(forward_to=("127.0.0.1", port))
@@ -669,7 +669,7 @@ def test_reads_failing_after_the_listing_lose_nothing(s3: Any, bucket: str, moto
 def test_endpoint_that_never_comes_back_ends_the_watch_with_exit_2(
         s3: Any, bucket: str, moto_endpoint: str, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_s3 import BlackHole
+    from s3env import BlackHole
 
     monkeypatch.setattr(live_watch, "MAX_FAILED_POLLS", 3)
     monkeypatch.setattr(live_watch, "STORAGE_PATIENCE", 0.0)
