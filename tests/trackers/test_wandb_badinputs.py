@@ -182,6 +182,9 @@ def test_a_file_that_is_not_a_wandb_run_file(tmp_path: Path, content: bytes) -> 
 def test_random_bytes_after_a_valid_header_never_crash(tmp_path: Path) -> None:
     import random
 
+    # a record that frames correctly is decoded with wandb's classes: without them it is WC027, not damage
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+
     rng = random.Random(11)
     for i in range(20):
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3 * BLOCK)))
