@@ -81,6 +81,7 @@ def test_random_numeric_bodies_equal_pandas_bit_for_bit(seed: int) -> None:
     b"7,007\n8,-00.5\n",
     b"1,\n2,3\n",                          # an empty cell: float column with NaN
     b"5,9007199254740993\n",               # 2**53 + 1: not the domain
+    b"1,1e-30\n2,0.30000000000000004\n",  # beyond Clinger's fast path: only a correctly rounding pandas
 ])
 def test_edge_cases_equal_pandas(body: bytes) -> None:
     simple = _read_simple(empty(body, 2), 2)
@@ -88,7 +89,8 @@ def test_edge_cases_equal_pandas(body: bytes) -> None:
     if simple is not None:
         same(simple, reference)
     else:
-        assert any(len(c.replace(b".", b"").lstrip(b"-")) > 15 for line in body.split() for c in line.split(b","))
+        big_int = any(c.isdigit() and len(c) > 15 for line in body.split() for c in line.split(b","))
+        assert big_int or not _csvparse._pandas_rounds_correctly()
 
 
 @pytest.mark.parametrize("body", [
@@ -100,7 +102,8 @@ def test_edge_cases_equal_pandas(body: bytes) -> None:
     b"1\n",                     # a short row
     b"1, 2\n",                  # a space
     b"1,1e400\n",               # overflow
-    b"1,1e-30\n",               # beyond 10**-22: not the fast path
+    b"1,1e-320\n",              # subnormal
+    b"1,12345678901234567\n",   # an integer of 17 digits: pandas' int64
     b"1,.5\n",
     b"1,\xc3\xa9\n",            # not ASCII
     b"1,\n2,\n",                # a column without any number
@@ -114,3 +117,49 @@ def test_large_bodies_are_left_to_pandas() -> None:
     body = b"".join(b"%d,%d.5\n" % (i, i) for i in range(20000))
     assert len(body) > _csvparse.SIMPLE_MAX_BYTES
     assert _read_simple(empty(body, 2), 2) is None
+
+
+def full_precision(rng: random.Random) -> str:
+    """A float as ``repr`` / Lightning / ``%.17g`` write it: up to 17 significant digits, any magnitude
+    of a normal double."""
+    x = rng.uniform(1, 10) * 10.0 ** rng.randint(-290, 290)
+    kind = rng.random()
+    if kind < 0.4:
+        return repr(x if rng.random() < 0.7 else -x)
+    if kind < 0.7:
+        out = f"{x:.17g}"
+        return out if not out.isdigit() else out + ".5"  # [1e16, 1e17) prints as an integer: out of the domain
+    return f"{rng.random():.{rng.randint(16, 19)}f}"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_full_precision_floats_equal_a_correctly_rounding_pandas(seed: int) -> None:
+    """pandas >= 3.1 parses with fast_float (correctly rounded), so 16-19 digit cells are ``float``'s
+    double too: every bit equal on random reprs of every magnitude."""
+    if not _csvparse._pandas_rounds_correctly():
+        pytest.skip("the installed pandas is older than 3.1: 17-digit cells are left to it")
+    rng = random.Random(1000 + seed)
+    lines = [f"{i},{full_precision(rng)},{full_precision(rng)}" for i in range(rng.randint(1, 400))]
+    body = ("\n".join(lines) + "\n").encode()
+    simple = _read_simple(empty(body, 3), 3)
+    assert simple is not None
+    same(simple, _read_c(empty(body, 3), 3, None))
+
+
+def test_full_precision_floats_are_left_to_an_older_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_csvparse, "_pandas_rounds_correctly", lambda: False)
+    assert _read_simple(empty(b"0,0.30000000000000004\n", 2), 2) is None
+    assert _read_simple(empty(b"0,0.3\n", 2), 2) is not None
+
+
+def test_pandas_version_is_read_without_importing_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from warmcheck.readers import _csvparse as c; r = c._pandas_rounds_correctly(); "
+            "print(r, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    import pandas as pd
+
+    major, minor = (int(p) for p in pd.__version__.split(".")[:2])
+    assert out == [str((major, minor) >= (3, 1)), "False"]

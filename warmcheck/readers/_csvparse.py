@@ -13,6 +13,7 @@ raised for the 200 KB cell case.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import warnings
@@ -145,24 +146,53 @@ def read_table(data: bytes, start: int, end: int, n_fields: int, delimiter: str,
 
 SIMPLE_MAX_BYTES = 64 << 10  # bodies up to this size may be parsed without pandas (see _read_simple)
 _INT = r"-?[0-9]{1,15}"
-# A decimal number in the domain where every correct parser gives the same double: at most 15 digits
-# (checked per cell below), so the mantissa is exact, and a small exponent (ditto).
+# A decimal number; :func:`_simple_float` decides per cell whether ``float`` gives pandas' double.
 _NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,3})?"
 _SIMPLE_CELL = re.compile(_NUMBER)
 _INT_CELL = re.compile(_INT)
 
 
 def _simple_float(cell: str) -> bool:
-    """``cell`` (a :data:`_NUMBER`) has at most 15 digits and a decimal exponent within 10**±22: the
-    double is a single correctly rounded operation on exact operands (Clinger's fast path), which
-    Python's ``float``, pandas' xstrtod and fast_float all compute alike."""
+    """``cell`` (a :data:`_NUMBER`) parses to the double pandas gives it, whichever pandas is installed.
+
+    At most 15 digits and a decimal exponent within 10**±22: the double is a single correctly rounded
+    operation on exact operands (Clinger's fast path), which Python's ``float``, pandas' xstrtod and
+    fast_float all compute alike. Beyond that (17-digit reprs, as Lightning and ``repr`` write them)
+    only a correctly rounding pandas is sure to agree with ``float``: see :func:`_pandas_rounds_correctly`.
+    """
     mantissa, _, exp = cell.lower().partition("e")
     digits = mantissa.lstrip("-")
     whole, _, frac = digits.partition(".")
-    if len(whole) + len(frac) > 15:
-        return False
     power = (int(exp) if exp else 0) - len(frac)
-    return -22 <= power <= 22
+    if len(whole) + len(frac) <= 15 and -22 <= power <= 22:
+        return True
+    if not frac and not exp:
+        return False  # an integer of 16+ digits: pandas may keep the column int64 (or uint64)
+    if not _pandas_rounds_correctly():
+        return False
+    significant = (whole + frac).lstrip("0")
+    if not significant:
+        return True  # a zero
+    # the value is 0.d... x 10**magnitude: keep to normal doubles (no overflow, no subnormal), where
+    # "correctly rounded" has one answer
+    magnitude = power + len(significant)
+    return -300 <= magnitude <= 300
+
+
+@functools.cache
+def _pandas_rounds_correctly() -> bool:
+    """pandas 3.1 and later parse floats with fast_float (pandas-dev/pandas#64432, "Improved the
+    precision of float parsing in read_csv", whatsnew 3.1.0): every decimal string becomes the correctly
+    rounded double, as Python's ``float`` gives. Earlier versions' default xstrtod may be off by an
+    ulp for more than 15 digits. Read from the distribution's metadata, so pandas is not imported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("pandas")
+    except PackageNotFoundError:
+        return False
+    parts = re.match(r"(\d+)\.(\d+)", release)
+    return parts is not None and (int(parts[1]), int(parts[2])) >= (3, 1)
 
 
 def _read_simple(table: Table, n_fields: int) -> Table | None:
