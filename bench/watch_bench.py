@@ -143,8 +143,6 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=0, help="also follow this many runs (memory against runs)")
     ap.add_argument("--records-per-run", type=int, default=100_000)
     args = ap.parse_args()
-    import scipy.optimize  # noqa: F401
-
     from warmcheck.schedule import infer_schedules  # noqa: F401 - import costs outside the timed polls
 
     with tempfile.TemporaryDirectory(prefix="wc-watch-bench-") as tmp:

@@ -1,4 +1,4 @@
-"""Closed-form shape fits for learning-rate segments (pure numpy/scipy, no IO).
+"""Closed-form shape fits for learning-rate segments (numpy and :mod:`warmcheck._brent`, no IO).
 
 Each fit returns a :class:`Fit`: the shape's name, a callable model over steps and the residual as
 RMS error relative to the segment's value range (0 = exact; a float32-rounded closed form scores
@@ -17,6 +17,8 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ._brent import minimize_bounded
 
 Arr = NDArray[np.float64]
 TIE = 1e-4
@@ -57,14 +59,6 @@ def scaled(fit: F) -> F:
             return Fit(out.shape, out.residual, lambda t: np.ldexp(inner(t), e), end=out.end)
         return tuple(math.ldexp(float(c), e) for c in out)  # line coefficients (intercept, slope)
     return cast(F, wrapper)
-
-
-def minimize_scalar(fun: Callable[[float], float], bounds: tuple[float, float], **kw: Any) -> Any:
-    """``scipy.optimize.minimize_scalar(method="bounded")``, imported on first use: importing
-    scipy.optimize costs half a second of start-up that runs without a cosine fit never need."""
-    from scipy.optimize import minimize_scalar as scipy_minimize_scalar
-
-    return scipy_minimize_scalar(fun, bounds=bounds, **kw)
 
 
 def _residual(y: Arr, pred: Arr) -> float:
@@ -203,9 +197,8 @@ def fit_cosine_arc(x: Arr, y: Arr, after: bool = False) -> Fit:
     errors = [solve(float(w))[0] for w in grid]
     i = int(np.argmin(errors))
     lo, hi = grid[min(i + 1, grid.shape[0] - 1)], grid[max(i - 1, 0)]
-    res = minimize_scalar(lambda w: solve(w)[0], bounds=(float(lo), float(hi)), method="bounded",
-                          options={"xatol": 1e-7 * float(hi)})
-    w = float(res.x) if res.fun <= errors[i] else float(grid[i])
+    best, best_err = minimize_bounded(lambda w: solve(w)[0], float(lo), float(hi), xatol=1e-7 * float(hi))
+    w = best if best_err <= errors[i] else float(grid[i])
     _, (a, b, c) = solve(w)
     amp, phase = float(np.hypot(b, c)), float(np.arctan2(c, b))
     crest = phase / w  # cos(w (t - crest)) peaks here, in the shifted coordinates
@@ -355,7 +348,7 @@ def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
     if rel(errors[i]) > beat / 3:
         return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))
     lo, hi = coarse[max(i - 1, 0)] * 0.9, coarse[min(i + 1, len(coarse) - 1)] * 1.1
-    p = float(minimize_scalar(lambda q: sse(q)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4}).x)
+    p, _ = minimize_bounded(lambda q: sse(q)[0], lo, hi, xatol=1e-4)
     _, length, (a, b) = sse(p)
     if b <= 0:
         return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))

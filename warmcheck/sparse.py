@@ -17,24 +17,17 @@ The bracket is what the values prove; the estimate is a best guess inside it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._brent import brentq
 from .shapes import Fit, best_ramp, extrapolating_decay, fit_linear
 
 Arr = NDArray[np.float64]
 _ON_LINE = 1e-6  # relative to the peak: float32 storage of an exact line stays far inside
 _OFF_LINE = 1e-4  # relative to the peak: a point this far below the ramp's line is past its top
 _LINE_POINTS = 4  # points on a ramp's line that prove it straight (see _exact_line)
-
-
-def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 1e-6) -> float:
-    """``scipy.optimize.brentq``, imported on first use (see :func:`warmcheck.shapes.minimize_scalar`)."""
-    from scipy.optimize import brentq as scipy_brentq
-
-    return float(scipy_brentq(f, a, b, xtol=xtol))
 
 
 def _exact_line(x: Arr, y: Arr, peak: float, anchor: int | None,
