@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,9 +66,9 @@ def _writer(entry: str, rounds: int) -> None:
         assert cache._write(entry, _payload(i % 3))
 
 
-def _reader(entry: str, rounds: int, out: multiprocessing.Queue[tuple[int, int]]) -> None:
+def _reader(entry: str, writers_done: Any, out: multiprocessing.Queue[tuple[int, int]]) -> None:
     seen = bad = 0
-    for _ in range(rounds):
+    while not writers_done.is_set():  # read for as long as anyone writes, however slowly they start
         got = cache._load(entry, KEY)
         if isinstance(got, SourceRead):
             frag = got.fragments[0]
@@ -83,12 +84,18 @@ def test_a_reader_never_sees_a_partly_written_entry(tmp_path: Path) -> None:
     entry = str(tmp_path / "cache" / "ab" / "entry.npz")
     ctx = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[tuple[int, int]] = ctx.Queue()
+    writers_done = ctx.Event()
+    assert cache._write(entry, _payload(0))  # readers started before the writers find a whole entry
     writers = [ctx.Process(target=_writer, args=(entry, 150)) for _ in range(2)]
-    readers = [ctx.Process(target=_reader, args=(entry, 300, queue)) for _ in range(2)]
-    for p in writers + readers:
+    readers = [ctx.Process(target=_reader, args=(entry, writers_done, queue)) for _ in range(2)]
+    for p in readers + writers:
         p.start()
+    for p in writers:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    writers_done.set()
     results = [queue.get(timeout=120) for _ in readers]
-    for p in writers + readers:
+    for p in readers:
         p.join(timeout=120)
         assert p.exitcode == 0
     assert sum(bad for _, bad in results) == 0
