@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,12 @@ class Outcome:
     runs: tuple[Run, ...]
     findings: tuple[Finding, ...] = ()  # not tied to one run (links skipped outside run dirs)
     settings: Settings = Settings()
+    # The sweep view over the runs (JSON ``sweep``; see warmcheck.sweep), when there are several.
+    sweep: Mapping[str, Any] | None = None
+    # ``warmcheck compare``: the comparison (JSON ``comparison``; see warmcheck.compare) and the
+    # baseline runs it was compared with (their points, for overlays).
+    comparison: Mapping[str, Any] | None = None
+    baselines: tuple[Run, ...] = ()
 
     @property
     def n_runs(self) -> int:
