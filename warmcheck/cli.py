@@ -230,6 +230,105 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
     sys.exit(code)
 
 
+_COMPARE_EXIT = """Exit codes: 0 no finding at or above --fail-on (the run matches its baseline); 1 at least one;
+2 could not compare (usage error, missing path, RUN is not one run, no data)."""
+
+
+@main.command("compare", epilog=_COMPARE_EXIT)
+@click.argument("run_path", metavar="RUN", type=click.Path(path_type=str))
+@click.option("-b", "--baseline", "baselines", multiple=True, metavar="REF", type=click.Path(path_type=str),
+              help="The reference: a run, a directory of runs (seeds: their spread widens the band), or a golden "
+              "file from --write-golden. Repeatable.")
+@click.option("--write-golden", metavar="FILE", type=click.Path(dir_okay=False, path_type=str),
+              help="Write RUN's golden values (steps and exact values of LR, loss, grad norm) to FILE and exit.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=0.1, show_default=True, envvar="WARMCHECK_RTOL",
+              help="Loss band: relative tolerance around the baseline.")
+@click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True, envvar="WARMCHECK_ATOL",
+              help="Loss band: absolute tolerance around the baseline.")
+@click.option("--lr-rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True, envvar="WARMCHECK_LR_RTOL",
+              help="Largest relative LR difference that is the same schedule.")
+@click.option("--window", type=click.IntRange(min=0), default=0, show_default=True, envvar="WARMCHECK_WINDOW",
+              help="Smooth both losses over this many logged points (centred) before comparing; 0 = about 5%% "
+              "of the common steps, 1 = raw values.")
+@click.option("--sigmas", type=click.FloatRange(min=0), default=3.0, show_default=True, envvar="WARMCHECK_SIGMAS",
+              help="The band is at least this many standard errors of the batch noise (the losses around their "
+              "smoothed curves) and, with several baselines, this many standard deviations of their spread.")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
+              show_default=True, help="Report format written to stdout (or --output).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
+              envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
+@click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
+              help="Only report codes with this prefix.")
+@click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
+              help="Do not report codes with this prefix.")
+@_config_options
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
+@click.pass_context
+def compare_cmd(ctx: click.Context, run_path: str, baselines: Sequence[str], write_golden: str | None, rtol: float,
+                atol: float, lr_rtol: float, window: int, sigmas: float, fmt: str, output: str | None,
+                exit_zero: bool, quiet: bool, verbose: bool, **params: Any) -> None:
+    """Compare the run at RUN with a baseline: LR schedule, loss within a tolerance band, new spikes/NaNs.
+
+    \b
+    warmcheck compare runs/pr-123 --baseline runs/main
+    warmcheck compare runs/pr-123 --baseline golden.json
+    warmcheck compare runs/main --write-golden golden.json
+    """
+    from . import compare as cmp
+
+    if not baselines and write_golden is None:
+        raise click.UsageError("give --baseline REF (a run or a golden file), or --write-golden FILE")
+    for target in (output, write_golden):
+        if target is not None:
+            _run_guarded(lambda t=target: _check_output(t), verbose)  # type: ignore[misc]
+    settings = _settings(ctx, params)
+    if not quiet:
+        click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
+    run = _run_guarded(lambda: _one_run(cmp.load(run_path, settings), run_path), verbose)
+    if write_golden is not None:
+        doc = cmp.golden(run)
+        if not doc["series"]:
+            click.echo(f"warmcheck: error: {visible(run_path)} has no LR, loss or grad-norm series to keep", err=True)
+            sys.exit(2)
+        _run_guarded(lambda: _emit(cmp.golden_text(run), write_golden), verbose)
+        if not quiet:
+            kept = ", ".join(f"{k} ({len(v['steps'])} points)" for k, v in doc["series"].items())
+            click.echo(f"warmcheck: wrote {visible(write_golden)}: {kept}", err=True)
+        if not baselines:
+            sys.exit(0)
+    refs: list[Any] = []
+    for ref in baselines:
+        found = _run_guarded(lambda r=ref: cmp.load(r, settings), verbose)  # type: ignore[misc]
+        refs.extend(found)
+    tol = cmp.Tolerance(rtol=rtol, atol=atol, lr_rtol=lr_rtol, window=window, sigmas=sigmas)
+    result = _run_guarded(lambda: cmp.compare(run, refs, tol), verbose)
+    first_file = run.sources[0].path if run.sources else None  # where annotations point (as analyze's do)
+    mine = [f if f.source else replace(f, source=first_file) for f in (*run.findings, *result.findings)
+            if f.code.startswith(("WC0", "WC5")) and settings.enabled(f.code)]
+    tree = [replace(f, message=f"baseline {b.name}: {f.message}") for b in refs for f in b.findings
+            if f.code.startswith("WC0") and settings.enabled(f.code)]
+    outcome = Outcome((replace(run, findings=tuple(sorted(mine, key=lambda f: f.sort_key()))),),
+                      tuple(tree), settings, comparison=result.summary, baselines=tuple(refs))
+    reporter = make_reporter(OutputFormat(fmt), colour=output is None and fmt == "text" and sys.stdout.isatty(),
+                             fail_on=settings.fail_on)
+    _run_guarded(lambda: _emit(reporter.render(outcome), output), verbose)
+    code = exit_code(outcome, settings.fail_on, exit_zero)
+    if not quiet:
+        _summary(outcome, code)
+    sys.exit(code)
+
+
+def _one_run(runs: Sequence[Any], path: str) -> Any:
+    if len(runs) != 1:
+        names = ", ".join(visible(r.name) for r in runs[:5]) + (", ..." if len(runs) > 5 else "")
+        raise WarmcheckError(f"{path} holds {len(runs)} runs ({names}); compare takes one run (give its directory)")
+    return runs[0]
+
+
 @main.command("tags")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

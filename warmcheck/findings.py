@@ -3,7 +3,8 @@
 Every code warmcheck can emit lives in :data:`RULES`. Codes come in fixed families so that CI
 gates built on them stay stable: ``WC0xx`` input and data integrity, ``WC1xx`` schedule and warmup
 as observed, ``WC2xx`` warmup against the configuration, ``WC3xx`` loss and grad-norm spikes,
-``WC4xx`` divergence and non-finite values. Codes are added, never renamed or reused.
+``WC4xx`` divergence and non-finite values, ``WC5xx`` comparison with a baseline
+(``warmcheck compare``). Codes are added, never renamed or reused.
 """
 
 from __future__ import annotations
@@ -511,6 +512,56 @@ Why it matters: the steps after the best evaluation make the model worse on held
 What to do: keep the best checkpoint (load_best_model_at_end, EarlyStopping), stop earlier, or add
 data, regularisation or a lower peak LR.
 """),
+    # ---- WC5xx: comparison with a baseline (``warmcheck compare``) ----------------------------
+    _rule("WC501", "lr-schedule-differs", _E, "The learning-rate schedule differs from the baseline's.",
+          """
+What it detects: on the steps both runs logged, the learning rate differs from the baseline's by more
+than --lr-rtol (relative, default 1e-4: float32 logging is exact to 6e-8). The finding gives the first
+step that differs, the largest relative difference and where it is, and both runs' warmup ends and
+first steps at the peak, so a changed warmup reads "this run reached its peak at 28, the baseline at
+21".
+Why it matters: a changed schedule changes training; when nobody meant to change it, it is the bug
+(a ratio rounded differently, an epoch count or accumulation that changed the total steps).
+What to do: if the change was intended, write a new golden file (warmcheck compare --write-golden);
+otherwise compare the configurations (warmcheck analyze prints the warmup audit of each).
+"""),
+    _rule("WC502", "loss-outside-band", _E, "The loss left the baseline's tolerance band.",
+          """
+What it detects: on the steps both runs logged, the loss (smoothed by a centred moving average over
+--window logged points, default about 5% of them, as the baselines are) leaves the band around the
+baseline. The band's half-width is the widest of: atol + rtol x |baseline| (defaults --rtol 0.1,
+--atol 0); --sigmas (default 3) standard errors of the batch noise (each loss's local scatter around its
+smoothed curve), so a tiny noisy run is not held to a smooth run's precision; and, with several
+baseline runs (seeds), --sigmas standard deviations of their spread at that step. On real tiny HF
+Trainer runs, three seeds of one configuration stay inside each other's band and a peak LR 3x too high
+leaves it. The finding gives the first step outside, the value, the band, which term set it, and the
+relative difference there.
+Why it matters: training behaves differently from the reference: higher means worse, lower can mean a
+changed data pipeline or a leak as well as an improvement.
+What to do: if the change was intended, write a new golden file; else bisect the change.
+"""),
+    _rule("WC503", "new-loss-spike", _W, "A loss spike the baseline did not have.",
+          """
+What it detects: a loss spike (WC301) in this run with no spike in any baseline near the same step
+(within the smoothing window, at least 5 steps).
+Why it matters: the change made training less stable, even if the loss came back.
+What to do: look at what the change does to the learning rate, warmup or data order around the step.
+"""),
+    _rule("WC504", "new-non-finite", _E, "NaN/Inf or divergence the baseline did not have.",
+          """
+What it detects: this run has NaN or Inf values (WC401), a NaN hidden by the logger (WC402) or a
+divergence (WC403) that no baseline has; the finding gives the first step and the kind.
+Why it matters: the change broke training.
+What to do: as for the WC4xx finding named; compare the schedules (WC501) first.
+"""),
+    _rule("WC505", "incomplete-comparison", _W, "Part of the comparison could not be made.",
+          """
+What it detects: a series (learning rate, loss) that one side lacks, no step that both runs logged,
+or a run that ends before its baseline does (only the common steps are compared).
+Why it matters: a gate that compared nothing must not look like a pass.
+What to do: log the same series at overlapping steps (--lr-tag, --loss-tag pick them), or compare with
+a baseline of the same length.
+"""),
 )
 
 RULES: Mapping[str, Rule] = {r.code: r for r in _ALL_RULES}
@@ -522,6 +573,7 @@ FAMILIES: Mapping[str, str] = {
     "WC2": "warmup against the configuration",
     "WC3": "loss and grad-norm spikes",
     "WC4": "divergence and non-finite values",
+    "WC5": "comparison with a baseline",
 }
 
 

@@ -41,6 +41,7 @@ class Format(str, enum.Enum):
     MONITOR = "monitor"  # fed in-process by warmcheck.Monitor
     WANDB = "wandb"  # a W&B run file, run-<id>.wandb (extra: warmcheck[wandb])
     MLFLOW = "mlflow"  # one MLflow run: file store run directory, SQLite backend or tracking server
+    GOLDEN = "golden"  # a golden-values file written by ``warmcheck compare --write-golden``
 
 
 def no_wall_times(n: int) -> FloatArray:
@@ -281,6 +282,7 @@ class Run:
     roles: Mapping[Role, tuple[str, ...]] = field(default_factory=dict)
     schedules: tuple[Schedule, ...] = ()  # one per learning-rate series, the primary first
     detections: Mapping[str, Any] = field(default_factory=dict)  # spike detections by series key
+    profile: Mapping[str, Any] = field(default_factory=dict)  # its row of the sweep view (warmcheck.sweep)
 
     def get(self, tag: str) -> Series | None:
         """The series named ``tag``, if any."""

@@ -135,7 +135,16 @@ def analyze(paths: Sequence[str], settings: Settings | None = None,
     found, by_index, _, _ = _analyse(paths, settings, progress, jobs, worker_init, start_method, scheduler,
                                      keep_points, None)
     runs: list[Run] = [r for i in range(len(found.runs)) for r in by_index[i]]  # discovery order
-    return Outcome(tuple(runs), _tree(found, settings), settings)
+    return Outcome(tuple(runs), _tree(found, settings), settings, sweep=sweep_of([r.profile for r in runs]))
+
+
+def sweep_of(profiles: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The sweep view of the runs' profiles (None for a single run)."""
+    if len(profiles) < 2:
+        return None
+    from .sweep import view
+
+    return view(profiles)
 
 
 def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render: Callable[[Run], tuple[str, ...]],
@@ -338,7 +347,13 @@ def _analyze_run(run: Run, settings: Settings, analyzers: Sequence[Analyzer],
     default_source = run.sources[0].path if run.sources else None
     kept = sorted((f if f.source else replace(f, source=default_source) for f in findings
                    if settings.enabled(f.code)), key=Finding.sort_key)
-    return replace(run, findings=tuple(kept))
+    run = replace(run, findings=tuple(kept))
+    try:
+        from .sweep import profile
+
+        return replace(run, profile=profile(run, settings))
+    except Exception as exc:  # noqa: BLE001
+        return replace(run, findings=(*run.findings, _internal(run.name, "summarising the run", exc)))
 
 
 def _from_worker(spec: RunSpec, result: list[Run] | WorkerDeath | WorkerFailure) -> list[Run]:

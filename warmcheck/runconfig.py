@@ -78,7 +78,6 @@ def hf_arguments(run: Run) -> dict[str, Any]:
 def configured(run: Run, settings: Settings) -> Configured:
     """Merge every source of configuration for ``run`` (later sources win)."""
     cfg = Configured()
-    layers: list[tuple[str, Mapping[str, Any]]] = []
     state = run.metadata.get("trainer_state")
     args = hf_arguments(run)
     if isinstance(state, Mapping) or args or any(s.format is Format.HF_TRAINER_STATE for s in run.sources):
@@ -87,6 +86,19 @@ def configured(run: Run, settings: Settings) -> Configured:
         cfg.framework = "lightning" if cfg.framework == "unknown" else cfg.framework
     if any(s.tag.lower().startswith("train/samples/") for s in run.series):
         cfg.framework = "deepspeed"
+    if args:
+        cfg.scheduler = str(args.get("lr_scheduler_type") or "") or None
+    for source, doc in _layers(run):
+        _apply(cfg, doc, source)
+    _apply_settings(cfg, settings)
+    return cfg
+
+
+def _layers(run: Run) -> list[tuple[str, Mapping[str, Any]]]:
+    """The run's own configuration documents, flattened, in increasing precedence."""
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    state = run.metadata.get("trainer_state")
+    args = hf_arguments(run)
     # A tracker's record of the run's configuration (W&B config, MLflow params): {source name: mapping}.
     tracked = run.metadata.get("tracker_params")
     if isinstance(tracked, Mapping):
@@ -95,16 +107,35 @@ def configured(run: Run, settings: Settings) -> Configured:
                 layers.append((str(name), _flatten(doc)))
     if args:
         layers.append(("args/text_summary", _hf_normalised(args)))
-        cfg.scheduler = str(args.get("lr_scheduler_type") or "") or None
     if isinstance(state, Mapping):
         layers.append(("trainer_state.json", {k: state.get(k) for k in ("max_steps", "num_train_epochs")}))
     for name, doc in sorted(run.metadata.get("config_files", {}).items()):
         if isinstance(doc, Mapping):
             layers.append((name.rsplit("/", 1)[-1], _flatten(doc)))
-    for source, doc in layers:
-        _apply(cfg, doc, source)
-    _apply_settings(cfg, settings)
-    return cfg
+    return layers
+
+
+# Keys that name where a run writes or who ran it, not how it trains: never a sweep dimension.
+_NOT_HYPERPARAMETERS = ("dir", "path", "name", "hub_", "token", "report_to", "logging_", "save_", "push_to",
+                        "eval_steps", "_time", "date", "timestamp", "version", "run_id", "_ratio_key")
+
+
+def parameters(run: Run) -> dict[str, Any]:
+    """The run's configuration as flat scalar values (numbers, strings, booleans), later sources
+    winning, for grouping runs of a sweep; keys that only say where output goes are left out."""
+    out: dict[str, Any] = {}
+    for _, doc in _layers(run):
+        for key, value in doc.items():
+            if isinstance(value, Mapping) or isinstance(value, (list, tuple)) or value is None:
+                continue
+            low = key.lower()
+            if any(part in low for part in _NOT_HYPERPARAMETERS):
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                value = str(value)
+            if isinstance(value, (bool, int, float, str)) and len(str(value)) <= 200:
+                out[key] = value
+    return out
 
 
 def _hf_normalised(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -88,12 +88,23 @@ class JsonReporter:
     def chunks(self, outcome: Outcome) -> Iterator[str]:
         """The text of :meth:`render`, in pieces."""
         return document(outcome.findings, len(outcome.runs), outcome.counts(), outcome.settings,
-                        (_run_chunks(r) for r in outcome.runs))
+                        (_run_chunks(r) for r in outcome.runs), sections(outcome))
+
+
+def sections(outcome: Any) -> dict[str, Any]:
+    """The optional top-level objects of an outcome: ``sweep`` (several runs), ``comparison`` (compare)."""
+    out: dict[str, Any] = {}
+    if getattr(outcome, "sweep", None) is not None:
+        out["sweep"] = _jsonable(outcome.sweep)
+    if getattr(outcome, "comparison", None) is not None:
+        out["comparison"] = _jsonable(outcome.comparison)
+    return out
 
 
 def document(findings: Sequence[Finding], n_runs: int, counts: Mapping[Severity, int], settings: Settings,
-             runs: Iterable[Iterable[str]]) -> Iterator[str]:
-    """The report, in pieces, around ``runs``: each run's text at nesting 2 (see :func:`run_text`)."""
+             runs: Iterable[Iterable[str]], extra: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """The report, in pieces, around ``runs``: each run's text at nesting 2 (see :func:`run_text`);
+    ``extra``: top-level objects after ``config`` (:func:`sections`)."""
     doc = {
         "schema_version": SCHEMA_VERSION,
         "warmcheck_version": __version__,
@@ -102,6 +113,7 @@ def document(findings: Sequence[Finding], n_runs: int, counts: Mapping[Severity,
         "summary": {"runs": n_runs, "error": counts[Severity.ERROR],
                     "warning": counts[Severity.WARNING], "info": counts[Severity.INFO]},
         "config": settings.config.as_dict(),  # which configuration file was used (issue 10)
+        **(extra or {}),
     }
     head, tail = _split(_dumps(doc, 0))
     yield head

@@ -13,10 +13,13 @@ the format's reporter on the whole outcome (tests compare them on every format).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json as _json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ..model import Run
-from ..pipeline import PiecedOutcome
+from ..pipeline import PiecedOutcome, sweep_of
 from . import github, json, markdown, text
 from .common import summarize
 
@@ -31,7 +34,17 @@ def piece_format(fmt: str, colour: bool = False) -> str | None:
 
 
 def renderer(piece: str) -> Render:
-    """The function that gives a run's pieces in the ``piece`` format."""
+    """The function that gives a run's pieces in the ``piece`` format: the format's texts, then the
+    run's profile (its row of the sweep view, as JSON)."""
+    inner = _renderer(piece)
+    return lambda run: (*inner(run), _json.dumps(run.profile))
+
+
+def _profiles(outcome: PiecedOutcome) -> list[Mapping[str, Any]]:
+    return [p.profile if isinstance(p, Run) else _json.loads(p[-1]) for p in outcome.pieces]
+
+
+def _renderer(piece: str) -> Render:
     if piece in ("text", "text+colour"):
         reporter = text.TextReporter(colour=piece == "text+colour")
         return lambda run: (reporter.run_text(run), *text.cells(summarize(run)))
@@ -47,20 +60,31 @@ def renderer(piece: str) -> Render:
 def assemble(piece: str, outcome: PiecedOutcome) -> str | Iterable[str]:
     """The whole report in the ``piece`` format (a string, or its pieces in order). A run given as
     itself (too large to be rendered ahead) is rendered here; in JSON, streamed series by series."""
+    sweep = sweep_of(_profiles(outcome))
     if piece == "json":
         return json.document(outcome.findings, outcome.n_runs, outcome.counts(), outcome.settings,
-                             (json._run_chunks(p) if isinstance(p, Run) else [p[0]] for p in outcome.pieces))
-    render = renderer(piece)
-    done = [render(p) if isinstance(p, Run) else p for p in outcome.pieces]
+                             (json._run_chunks(p) if isinstance(p, Run) else [p[0]] for p in outcome.pieces),
+                             json.sections(_Sections(sweep)))
+    render = _renderer(piece)
+    done = [render(p) if isinstance(p, Run) else p[:-1] for p in outcome.pieces]
     if piece in ("text", "text+colour"):
         reporter = text.TextReporter(colour=piece == "text+colour")
         return text.assemble([reporter._finding(f) for f in outcome.findings], [p[0] for p in done],
-                             [p[1:] for p in done])
+                             [p[1:] for p in done]) + text.extra_text(_Sections(sweep))
     if piece == "github":
         return github.assemble(outcome.findings, [p[0] for p in done])
     if piece == "markdown":
-        return markdown.assemble(outcome.n_runs, outcome.counts(), outcome.findings, [(p[0], p[1]) for p in done])
+        return markdown.assemble(outcome.n_runs, outcome.counts(), outcome.findings,
+                                 [(p[0], p[1]) for p in done]) + markdown.extra_markdown(_Sections(sweep))
     raise ValueError(f"no piece format {piece!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Sections:
+    """What :func:`~warmcheck.reporters.json.sections` and the text/markdown extras read of an outcome."""
+
+    sweep: Mapping[str, Any] | None
+    comparison: Mapping[str, Any] | None = None
 
 
 __all__ = ["Render", "assemble", "piece_format", "renderer"]

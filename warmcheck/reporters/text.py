@@ -27,8 +27,9 @@ class TextReporter:
 
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
-        return assemble([self._finding(f) for f in outcome.findings], [self.run_text(r) for r in outcome.runs],
+        text = assemble([self._finding(f) for f in outcome.findings], [self.run_text(r) for r in outcome.runs],
                         [cells(summarize(r)) for r in outcome.runs])
+        return text + extra_text(outcome)
 
     def run_text(self, run: Run) -> str:
         """One run's lines in the report (without the summary table), joined."""
@@ -55,6 +56,20 @@ class TextReporter:
 
     def _finding(self, f: Finding) -> str:
         return finding_line(f, self.colour)
+
+
+def extra_text(outcome: object) -> str:
+    """The comparison and sweep blocks that follow the runs, when the outcome has them."""
+    from .sections import comparison_text, sweep_text
+
+    lines: list[str] = []
+    comparison = getattr(outcome, "comparison", None)
+    if comparison is not None:
+        lines += ["", *comparison_text(comparison)]
+    sweep = getattr(outcome, "sweep", None)
+    if sweep is not None:
+        lines += ["", *sweep_text(sweep)]
+    return "".join(ci_line(line) + "\n" for line in lines)
 
 
 def finding_line(f: Finding, colour: bool = False) -> str:
