@@ -6,7 +6,7 @@ it travels with the run through worker processes, Dask and the cache of analysed
 points). :func:`view` joins the profiles of several runs into the JSON ``sweep`` object: the rows, the
 configuration keys whose values differ, and the associations: for each such key, the split of its
 values that best separates the unstable runs (a loss spike, divergence or NaN) from the others, by
-Fisher's exact test, reported as counts ("4 of 5 runs with warmup_steps <= 10 were unstable; 0 of 7
+Fisher's exact test (seeds excepted: they group runs as replicas of one configuration), reported as counts ("4 of 5 runs with warmup_steps <= 10 were unstable; 0 of 7
 with warmup_steps >= 40"). The counts are facts; only splits with p <= ``ALPHA`` are listed, the
 strongest first.
 """
@@ -80,13 +80,29 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     varied = _varied(rows)
     associations = []
     for key in varied:
+        if "seed" in key.lower():
+            continue  # seeds are replicas of a configuration, not an ordered setting: a split of them is chance
         best = _best_split(rows, key)
         if best is not None and best["p"] <= ALPHA:
             associations.append(best)
     associations.sort(key=lambda a: (a["p"], -abs(a["unstable"] / a["runs"] - a["other_unstable"] / a["other_runs"]),
                                      a["key"]))
     return {"runs": rows, "varied": varied, "associations": associations,
-            "unstable": sum(bool(r["unstable"]) for r in rows)}
+            "unstable": sum(bool(r["unstable"]) for r in rows), "groups": _groups(rows, varied)}
+
+
+def _groups(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[dict[str, Any]]:
+    """Runs grouped by their configuration: the varied values but seeds (seeds of one configuration
+    are replicas of it), in first-seen order."""
+    keys = [k for k in varied if "seed" not in k.lower()]
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        cfg = r["config"]
+        ident = tuple(_hashable(cfg.get(k)) for k in keys)
+        g = groups.setdefault(ident, {"config": {k: cfg.get(k) for k in keys}, "runs": [], "unstable": 0})
+        g["runs"].append(r["run"])
+        g["unstable"] += bool(r["unstable"])
+    return list(groups.values())
 
 
 def _varied(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -74,6 +74,7 @@ def comparison_markdown(c: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+_MAX_GROUPS = 10  # lines about configurations run several times (seeds)
 _MAX_KEYS = 6  # configuration columns in the sweep table; the JSON has them all
 # Shown first when they vary: the canonical names warmcheck.sweep.profile adds, then common ones.
 _FIRST = ("warmup_steps", "warmup_ratio", "peak_lr", "lr_scheduler_type", "max_steps", "total_steps",
@@ -117,6 +118,12 @@ def sweep_summary(sweep: Mapping[str, Any]) -> list[str]:
         out += [f"{a['text']} (Fisher exact p = {a['p']:.2g})" for a in assoc]
     elif unstable and sweep.get("varied"):
         out.append("No configured value separates them (no split with Fisher exact p <= 0.05).")
+    groups = [g for g in sweep.get("groups") or [] if len(g["runs"]) > 1]
+    for g in groups[:_MAX_GROUPS]:  # seeds (or repeats) of one configuration: how they fared together
+        cfg = ", ".join(f"{k}={_n(v, 'g')}" for k, v in g["config"].items()) or "one configuration"
+        out.append(f"{g['unstable']} of {len(g['runs'])} runs with {cfg} were unstable.")
+    if len(groups) > _MAX_GROUPS:
+        out.append(f"... and {len(groups) - _MAX_GROUPS} more configurations with several runs (JSON: sweep.groups).")
     return out
 
 
