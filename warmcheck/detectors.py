@@ -49,6 +49,11 @@ class SpikeParams:
     recover_ratio: float = 1.1
     recover_points: int = 5  # back in band means the median of this many points from there is in band too
     noise_floor: float = 1e-3  # in log units: a perfectly flat window still has 0.1% noise
+    # Before the trailing window is full, a point at least this many times the initial level (the median
+    # of the first three points) is a spike too (None: off). A training loss starts at its highest
+    # (an untrained model); twice that is a blow-up, and without warmup it comes in the first steps,
+    # before any quiet stretch to compare with exists. Losses only: a gradient norm rises early by nature.
+    early_ratio: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,10 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
     spikes = np.concatenate(flagged) if flagged else np.empty(0, np.int64)
     expected_at = np.concatenate(at_expected) if at_expected else np.empty(0)
     noise_at = np.concatenate(at_noise) if at_noise else np.empty(0)
+    if p.early_ratio is not None and n > 1:
+        params["early_ratio"] = p.early_ratio
+        spikes, expected_at, noise_at, more = _early(y, p, spikes, expected_at, noise_at)
+        evaluated += more
     episodes: list[Episode] = []
     pos = 0
     while pos < spikes.shape[0]:
@@ -161,6 +170,26 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
                                 median_ratio=float(math.exp(np.median(excess))), noise=float(noise_at[pos])))
         pos = int(np.searchsorted(spikes, j))  # the next flagged point from the recovery on
     return Detection("warmcheck", params, tuple(episodes), int(spikes.shape[0]), evaluated)
+
+
+def _early(y: Arr, p: SpikeParams, spikes: NDArray[np.int64], expected_at: Arr, noise_at: Arr,
+           ) -> tuple[NDArray[np.int64], Arr, Arr, int]:
+    """The early rule of :class:`SpikeParams` (``early_ratio``) merged into the window rule's flags:
+    the flagged indices, their expectations and noise scales, and how many points only it judged."""
+    assert p.early_ratio is not None
+    head = y[: min(y.shape[0], p.window)]
+    y0 = float(np.median(y[:3]))  # the initial level; one spike among the first three does not move it
+    early = np.flatnonzero(head[1:] - y0 >= math.log(p.early_ratio)) + 1
+    judged_only_here = min(head.shape[0], p.min_history) - 1  # the window rule starts at min_history
+    new = np.setdiff1d(early, spikes, assume_unique=True)
+    if not new.shape[0]:
+        return spikes, expected_at, noise_at, judged_only_here
+    scale = float(1.4826 * np.median(np.abs(np.diff(y[:4])))) if y.shape[0] > 2 else 0.0
+    idx = np.concatenate([spikes, new])
+    order = np.argsort(idx, kind="stable")
+    exp = np.concatenate([expected_at, np.full(new.shape[0], y0)])
+    noi = np.concatenate([noise_at, np.full(new.shape[0], max(p.noise_floor, scale))])
+    return idx[order], exp[order], noi[order], judged_only_here
 
 
 def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:

@@ -135,6 +135,9 @@ def parameters(run: Run) -> dict[str, Any]:
                 value = str(value)
             if isinstance(value, (bool, int, float, str)) and len(str(value)) <= 200:
                 out[key] = value
+    args = hf_arguments(run)  # HF's warmup_steps=0 (no warmup) is normalised away for the audit; here it is a value
+    if args.get("warmup_steps") == 0 and not args.get("warmup_ratio") and "warmup_steps" not in out:
+        out["warmup_steps"] = 0
     return out
 
 

@@ -6,15 +6,18 @@ it travels with the run through worker processes, Dask and the cache of analysed
 points). :func:`view` joins the profiles of several runs into the JSON ``sweep`` object: the rows, the
 configuration keys whose values differ, and the associations: for each such key, the split of its
 values that best separates the unstable runs (a loss spike, divergence or NaN) from the others, by
-Fisher's exact test (seeds excepted: they group runs as replicas of one configuration), reported as counts ("4 of 5 runs with warmup_steps <= 10 were unstable; 0 of 7
-with warmup_steps >= 40"). The counts are facts; only splits with p <= ``ALPHA`` are listed, the
-strongest first.
+Fisher's exact test (seeds excepted: they group runs as replicas of one configuration), reported as
+counts ("4 of 5 runs with warmup_steps <= 10 spiked; 0 of 7 with warmup_steps >= 40"); and the best
+pair of such splits ("6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 ...") when it separates
+them clearly better than one setting alone. The counts are facts; only splits with p <= ``ALPHA`` are
+listed, the strongest first.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,17 +81,112 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     if len(rows) < 2:
         return None
     varied = _varied(rows)
-    associations = []
-    for key in varied:
-        if "seed" in key.lower():
-            continue  # seeds are replicas of a configuration, not an ordered setting: a split of them is chance
-        best = _best_split(rows, key)
-        if best is not None and best["p"] <= ALPHA:
-            associations.append(best)
-    associations.sort(key=lambda a: (a["p"], -abs(a["unstable"] / a["runs"] - a["other_unstable"] / a["other_runs"]),
-                                     a["key"]))
+    verb = _verb(rows)
+    singles: list[dict[str, Any]] = []
+    splits: dict[str, list[_Split]] = {}
+    for key in _distinct_keys(rows, varied):
+        splits[key] = _splits(rows, key)
+        best = _best(rows, [(s, (s,)) for s in splits[key]])
+        if best is not None:
+            singles.append(best)
+    singles.sort(key=_rank)
+    associations = [a for a in singles if a["p"] <= ALPHA]
+    # Two settings together ("short warmup AND high peak LR"), when that separates the runs clearly better
+    # than either alone: among the keys that say most on their own.
+    top = [a["key"] for a in singles[:_PAIR_KEYS]]
+    pairs = [(a, b) for n, a in enumerate(top) for b in top[n + 1:]]
+    both = _best(rows, [(_and(x, y), (x, y)) for a, b in pairs for x in splits[a] for y in splits[b]])
+    if both is not None and both["p"] <= ALPHA and (not singles or both["p"] < 0.5 * singles[0]["p"]):
+        associations.insert(0, both)
+    for a in associations:
+        a["text"] = association_text(a, verb)
     return {"runs": rows, "varied": varied, "associations": associations,
             "unstable": sum(bool(r["unstable"]) for r in rows), "groups": _groups(rows, varied)}
+
+
+_PAIR_KEYS = 6  # conjunctions are searched among this many keys, the strongest alone first
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """Runs on one side of a configured value: ``member`` per row (None: the row lacks the key)."""
+
+    key: str
+    op: str  # "<=", ">=", "=="
+    value: Any
+    other: Any  # the nearest value on the other side ("<=" / ">="), or None
+    member: tuple[bool | None, ...]
+
+
+def _and(x: _Split, y: _Split) -> _Split:
+    member = tuple(None if a is None or b is None else (a and b) for a, b in zip(x.member, y.member, strict=True))
+    return _Split(f"{x.key} & {y.key}", "and", None, None, member)
+
+
+def _distinct_keys(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[str]:
+    """The varied keys a split is searched on: no seeds (replicas of a configuration, not an ordered
+    setting: a split of them is chance), and one key of any that hold the same values in every run
+    (``learning_rate`` beside its canonical ``peak_lr``)."""
+    keys: list[str] = []
+    seen: set[tuple[Any, ...]] = set()
+    for key in sorted(varied, key=lambda k: (k not in _CANONICAL, _CANONICAL.index(k) if k in _CANONICAL else 0, k)):
+        if "seed" in key.lower():
+            continue
+        column = tuple(_hashable(r["config"].get(key, _MISSING)) for r in rows)
+        if column not in seen:
+            seen.add(column)
+            keys.append(key)
+    return keys
+
+
+_CANONICAL = ("warmup_steps", "warmup_ratio", "peak_lr")
+_MISSING = object()
+
+
+def _splits(rows: Sequence[Mapping[str, Any]], key: str) -> list[_Split]:
+    values = [r["config"].get(key, _MISSING) for r in rows]
+    present = [v for v in values if v is not _MISSING]
+    out: list[_Split] = []
+    if all(_is_number(v) for v in present):
+        distinct = sorted(set(present))
+        for lo, hi in zip(distinct, distinct[1:]):  # noqa: B905 - one shorter by design
+            out.append(_Split(key, "<=", lo, hi, tuple(None if v is _MISSING else v <= lo for v in values)))
+            out.append(_Split(key, ">=", hi, lo, tuple(None if v is _MISSING else v >= hi for v in values)))
+    else:
+        for h in sorted({_hashable(v) for v in present}, key=repr):
+            raw = h[1] if isinstance(h, tuple) else h
+            out.append(_Split(key, "==", raw, None, tuple(None if v is _MISSING else _hashable(v) == h
+                                                            for v in values)))
+    return out
+
+
+def _best(rows: Sequence[Mapping[str, Any]], candidates: Sequence[tuple[_Split, tuple[_Split, ...]]],
+          ) -> dict[str, Any] | None:
+    """The candidate split whose inside is most clearly the unstable side (Fisher's exact test)."""
+    best: dict[str, Any] | None = None
+    for split, terms in candidates:
+        a = n = c = m = 0
+        for r, inside in zip(rows, split.member, strict=True):
+            if inside is None:
+                continue
+            u = bool(r["unstable"])
+            if inside:
+                n, a = n + 1, a + u
+            else:
+                m, c = m + 1, c + u
+        if n == 0 or m == 0 or a + c in (0, n + m) or a / n <= c / m:
+            continue
+        entry = {"key": split.key, "op": split.op, "value": split.value, "other_value": split.other,
+                 "terms": [{"key": t.key, "op": t.op, "value": t.value} for t in terms],
+                 "unstable": a, "runs": n, "other_unstable": c, "other_runs": m,
+                 "p": float(f"{_fisher_greater(a, n, c, m):.4g}")}
+        if best is None or _rank(entry) < _rank(best):
+            best = entry
+    return best
+
+
+def _rank(a: Mapping[str, Any]) -> tuple[float, float, str]:
+    return (a["p"], -(a["unstable"] / a["runs"] - a["other_unstable"] / a["other_runs"]), a["key"])
 
 
 def _groups(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[dict[str, Any]]:
@@ -127,45 +225,6 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _best_split(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, Any] | None:
-    have = [r for r in rows if key in r["config"]]
-    values = [r["config"][key] for r in have]
-    unstable = [bool(r["unstable"]) for r in have]
-    n_unstable = sum(unstable)
-    if n_unstable in (0, len(have)):
-        return None
-    candidates: list[tuple[str, Any, list[bool], Any]] = []
-    if all(_is_number(v) for v in values):
-        distinct = sorted(set(values))
-        for lo, hi in zip(distinct, distinct[1:]):  # noqa: B905 - one shorter by design
-            low = [v <= lo for v in values]
-            candidates.append(("<=", lo, low, hi))
-    else:
-        for v in sorted({_hashable(x) for x in values}, key=repr):
-            raw = v[1] if isinstance(v, tuple) else v
-            candidates.append(("==", raw, [_hashable(x) == v for x in values], None))
-    best: dict[str, Any] | None = None
-    for op, value, inside, other in candidates:
-        a = sum(u for u, i in zip(unstable, inside, strict=True) if i)
-        n = sum(inside)
-        c, m = n_unstable - a, len(have) - n
-        if n == 0 or m == 0:
-            continue
-        p = _fisher_greater(a, n, c, m) if a / n >= c / m else _fisher_greater(c, m, a, n)
-        if a / n < c / m and op == "<=":  # the unstable side is the upper one: say it that way
-            op, value, other, a, n, c, m = ">=", other, value, c, m, a, n
-        elif a / n < c / m:
-            continue  # "== v" with fewer unstable runs than the rest: its complement is not one value
-        entry = {"key": key, "op": op, "value": value, "other_value": other, "unstable": a, "runs": n,
-                 "other_unstable": c, "other_runs": m, "p": float(f"{p:.4g}")}
-        if best is None or (p, -(a / n - c / m)) < (best["p"], -(best["unstable"] / best["runs"]
-                                                                    - best["other_unstable"] / best["other_runs"])):
-            best = entry
-    if best is not None:
-        best["text"] = association_text(best, _verb(rows))
-    return best
-
-
 def _verb(rows: Sequence[Mapping[str, Any]]) -> str:
     spiked = any(r["spikes"] for r in rows if r["unstable"])
     broke = any(r["diverged"] or r["nonfinite"] for r in rows if r["unstable"])
@@ -175,6 +234,10 @@ def _verb(rows: Sequence[Mapping[str, Any]]) -> str:
 def association_text(a: Mapping[str, Any], verb: str = "spiked or diverged") -> str:
     """``4 of 5 runs with warmup_steps <= 10 spiked; 0 of 7 with warmup_steps >= 40``."""
     key, op = a["key"], a["op"]
+    if op == "and":
+        cond = " and ".join(f"{t['key']} {t['op']} {_fmt(t['value'])}" for t in a["terms"])
+        return (f"{a['unstable']} of {a['runs']} runs with {cond} {verb}; "
+                f"{a['other_unstable']} of {a['other_runs']} others")
     if op == "==":
         rest = f"{a['other_unstable']} of {a['other_runs']} with other values"
     else:

@@ -16,12 +16,16 @@ from ..model import Role, Run, Schedule, Series
 
 def loss_params(s: Settings) -> SpikeParams:
     """The default detector's thresholds for the loss, from settings."""
-    return SpikeParams(z=s.spike_z, min_ratio=s.spike_min_ratio, window=s.spike_window)
+    return SpikeParams(z=s.spike_z, min_ratio=s.spike_min_ratio, window=s.spike_window, early_ratio=EARLY_RATIO)
 
 
 def grad_params(s: Settings) -> SpikeParams:
-    """Gradient norms are burstier than losses: the same rule with a higher ratio."""
-    return replace(loss_params(s), min_ratio=s.grad_spike_min_ratio)
+    """Gradient norms are burstier than losses: the same rule with a higher ratio, and no early rule
+    (a gradient norm grows in the first steps by nature)."""
+    return replace(loss_params(s), min_ratio=s.grad_spike_min_ratio, early_ratio=None)
+
+
+EARLY_RATIO = 2.0  # the loss at twice its initial level before the trailing window is full (see SpikeParams)
 
 
 def lr_phase(step: int, sched: Schedule | None, after: int) -> str:
