@@ -113,3 +113,71 @@ def test_analyze_json_has_the_sweep_and_every_path_agrees(tmp_path: Path) -> Non
     by = {r["run"].rsplit("/", 1)[-1]: r for r in s["runs"]}
     assert by["warmup27_seed0"]["config"]["warmup_steps"] == 27 and by["warmup20_seed1"]["config"]["seed"] == 1
     assert by["warmup20_lr3x_seed0"]["config"]["peak_lr"] == pytest.approx(0.06)
+
+
+# ------------------------------------------------------------------------------ the real sweep
+
+GRID = REAL / "sweep_grid"
+
+
+def test_the_real_sweep_names_the_configuration_that_goes_with_the_spikes() -> None:
+    """12 real HF Trainer runs, warmup {0, 10, 40} x peak LR {1.0, 1.3, 1.6, 1.8}: the six with short or
+    no warmup and a high LR spiked (scripts/realruns/compare_runs.py, truth_grid.json)."""
+    truth = {r["run"]: r for r in json.loads((GRID / "truth_grid.json").read_text())["runs"]}
+    p = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(GRID), "--isolated", "--no-cache",
+                        "--format", "json", "-q"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr  # warmup10_lr1.8 diverged (WC403, an error)
+    doc = json.loads(p.stdout)
+    rows = {r["run"].rsplit("/", 1)[-1]: r for r in doc["sweep"]["runs"]}
+    assert set(rows) == set(truth)
+    for name, t in truth.items():
+        r = rows[name]
+        assert r["unstable"] == t["spiked"], name
+        assert r["config"]["warmup_steps"] == t["warmup_steps"] and r["config"]["peak_lr"] == t["peak_lr"], name
+    runs = {r["run"].rsplit("/", 1)[-1]: r for r in doc["runs"]}
+    for name, t in truth.items():  # each spike finding covers the first spike the independent criterion saw
+        found = [f for f in runs[name]["findings"] if f["code"] in ("WC301", "WC403")]
+        assert bool(found) == t["spiked"], name
+        if found and found[0]["code"] == "WC301":
+            first = t["spike_first_steps"][0]
+            assert found[0]["step"] <= first <= found[0]["step_end"], (name, found[0]["step"], first)
+    first = doc["sweep"]["associations"][0]
+    assert first["text"] == "6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 spiked or diverged; 0 of 6 others"
+    assert [(t["key"], t["op"], t["value"]) for t in first["terms"]] == [("warmup_steps", "<=", 10),
+                                                                          ("peak_lr", ">=", 1.3)]
+    assert first["p"] == pytest.approx(1 / 924, rel=1e-3)  # C(12, 6): one table in 924 is this extreme
+    assert "learning_rate" not in {t["key"] for a in doc["sweep"]["associations"] for t in a["terms"]}
+    text = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(GRID), "--isolated", "--no-cache",
+                           "-q"], capture_output=True, text=True, timeout=300).stdout
+    assert "6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 spiked or diverged; 0 of 6 others" in text
+
+
+def test_compare_names_a_spike_and_a_divergence_the_baseline_did_not_have() -> None:
+    def run(*args: str) -> dict[str, Any]:
+        p = subprocess.run([sys.executable, "-m", "warmcheck", "compare", *args, "--isolated", "--no-cache",
+                            "--format", "json", "-q"], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 1, p.stderr
+        return json.loads(p.stdout)
+
+    doc = run(str(GRID / "warmup10_lr1.3"), "--baseline", str(GRID / "warmup40_lr1.3"))
+    (new,) = [f for f in doc["runs"][0]["findings"] if f["code"] == "WC503"]
+    assert new["step"] == 17 and doc["comparison"]["new_spikes"] == [17]  # truth: the first spike at 17
+    assert new["severity"] == "warning"
+    doc = run(str(GRID / "warmup10_lr1.8"), "--baseline", str(GRID / "warmup40_lr1.8"))
+    assert [b["code"] for b in doc["comparison"]["new_nonfinite"]] == ["WC403"]
+    assert any(f["code"] == "WC504" and f["severity"] == "error" for f in doc["runs"][0]["findings"])
+
+
+def test_the_early_rule_judges_losses_not_gradient_norms() -> None:
+    import numpy as np
+
+    from warmcheck.analyzers.spikes import grad_params, loss_params
+    from warmcheck.detectors import detect
+
+    steps = np.arange(1, 31)
+    rising = np.concatenate([[1.0, 1.1, 1.2], np.linspace(2.5, 3.0, 27)])  # 2.5x the start from the 4th point on
+    s = Settings()
+    assert detect(steps, rising, params=grad_params(s)).episodes == ()
+    (ep,) = detect(steps, rising, params=loss_params(s)).episodes
+    assert ep.onset == 4 and ep.recovered is None
+    assert detect(steps, rising, params=loss_params(s)).params["early_ratio"] == 2.0
