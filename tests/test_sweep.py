@@ -150,6 +150,8 @@ def test_the_real_sweep_names_the_configuration_that_goes_with_the_spikes() -> N
     text = subprocess.run([sys.executable, "-m", "warmcheck", "analyze", str(GRID), "--isolated", "--no-cache",
                            "-q"], capture_output=True, text=True, timeout=300).stdout
     assert "6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 spiked or diverged; 0 of 6 others" in text
+    head = text[text.index("\nsweep: "):].splitlines()[2].split()
+    assert head[:3] == ["run", "warmup_steps", "peak_lr"]  # the associated settings first, as columns
 
 
 def test_compare_names_a_spike_and_a_divergence_the_baseline_did_not_have() -> None:

@@ -87,7 +87,7 @@ def sweep_rows(sweep: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     varied = list(sweep.get("varied") or [])
     if not varied:
         return [], []
-    first = [a["key"] for a in sweep.get("associations") or []]
+    first = [t["key"] for a in sweep.get("associations") or [] for t in a.get("terms") or [a]]
     known = [k for k in _FIRST if k in varied]
     runs = sweep.get("runs") or []
     keys: list[str] = []
