@@ -52,7 +52,7 @@ def test_founding_run_draws_observed_27_and_configured_20():
     assert "step 27 (27 updates below peak)" in next(iter(observed))  # no configured ratio: no formula
     assert list(configured.values()) == [20.0]
     assert "warmup_steps=20" in next(iter(configured)) and "step 20" in next(iter(configured))
-    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "train/loss"]  # no grad norm logged
+    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "loss\ntrain/loss"]  # no grad norm logged
 
 
 def test_founding_run_with_the_books_ratio_names_the_formula():
@@ -207,3 +207,39 @@ def test_values_near_the_float64_maximum_are_drawn_scaled(tmp_path):
         fig = plots.run_figure(run)
         plots.save(fig, tmp_path / "x.png")
     assert "loss (x 1e308)" in [ax.get_ylabel() for ax in fig.axes]
+
+
+def test_every_panel_says_what_it_draws_with_a_legend():
+    fig = plots.run_figure(one_run("loss_spike"))
+    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "loss\ntrain/loss", "grad norm\ntrain/grad_norm"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["", "", "step (as logged)"]  # shared step axis, labelled once
+    firsts = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert [texts[0] for texts in firsts] == ["train/lr", "train/loss", "train/grad_norm"]
+    assert "smoothed (TensorBoard EMA 0.6)" in firsts[1] and "WC301 spike at step 53" in firsts[1]
+    assert "WC302 spike at step 52" in firsts[2]
+
+
+def test_axis_label_names_the_quantity_and_a_different_tag():
+    assert plots.axis_label("loss", "loss") == "loss"
+    assert plots.axis_label("loss", "train/loss") == "loss\ntrain/loss"
+    assert plots.axis_label("grad norm", "$x$") == "grad norm\n$x$"  # drawn with parse_math=False
+
+
+def test_overview_panels_have_axis_labels_and_a_legend():
+    outcome = analyze([str(SAMPLES / "loss_spike"), str(SAMPLES / "diverged"), str(SAMPLES / "healthy_cosine")])
+    fig = plots.overview_figure(outcome.runs)
+    loss_axes = [ax for ax in fig.axes if ax.get_ylabel() == "loss"]
+    lr_axes = [ax for ax in fig.axes if ax.get_ylabel() == "LR"]
+    assert len(loss_axes) == len(lr_axes) == 3
+    assert all(ax.get_xlabel() == "step" for ax in loss_axes)
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["loss (left axis)", "learning rate (LR, right axis)", "observed warmup end",
+                     "loss spike (WC301) / first NaN-Inf (WC401/402)", "divergence onset (WC403)"]
+
+
+def test_overview_legend_lists_only_what_is_drawn():
+    fig = plots.overview_figure(analyze([str(SAMPLES / "healthy_cosine")]).runs)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["loss (left axis)", "learning rate (LR, right axis)",
+                                                          "observed warmup end"]

@@ -18,11 +18,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from matplotlib import __version__ as mpl_version
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .analyzers.warmup_audit import candidates
 from .config import Settings
@@ -87,10 +90,10 @@ def run_figure(run: Run, settings: Settings | None = None, smoothing: float | No
         if role is Role.LR:
             _lr_panel(ax, run, series, settings)
         elif role is Role.LOSS:
-            _metric_panel(ax, run, series, smoothing, ("WC301", "WC304"))
+            _metric_panel(ax, run, series, smoothing, ("WC301", "WC304"), "loss")
         else:
-            _metric_panel(ax, run, series, None, ("WC302",))
-    axes[-1].set_xlabel("step")
+            _metric_panel(ax, run, series, None, ("WC302",), "grad norm")
+    axes[-1].set_xlabel("step (as logged)")
     return fig
 
 
@@ -125,7 +128,8 @@ def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
     _legend(ax)
 
 
-def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, spike_codes: Sequence[str]) -> None:
+def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, spike_codes: Sequence[str],
+                  quantity: str) -> None:
     steps, (values, unit) = series.steps, _in_range(series.values)
     finite = np.isfinite(values)
     ax.plot(steps[finite], values[finite], color="#999999" if smoothing else "#444444", linewidth=0.8,
@@ -136,7 +140,7 @@ def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, s
     positive = values[finite & (values > 0)]
     if positive.shape[0] and float(positive.max()) / float(positive.min()) > 20 and (values[finite] > 0).all():
         ax.set_yscale("log")
-    ax.set_ylabel(label(series.tag, 60) + unit, parse_math=False)
+    ax.set_ylabel(axis_label(quantity, series.tag) + unit, parse_math=False)
     for step, f in _findings(run, series.tag, spike_codes):
         i = int(np.searchsorted(steps, step))
         y = float(values[min(i, values.shape[0] - 1)])
@@ -147,6 +151,13 @@ def _metric_panel(ax: Axes, run: Run, series: Series, smoothing: float | None, s
     for step, _ in _findings(run, series.tag, ("WC401", "WC402")):
         ax.axvline(step, color=NONFINITE, linestyle=":", linewidth=1.4, label=f"first NaN/Inf: step {step}")
     _legend(ax)
+
+
+def axis_label(quantity: str, tag: str) -> str:
+    """A y-axis label: what is drawn (``loss``, ``grad norm``) and, below it, the series' tag when it
+    says something else (these quantities have no unit: the tag is what tells them apart)."""
+    shown = label(tag, 40)
+    return quantity if shown.strip().lower() == quantity else f"{quantity}\n{shown}"
 
 
 def label(text: str, limit: int = MAX_TITLE) -> str:
@@ -180,24 +191,52 @@ def overview_figure(runs: Sequence[Run], limit: int = 48) -> Figure:
     FigureCanvasAgg(fig)
     title = f"{len(runs)} runs" + (f" (first {limit} shown)" if len(runs) > limit else "")
     fig.suptitle(title, fontsize=10)
+    drawn: set[str] = set()  # which kinds of lines the legend explains
     for k, run in enumerate(shown):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.set_title(visible(run.name)[-50:], fontsize=7, parse_math=False)
         loss, lr = run.primary(Role.LOSS), run.primary(Role.LR)
+        ax.set_xlabel("step", fontsize=6, labelpad=1)
         if loss is not None and loss.points:
             ok = np.isfinite(loss.values)
-            ax.plot(loss.steps[ok], _in_range(loss.values)[0][ok], color="#333333", linewidth=0.8)
+            values, unit = _in_range(loss.values)
+            ax.plot(loss.steps[ok], values[ok], color="#333333", linewidth=0.8)
+            ax.set_ylabel("loss" + unit, fontsize=6, labelpad=1)
+            drawn.add("loss")
             for f in run.findings:
                 if f.code in ("WC301", "WC403", "WC401", "WC402") and f.step is not None:
-                    ax.axvline(f.step, color=DIVERGED if f.code == "WC403" else SPIKE, linewidth=0.8)
+                    kind = "divergence" if f.code == "WC403" else "spike"
+                    ax.axvline(f.step, color=DIVERGED if kind == "divergence" else SPIKE, linewidth=0.8)
+                    drawn.add(kind)
         if lr is not None and lr.points:
             twin = ax.twinx()
-            twin.plot(lr.steps, _in_range(lr.values)[0], color=OBSERVED, linewidth=0.8)
+            values, unit = _in_range(lr.values)
+            twin.plot(lr.steps, values, color=OBSERVED, linewidth=0.8)
+            twin.set_ylabel("LR" + unit, fontsize=6, color=OBSERVED, labelpad=1)
             twin.tick_params(labelsize=6)
+            drawn.add("lr")
             if run.schedules and run.schedules[0].warmup_end_step is not None:
                 ax.axvline(run.schedules[0].warmup_end_step, color=OBSERVED, linestyle="--", linewidth=0.8)
+                drawn.add("warmup")
         ax.tick_params(labelsize=6)
+    handles = [Line2D([], [], color=colour, linestyle=style, linewidth=0.8, label=text)
+               for kind, text, colour, style in _OVERVIEW_KEY if kind in drawn]
+    if handles:
+        fig.legend(handles=handles, loc=_OUTSIDE, ncols=len(handles), fontsize=7, frameon=False)
     return fig
+
+
+# The overview's legend: what each kind of line is, in the panels' styles.
+_OVERVIEW_KEY: tuple[tuple[str, str, str, Literal["-", "--"]], ...] = (
+    ("loss", "loss (left axis)", "#333333", "-"),
+    ("lr", "learning rate (LR, right axis)", OBSERVED, "-"),
+    ("warmup", "observed warmup end", OBSERVED, "--"),
+    ("spike", "loss spike (WC301) / first NaN-Inf (WC401/402)", SPIKE, "-"),
+    ("divergence", "divergence onset (WC403)", DIVERGED, "-"),
+)
+# matplotlib >= 3.7 places a figure legend outside the panels under constrained layout.
+_OUTSIDE: Literal["outside lower center", "lower right"] = (
+    "outside lower center" if tuple(int(x) for x in re.findall(r"\d+", mpl_version)[:2]) >= (3, 7) else "lower right")
 
 
 def check_image_path(path: str | Path) -> Path:
