@@ -269,7 +269,7 @@ def test_sweep_and_comparison_sections_only_when_present(samples):
     doc = data_of(page)
     assert doc["compare"] == {"run": 1, "baselines": [0], "lr_step": None, "loss_step": 60, "run_warmup_end": None,
                               "baseline_warmup_end": None, "new_spikes": [60], "new_nonfinite": []}
-    assert doc["sweep"]["keys"] == ["warmup_steps", "lr"] and [p["run"] for p in doc["sweep"]["points"]] == [0, 1]
+    assert doc["sweep"]["keys"] == ["lr", "warmup_steps"] and [p["run"] for p in doc["sweep"]["points"]] == [0, 1]
     assert [b["name"] for b in doc["baselines"]] == [samples.runs[2].name]
 
 
@@ -282,3 +282,15 @@ def test_malformed_sections_render_without_failing(samples, sweep, comparison):
     page = _reporter().render(Outcome(samples.runs[:1], (), samples.settings, sweep=sweep, comparison=comparison))
     assert 'id="sweep"' in page and 'id="comparison"' in page
     data_of(page)
+
+
+def test_sweep_plot_axes_follow_the_associations_without_repeats_or_seeds(samples):
+    rows = [{"run": r.name, "config": {"lr": lr, "peak_lr": lr, "seed": i, "warmup_steps": w}}
+            for i, (r, lr, w) in enumerate(zip(samples.runs[:4], (1e-3, 3e-3, 1e-3, 3e-3), (20, 20, 100, 100),
+                                               strict=True))]
+    sweep = {"runs": rows, "varied": ["lr", "peak_lr", "seed", "warmup_steps"],
+             "associations": [{"key": "peak_lr & warmup_steps", "op": "and",
+                               "terms": [{"key": "peak_lr"}, {"key": "warmup_steps"}], "text": "x"}]}
+    doc = data_of(_reporter().render(Outcome(samples.runs[:4], (), samples.settings, sweep=sweep)))
+    assert doc["sweep"]["keys"] == ["peak_lr", "warmup_steps", "seed"]  # lr repeats peak_lr; seed: one per run
+    assert [p["cfg"]["peak_lr"] for p in doc["sweep"]["points"]] == [1e-3, 3e-3, 1e-3, 3e-3]

@@ -360,3 +360,19 @@ def test_run_filter(load, samples):
     worst = loaded.js(visible_runs + ".map(d => d.getAttribute('data-worst'))")
     assert worst and set(worst) <= {"error", "warning"}
     loaded.clean()
+
+
+def test_sweep_grid_shows_the_unstable_share_per_cell(load, samples):
+    cells = [(20, 1e-3), (20, 3e-3), (100, 1e-3), (100, 3e-3)]
+    rows = [{"run": r.name, "config": {"warmup_steps": cells[i % 4][0], "learning_rate": cells[i % 4][1]},
+             "unstable": cells[i % 4] == (20, 3e-3)} for i, r in enumerate(samples.runs)]
+    sweep = {"runs": rows, "varied": ["warmup_steps", "learning_rate"], "associations": []}
+    loaded = load(dataclasses.replace(samples, sweep=sweep))
+    loaded.clean()
+    div = "document.querySelector('figure.plot[data-plot=\"sweep\"] .plotdiv')"
+    assert loaded.js(f"{div}.getAttribute('data-grouped')") == "1"
+    (trace,) = loaded.js(f"{div}.data.map(t => ({{x: t.x, y: t.y, colour: t.marker.color, text: t.text}}))")
+    assert sorted(zip(trace["x"], trace["y"], trace["colour"], strict=True)) == [
+        (20, 0.001, 0), (20, 0.003, 1), (100, 0.001, 0), (100, 0.003, 0)]
+    assert "warmup_steps = 20, learning_rate = 0.003: 3 of 3 runs unstable" in trace["text"]
+    assert loaded.js(f"{div}.querySelectorAll('.scatterlayer .points path').length") == 4

@@ -263,7 +263,8 @@ def _sweep(sweep: Mapping[str, Any], index: Mapping[str, int], short: Mapping[st
     else:
         out.append("<p>The runs do not differ in a configured value.</p>\n")
     if varied:
-        out.append(_plot("sweep", "configuration of each run (red: unstable)"))
+        out.append(_plot("sweep", "the runs by their configuration (red: unstable; a grid cell: the share of its "
+                                  "runs that were unstable)"))
     cols = [("configured_warmup", "configured warmup"), ("observed_warmup_end", "observed warmup end"),
             ("peak_lr", "peak LR"), ("peak_step", "peak step"), ("spikes", "spikes"), ("diverged", "diverged"),
             ("nonfinite", "NaN/Inf"), ("unstable", "unstable"), ("final_loss", "final loss")]
@@ -300,7 +301,34 @@ def _sweep_data(sweep: Mapping[str, Any], index: Mapping[str, int]) -> dict[str,
                                for k in keys},
                        "unstable": bool(r.get("unstable")), "final_loss": r.get("final_loss")
                        if isinstance(r.get("final_loss"), (int, float)) else None})
-    return {"keys": [visible(k) for k in keys], "points": points}
+    return {"keys": [visible(k) for k in _plot_keys(keys, rows, sweep)], "points": points}
+
+
+def _plot_keys(keys: Sequence[str], rows: Sequence[Mapping[str, Any]], sweep: Mapping[str, Any]) -> list[str]:
+    """The varied keys in the order the sweep plot takes its axes from: those the associations name first,
+    keys with a value per run (seeds) last, a key whose values repeat an earlier one's (``lr`` and
+    ``peak_lr``) left out."""
+    named: list[str] = []
+    for a in _as_list(sweep.get("associations")):
+        terms = _as_list(a.get("terms")) if isinstance(a, Mapping) else []
+        for t in terms or ([a] if isinstance(a, Mapping) else []):
+            key = t.get("key") if isinstance(t, Mapping) else None
+            if key in keys and key not in named:
+                named.append(str(key))
+
+    def column(key: str) -> tuple[str, ...]:
+        return tuple(repr(r.get("config", {}).get(key) if isinstance(r.get("config"), Mapping) else None)
+                     for r in rows)
+
+    rest = sorted((k for k in keys if k not in named), key=lambda k: len(set(column(k))) == len(rows) > 1)
+    chosen: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for key in named + rest:
+        col = column(key)
+        if col not in seen:
+            seen.add(col)
+            chosen.append(key)
+    return chosen
 
 
 def _comparison(comp: Mapping[str, Any]) -> str:

@@ -85,7 +85,7 @@
   function layout(ytitle, log, extra) {
     var l = {
       height: 330, margin: { l: 64, r: 12, t: 12, b: 40 }, hovermode: "closest",
-      xaxis: { title: { text: "step" }, zeroline: false },
+      xaxis: { title: { text: "step" }, zeroline: false, exponentformat: "e" },
       yaxis: { title: { text: ptext(ytitle) }, type: log ? "log" : "linear", exponentformat: "e", zeroline: false },
       legend: { orientation: "h", y: -0.22, font: { size: 11 } }, shapes: [], paper_bgcolor: "#fff"
     };
@@ -283,6 +283,9 @@
             overlay(plotBox("compare-loss"), "loss", runs, { perRun: true, lines: lossLines, marks: marks })];
   }
 
+  /* the sweep's runs by their first two numeric varied values (or the first one and the final loss):
+     one marker per run, or, when runs share a cell of the grid, one marker per cell sized by its runs
+     and coloured by the share of them that were unstable */
   function sweep() {
     var s = D.sweep, box = plotBox("sweep");
     if (!s || !box || !s.keys.length) return [];
@@ -290,20 +293,50 @@
       return s.points.every(function (p) { return p.cfg[k] === null || typeof p.cfg[k] === "number"; });
     });
     var kx = numeric[0] !== undefined ? numeric[0] : s.keys[0], ky = numeric[1];
-    var traces = [false, true].map(function (bad) {
-      var pts = s.points.filter(function (p) { return p.unstable === bad; });
-      return { x: pts.map(function (p) { return p.cfg[kx]; }),
-               y: pts.map(function (p) { return ky !== undefined ? p.cfg[ky] : p.final_loss; }),
-               text: pts.map(function (p) { return ptext(p.name); }), customdata: pts.map(function (p) { return p.run === null ? -1 : p.run; }),
-               type: "scatter", mode: "markers", name: bad ? "unstable" : "stable",
-               marker: { size: 11, color: bad ? "#d62728" : "#1f77b4", symbol: bad ? "x" : "circle" },
-               hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>" };
+    function yOf(p) { return ky !== undefined ? p.cfg[ky] : p.final_loss; }
+    var cells = {}, order = [], biggest = 1;
+    s.points.forEach(function (p) {
+      var x = p.cfg[kx], y = yOf(p);
+      if (x === null || y === null || x === undefined || y === undefined) return;
+      var key = JSON.stringify([x, y]);
+      if (!cells[key]) { cells[key] = { x: x, y: y, n: 0, bad: 0 }; order.push(key); }
+      cells[key].n += 1;
+      if (p.unstable) cells[key].bad += 1;
+      biggest = Math.max(biggest, cells[key].n);
     });
-    var xs = s.points.map(function (p) { return p.cfg[kx]; }).filter(function (v) { return typeof v === "number"; });
-    var lay = layout(ky !== undefined ? ky : "final loss", false, {});
+    var traces, grouped = ky !== undefined && biggest > 1;
+    if (grouped) {
+      var cs = order.map(function (k) { return cells[k]; });
+      traces = [{
+        x: cs.map(function (c) { return c.x; }), y: cs.map(function (c) { return c.y; }),
+        text: cs.map(function (c) {
+          return ptext(kx + " = " + c.x + ", " + ky + " = " + c.y + ": " + c.bad + " of " + c.n + " runs unstable");
+        }),
+        type: "scatter", mode: "markers", name: "runs per cell", showlegend: false,
+        marker: { size: cs.map(function (c) { return 12 + 26 * Math.sqrt(c.n / biggest); }),
+                  color: cs.map(function (c) { return c.bad / c.n; }), cmin: 0, cmax: 1,
+                  colorscale: [[0, "#1f77b4"], [1, "#d62728"]], line: { width: 1, color: "#333" },
+                  colorbar: { title: { text: "unstable share" }, thickness: 12 } },
+        hovertemplate: "%{text}<extra></extra>"
+      }];
+    } else {
+      traces = [false, true].map(function (bad) {
+        var pts = s.points.filter(function (p) { return p.unstable === bad; });
+        return { x: pts.map(function (p) { return p.cfg[kx]; }), y: pts.map(yOf),
+                 text: pts.map(function (p) { return ptext(p.name); }),
+                 customdata: pts.map(function (p) { return p.run === null ? -1 : p.run; }),
+                 type: "scatter", mode: "markers", name: bad ? "unstable" : "stable",
+                 marker: { size: 11, color: bad ? "#d62728" : "#1f77b4", symbol: bad ? "x" : "circle" },
+                 hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>" };
+      });
+    }
+    function numbers(f) { return s.points.map(f).filter(function (v) { return typeof v === "number"; }); }
+    var xs = numbers(function (p) { return p.cfg[kx]; }), ys = numbers(yOf);
+    var lay = layout(ky !== undefined ? ky : "final loss", ys.length > 0 && wideRange(ys), {});
     lay.xaxis.title.text = ptext(kx);
-    if (typeof xs[0] === "number" && wideRange(xs)) lay.xaxis.type = "log";
+    if (xs.length && wideRange(xs)) lay.xaxis.type = "log";
     return [draw(box, traces, lay).then(function (div) {
+      div.setAttribute("data-grouped", grouped ? "1" : "0");
       div.on("plotly_click", function (ev) {
         var i = ev.points && ev.points[0] ? ev.points[0].customdata : -1;
         if (typeof i === "number" && i >= 0) openRun(i);
