@@ -268,7 +268,8 @@ def test_sweep_and_comparison_sections_only_when_present(samples):
     assert 'id="comparison"' in page and "first outside step" in page and "tolerance" in page
     doc = data_of(page)
     assert doc["compare"] == {"run": 1, "baselines": [0], "lr_step": None, "loss_step": 60, "run_warmup_end": None,
-                              "baseline_warmup_end": None, "new_spikes": [60], "new_nonfinite": []}
+                              "baseline_warmup_end": None, "new_spikes": [60], "new_nonfinite": [],
+                              "band": [4.0, 4.6], "value": [9.1]}
     assert doc["sweep"]["keys"] == ["lr", "warmup_steps"] and [p["run"] for p in doc["sweep"]["points"]] == [0, 1]
     assert [b["name"] for b in doc["baselines"]] == [samples.runs[2].name]
 

@@ -308,36 +308,66 @@ def test_realruns_tree(load, tmp_path):
     loaded.clean()
 
 
-def test_compare_and_sweep_views(load):
-    compare = REALRUNS / "compare"
-    if not (compare / "warmup27_seed0").exists():
+COMPARE = REALRUNS / "compare"
+
+
+def compared(run_dir: str) -> Outcome:
+    """``warmcheck compare`` of a real run against the two warmup-20 seeds, as an outcome for the report
+    (the run with its WC5xx findings, the comparison, the baselines with their points)."""
+    cmp = pytest.importorskip("warmcheck.compare")
+    if not (COMPARE / run_dir).exists():
         pytest.skip("tests/data/realruns/compare not there")
-    run = analyze([str(compare / "warmup27_seed0")], keep_points=True).runs[0]
-    base = analyze([str(compare / "warmup20_seed0"), str(compare / "warmup20_seed1")], keep_points=True).runs
-    comparison = {"run": run.name, "baselines": [b.name for b in base],
-                  "tolerance": {"rtol": 0.05, "atol": 0.0, "lr_rtol": 1e-3},
-                  "lr": {"tag": "train/learning_rate", "common_steps": 100, "max_rel_diff": 0.35,
-                         "first_diff_step": 2, "run_warmup_end": 27, "baseline_warmup_end": 20,
-                         "run_peak_step": 27, "baseline_peak_step": 20},
-                  "loss": {"tag": "train/loss", "common_steps": 100, "first_outside_step": None, "value": None,
-                           "band": None, "max_excess": 0.0, "band_kind": "seed-noise"},
-                  "new_spikes": [], "new_nonfinite": []}
+    refs = [r for d in ("warmup20_seed0", "warmup20_seed1") for r in cmp.load(str(COMPARE / d), Settings())]
+    (run,) = cmp.load(str(COMPARE / run_dir), Settings())
+    result = cmp.compare(run, refs)
+    findings = tuple(sorted((*run.findings, *result.findings), key=lambda f: f.sort_key()))
+    run = dataclasses.replace(run, findings=findings)
+    return Outcome((run,), (), Settings(), comparison=result.summary, baselines=tuple(refs))
+
+
+def test_compare_names_both_warmup_ends(load):
+    outcome = compared("warmup27_seed0")
+    lr_summary = outcome.comparison["lr"]
+    loaded = load(outcome)
+    loaded.clean()
+    lr = plot(loaded, "compare-lr")
+    assert [t["name"].split(":")[0] for t in lr["traces"]] == ["run", "baseline", "baseline"]
+    ends = (lr_summary["first_diff_step"], lr_summary["run_warmup_end"], lr_summary["baseline_warmup_end"])
+    assert {s["x"] for s in lr["shapes"]} == set(ends) and ends[1] != ends[2]
+    assert f"run's warmup end: step {ends[1]}" in lr["legend"]
+    assert f"baseline's warmup end: step {ends[2]}" in lr["legend"]
+    assert len(plot(loaded, "compare-loss")["paths"]) == 3
+    verdict = loaded.js("document.querySelector('#comparison ul.verdict').textContent")
+    assert "WC501" in verdict and "WC502" not in verdict
+
+
+def test_compare_marks_where_the_loss_leaves_the_band(load):
+    outcome = compared("warmup20_lr3x_seed0")
+    loss_summary = outcome.comparison["loss"]
+    step, (lo, hi) = loss_summary["first_outside_step"], loss_summary["band"]
+    loaded = load(outcome)
+    loaded.clean()
+    loss = plot(loaded, "compare-loss")
+    assert step in {s["x"] for s in loss["shapes"]}
+    band = loaded.js("""document.querySelector('figure.plot[data-plot="compare-loss"] .plotdiv').data
+                        .filter(t => t.error_y)
+                        .map(t => [t.x[0], t.y[0] - t.error_y.array[0], t.y[0] + t.error_y.array[0]])""")
+    assert len(band) == 1 and band[0] == pytest.approx([step, lo, hi])
+    assert "WC502" in loaded.js("document.querySelector('#comparison ul.verdict').textContent")
+
+
+def test_sweep_view_table_and_plot(load, samples):
+    runs = samples.runs[:3]
     sweep = {"runs": [{"run": r.name, "config": {"warmup_steps": w, "learning_rate": lr}, "unstable": u,
                        "spikes": int(u), "final_loss": 1.5, "findings": {"error": 0, "warning": int(u), "info": 0}}
-                      for r, w, lr, u in ((run, 27, 1e-3, False), (base[0], 20, 3e-3, True),
-                                          (base[1], 20, 1e-3, False))],
+                      for r, w, lr, u in ((runs[0], 27, 1e-3, False), (runs[1], 20, 3e-3, True),
+                                          (runs[2], 20, 1e-3, False))],
              "varied": ["warmup_steps", "learning_rate"],
              "associations": [{"key": "learning_rate", "op": ">=", "value": 3e-3, "unstable": 1, "runs": 1,
                                "other_unstable": 0, "other_runs": 2,
                                "text": "1 of 1 runs with learning_rate >= 0.003 spiked; 0 of 2 otherwise"}]}
-    outcome = Outcome((run, *base), (), Settings(), sweep=sweep, comparison=comparison, baselines=tuple(base))
-    loaded = load(outcome)
+    loaded = load(Outcome(runs, (), Settings(), sweep=sweep))
     loaded.clean()
-    lr = plot(loaded, "compare-lr")
-    assert len(lr["traces"]) == 3 and lr["traces"][0]["name"].startswith("run: ")
-    assert {s["x"] for s in lr["shapes"]} == {2, 27, 20}
-    assert "LR first differs: step 2" in lr["legend"]
-    assert len(plot(loaded, "compare-loss")["paths"]) == 3
     scatter = plot(loaded, "sweep")
     assert sorted(t["n"] for t in scatter["traces"]) == [1, 2] and scatter["points"] == 3
     assert "1 of 1 runs with learning_rate >= 0.003 spiked" in loaded.js("document.querySelector('#sweep').textContent")

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import html
 import importlib.util
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -115,7 +116,8 @@ class HtmlReporter:
         extra: dict[str, Any] = {}
         sections = [_overlays(len(runs))]
         if isinstance(outcome.comparison, Mapping):
-            sections.append(_comparison(outcome.comparison))
+            i = index.get(str(outcome.comparison.get("run")))
+            sections.append(_comparison(outcome.comparison, runs[i].findings if i is not None else ()))
             extra["compare"] = _compare_data(outcome.comparison, index, outcome.baselines)
         if isinstance(outcome.sweep, Mapping):
             sections.append(_sweep(outcome.sweep, index, short))
@@ -331,24 +333,34 @@ def _plot_keys(keys: Sequence[str], rows: Sequence[Mapping[str, Any]], sweep: Ma
     return chosen
 
 
-def _comparison(comp: Mapping[str, Any]) -> str:
-    """``warmcheck compare``: the run, its baselines and tolerances, what each check measured."""
+def _comparison(comp: Mapping[str, Any], findings: Sequence[Finding]) -> str:
+    """``warmcheck compare``: the verdict (the run's WC5xx findings), the run, its baselines and tolerances,
+    what each check measured, and the run drawn over its baselines."""
     baselines = ", ".join(f"<code>{_t(b)}</code>" for b in _as_list(comp.get("baselines"))) or "-"
     tol = comp.get("tolerance") if isinstance(comp.get("tolerance"), Mapping) else {}
     assert isinstance(tol, Mapping)
+    verdict = [f for f in findings if f.code.startswith("WC5")]
     out = ["<section id=\"comparison\">\n<h2>Comparison with the baseline</h2>\n",
            f"<p>Run <code>{_t(comp.get('run', '-'))}</code> against {baselines}"
            + (f"; tolerance {_t(', '.join(f'{k} {_num(v)}' for k, v in tol.items()))}" if tol else "") + ".</p>\n",
-           "<table class=\"kv\"><tbody>\n"]
+           "<ul class=\"verdict\">" + "".join(
+               f'<li><span class="sev sev-{f.severity.value}">{f.severity.value}</span> '
+               f'<a class="code" href="#rule-{_t(f.code)}">{_t(f.code)}</a> {_t(f.message)}</li>' for f in verdict)
+           + "</ul>\n" if verdict else "<p>No difference beyond the tolerance.</p>\n",
+           "<div class=\"kvs\">\n"]
     for part, title in (("lr", "learning rate"), ("loss", "loss")):
         section = comp.get(part)
         if isinstance(section, Mapping):
-            out.append(f"<tr><th colspan=\"2\">{title}</th></tr>\n")
+            out.append(f"<table class=\"kv\"><thead><tr><th colspan=\"2\">{title}</th></tr></thead><tbody>\n")
             out += [f"<tr><td>{_t(str(k).replace('_', ' '))}</td>{_cell(v)}</tr>\n" for k, v in section.items()]
-    for key, title in (("new_spikes", "new loss spikes at steps"), ("new_nonfinite", "new NaN/Inf at steps")):
-        if key in comp:
-            out.append(f"<tr><th>{title}</th>{_cell(_as_list(comp.get(key)))}</tr>\n")
-    out.append("</tbody></table>\n<div class=\"plots\">\n" + _plot("compare-lr", "learning rate: run and baselines")
+            out.append("</tbody></table>\n")
+    news = [(key, title) for key, title in (("new_spikes", "new loss spikes at steps"),
+                                            ("new_nonfinite", "new NaN/Inf at steps")) if key in comp]
+    if news:
+        out.append("<table class=\"kv\"><thead><tr><th colspan=\"2\">new instability</th></tr></thead><tbody>\n"
+                   + "".join(f"<tr><td>{title}</td>{_cell(_as_list(comp.get(key)))}</tr>\n" for key, title in news)
+                   + "</tbody></table>\n")
+    out.append("</div>\n<div class=\"plots\">\n" + _plot("compare-lr", "learning rate: run and baselines")
                + _plot("compare-loss", "loss: run and baselines") + "</div>\n</section>\n")
     return "".join(out)
 
@@ -363,10 +375,20 @@ def _compare_data(comp: Mapping[str, Any], index: Mapping[str, int], baselines: 
         return [s for s in _as_list(comp.get(key)) if isinstance(s, int) and not isinstance(s, bool)]
 
     run = index.get(str(comp.get("run")))
+    loss = comp.get("loss")
     return {"run": run if run is not None else (0 if index else None), "baselines": list(range(len(baselines))),
             "lr_step": step("lr", "first_diff_step"), "loss_step": step("loss", "first_outside_step"),
             "run_warmup_end": step("lr", "run_warmup_end"), "baseline_warmup_end": step("lr", "baseline_warmup_end"),
-            "new_spikes": steps("new_spikes"), "new_nonfinite": steps("new_nonfinite")}
+            "new_spikes": steps("new_spikes"), "new_nonfinite": steps("new_nonfinite"),
+            "band": _numbers(loss.get("band")) if isinstance(loss, Mapping) else None,
+            "value": _numbers([loss.get("value")]) if isinstance(loss, Mapping) else None}
+
+
+def _numbers(value: Any) -> list[float] | None:
+    """``value`` if it is a list of finite numbers, else None."""
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    return [float(v) for v in value] if ok else None
 
 
 __all__ = ["HtmlReporter", "HtmlUnavailableError", "INSTALL_HINT", "plotly_js_path", "dumps"]

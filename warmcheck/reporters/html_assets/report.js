@@ -279,6 +279,18 @@
                    name: "new spikes", marker: { symbol: "triangle-down", size: 11, color: "#ff7f0e" },
                    hovertemplate: "new spike: step %{x}<extra></extra>" });
     }
+    if (c.loss_step !== null && c.band && c.band.length === 2) {
+      var lo = c.band[0], hi = c.band[1];
+      marks.push({ x: [c.loss_step], y: [(lo + hi) / 2], type: "scatter", mode: "markers", name: "baseline band at step " + c.loss_step,
+                   marker: { symbol: "line-ew", size: 14, color: "#d62728", line: { width: 2, color: "#d62728" } },
+                   error_y: { type: "data", array: [(hi - lo) / 2], visible: true, color: "#d62728", thickness: 2, width: 8 },
+                   hovertemplate: "baseline band " + lo.toPrecision(4) + " .. " + hi.toPrecision(4) + "<extra></extra>" });
+      if (c.value && c.value.length === 1) {
+        marks.push({ x: [c.loss_step], y: [c.value[0]], type: "scatter", mode: "markers", name: "run (smoothed) at step " + c.loss_step,
+                     marker: { symbol: "circle-open", size: 12, color: "#d62728", line: { width: 2 } },
+                     hovertemplate: "run (smoothed) %{y:.4g}<extra></extra>" });
+      }
+    }
     return [overlay(plotBox("compare-lr"), "lr", runs, { perRun: true, lines: lrLines }),
             overlay(plotBox("compare-loss"), "loss", runs, { perRun: true, lines: lossLines, marks: marks })];
   }
