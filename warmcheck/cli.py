@@ -187,6 +187,9 @@ def _use_cache(ctx: click.Context, settings: Settings) -> None:
 @_config_options
 @click.option("--plot-dir", type=click.Path(file_okay=False, path_type=str),
               help="Also write one PNG per run, and overview.png, into DIR.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="Also write the HTML report (interactive plots, one self-contained file) to FILE. "
+              "Needs warmcheck[html].")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 = one per CPU when there are 16 runs or more. Output does not depend on it.")
 @click.option("--scheduler", metavar="ADDRESS", envvar="WARMCHECK_SCHEDULER",
@@ -197,16 +200,19 @@ def _use_cache(ctx: click.Context, settings: Settings) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str | None, exit_zero: bool,
-                plot_dir: str | None, jobs: int, scheduler: str | None, quiet: bool, verbose: bool,
-                **params: Any) -> None:
+                plot_dir: str | None, html_file: str | None, jobs: int, scheduler: str | None, quiet: bool,
+                verbose: bool, **params: Any) -> None:
     """Analyse the training logs under PATH... (files or directories, searched recursively)."""
-    if output is not None:
-        _run_guarded(lambda: _check_output(output), verbose)  # before any work: a typo costs no analysis
+    for target in (output, html_file):
+        if target is not None:  # before any work: a typo costs no analysis
+            _run_guarded(lambda t=target: _check_output(t), verbose)  # type: ignore[misc]
+    html = _html_reporter(fmt, html_file, verbose)  # a missing extra ends the command before any reading
     settings = _settings(ctx, params)
     if not quiet:  # which file can relax the gate, for the person reading a CI log (issue 10)
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
-    piece = pieces.piece_format(fmt, colour) if plot_dir is None and cache.active() is not None else None
+    points = plot_dir is not None or html is not None  # the plots need the runs' points
+    piece = pieces.piece_format(fmt, colour) if not points and cache.active() is not None else None
     outcome: Outcome | PiecedOutcome
     report: str | Iterable[str]
     if piece is not None:  # the cache of analysed runs keeps each run's report pieces: only changed runs rendered
@@ -216,10 +222,12 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
         outcome, report = pieced, pieces.assemble(piece, pieced)
     else:
         whole = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs,
-                                             scheduler=scheduler or None, keep_points=plot_dir is not None), verbose)
+                                             scheduler=scheduler or None, keep_points=points), verbose)
         if plot_dir is not None:
             _run_guarded(lambda: _plots(whole, settings, plot_dir, quiet), verbose)
-        reporter = make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on)
+        _write_html(html, whole, html_file, quiet, verbose)
+        reporter = html if fmt == "html" and html is not None else \
+            make_reporter(OutputFormat(fmt), colour=colour, fail_on=settings.fail_on)
         # A reporter that can stream (JSON) writes piece by piece: a million series never sit in memory as text.
         chunks = getattr(reporter, "chunks", None)
         outcome, report = whole, chunks(whole) if chunks is not None else reporter.render(whole)
@@ -257,6 +265,8 @@ _COMPARE_EXIT = """Exit codes: 0 no finding at or above --fail-on (the run match
               show_default=True, help="Report format written to stdout (or --output).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
               help="Write the report to FILE instead of stdout.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="Also write the HTML report (the run over its baselines) to FILE. Needs warmcheck[html].")
 @click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
               envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
@@ -270,7 +280,7 @@ _COMPARE_EXIT = """Exit codes: 0 no finding at or above --fail-on (the run match
 @click.pass_context
 def compare_cmd(ctx: click.Context, run_path: str, baselines: Sequence[str], write_golden: str | None, rtol: float,
                 atol: float, lr_rtol: float, window: int, sigmas: float, fmt: str, output: str | None,
-                exit_zero: bool, quiet: bool, verbose: bool, **params: Any) -> None:
+                html_file: str | None, exit_zero: bool, quiet: bool, verbose: bool, **params: Any) -> None:
     """Compare the run at RUN with a baseline: LR schedule, loss within a tolerance band, new spikes/NaNs.
 
     \b
@@ -282,9 +292,10 @@ def compare_cmd(ctx: click.Context, run_path: str, baselines: Sequence[str], wri
 
     if not baselines and write_golden is None:
         raise click.UsageError("give --baseline REF (a run or a golden file), or --write-golden FILE")
-    for target in (output, write_golden):
+    for target in (output, write_golden, html_file):
         if target is not None:
             _run_guarded(lambda t=target: _check_output(t), verbose)  # type: ignore[misc]
+    html = _html_reporter(fmt, html_file, verbose) if baselines else None
     settings = _settings(ctx, params)
     if not quiet:
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
@@ -313,13 +324,33 @@ def compare_cmd(ctx: click.Context, run_path: str, baselines: Sequence[str], wri
             if f.code.startswith("WC0") and settings.enabled(f.code)]
     outcome = Outcome((replace(run, findings=tuple(sorted(mine, key=lambda f: f.sort_key()))),),
                       tuple(tree), settings, comparison=result.summary, baselines=tuple(refs))
-    reporter = make_reporter(OutputFormat(fmt), colour=output is None and fmt == "text" and sys.stdout.isatty(),
-                             fail_on=settings.fail_on)
+    _write_html(html, outcome, html_file, quiet, verbose)
+    reporter = html if fmt == "html" and html is not None else \
+        make_reporter(OutputFormat(fmt), colour=output is None and fmt == "text" and sys.stdout.isatty(),
+                      fail_on=settings.fail_on)
     _run_guarded(lambda: _emit(reporter.render(outcome), output), verbose)
     code = exit_code(outcome, settings.fail_on, exit_zero)
     if not quiet:
         _summary(outcome, code)
     sys.exit(code)
+
+
+def _html_reporter(fmt: str, html_file: str | None, verbose: bool) -> Any:
+    """The HTML reporter when ``--format html`` or ``--html FILE`` asks for it (exit 2 at once when
+    warmcheck[html] is not installed), else None."""
+    if fmt != "html" and html_file is None:
+        return None
+    from .reporters.html import HtmlReporter
+
+    return _run_guarded(HtmlReporter, verbose)
+
+
+def _write_html(reporter: Any, outcome: Outcome, html_file: str | None, quiet: bool, verbose: bool) -> None:
+    if reporter is None or html_file is None:
+        return
+    _run_guarded(lambda: _emit(reporter.render(outcome), html_file), verbose)
+    if not quiet:
+        click.echo(f"warmcheck: wrote {visible(html_file)}", err=True)
 
 
 def _one_run(runs: Sequence[Any], path: str) -> Any:

@@ -401,14 +401,16 @@ def test_install_step_installs_the_actions_own_checkout(tmp_path: Path) -> None:
     venv = runner / "warmcheck-action-venv"
     assert calls[0] == "[-c][]"
     assert calls[1] == f"[-m][venv][{venv}]"
-    assert calls[2] == f"[-m][pip][install][--quiet][--disable-pip-version-check][--][{ROOT}]"
+    assert calls[2] == f"[-m][pip][install][--quiet][--disable-pip-version-check][--][{ROOT}[html]]"
     assert calls[3] == "[-m][warmcheck][--version]"
     assert outputs == {"python": str(venv / "bin" / "python")}
 
 
 def test_install_step_version_and_extras(tmp_path: Path) -> None:
     calls, _, _ = _install(tmp_path / "extras", {"extras": "s3,gcs"})
-    assert calls[2].endswith(f"[--][{ROOT}[s3,gcs]]")
+    assert calls[2].endswith(f"[--][{ROOT}[html,s3,gcs]]")
+    calls, _, _ = _install(tmp_path / "no-html", {"html": ""})  # no HTML report: no plotly
+    assert calls[2].endswith(f"[--][{ROOT}]")
     hostile = 'warmcheck==0.1.0 $(touch pwned) "; touch pwned2'
     calls, _, _ = _install(tmp_path / "version", {"version": hostile, "extras": "s3"})
     assert calls[2].endswith(f"[--][{hostile}]")  # one word, as given: pip would reject it

@@ -23,7 +23,7 @@ def _render(fmt: OutputFormat, **kw: object) -> str:
     return out.replace(f'"warmcheck_version": "{__version__}"', '"warmcheck_version": "<version>"')
 
 
-@pytest.mark.parametrize("fmt", list(OutputFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("fmt", [f for f in OutputFormat if f is not OutputFormat.HTML], ids=lambda f: f.value)
 def test_golden(fmt: OutputFormat, update_golden: bool) -> None:
     path = GOLDEN / f"{fmt.value}.{SUFFIX[fmt.value]}"
     got = _render(fmt)

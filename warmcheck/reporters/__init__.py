@@ -21,6 +21,7 @@ class OutputFormat(str, enum.Enum):
     MARKDOWN = "markdown"
     GITHUB = "github"
     JUNIT = "junit"
+    HTML = "html"  # one self-contained page with interactive plots (extra: warmcheck[html])
 
 
 def make_reporter(fmt: OutputFormat, colour: bool = False, fail_on: FailOn = FailOn.ERROR) -> Reporter:
@@ -35,6 +36,10 @@ def make_reporter(fmt: OutputFormat, colour: bool = False, fail_on: FailOn = Fai
         return GithubReporter()
     if fmt is OutputFormat.JUNIT:
         return JunitReporter(fail_on=fail_on)
+    if fmt is OutputFormat.HTML:
+        from .html import HtmlReporter  # imported only when asked for: it looks for plotly.js
+
+        return HtmlReporter()
     raise AssertionError(f"unhandled format {fmt!r}")  # pragma: no cover
 
 
