@@ -108,6 +108,33 @@ def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _format_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--format and -o, as analyze and compare take them."""
+    f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
+                     help="Write the report to FILE instead of stdout.")(f)
+    return click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
+                        show_default=True, help="Report format written to stdout (or --output).")(f)
+
+
+def _gate_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--fail-on, --exit-zero, --select, --ignore: what makes the exit code."""
+    for decorator in reversed([
+        click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
+                     envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1."),
+        click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on."),
+        click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
+                     help="Only report codes with this prefix."),
+        click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
+                     help="Do not report codes with this prefix."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _report_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _format_options(_gate_options(f))
+
+
 _SETTING_FLAGS = {"fail_on": "fail_on", "select": "select", "ignore": "ignore", "lr_tag": "lr_tags",
                   "loss_tag": "loss_tags", "grad_norm_tag": "grad_norm_tags", "warmup_steps": "warmup_steps",
                   "warmup_ratio": "warmup_ratio", "total_steps": "total_steps", "epochs": "epochs",
@@ -173,17 +200,7 @@ def _use_cache(ctx: click.Context, settings: Settings) -> None:
 
 @main.command("analyze", epilog=_EXIT_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
-              show_default=True, help="Report format written to stdout (or --output).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
-              help="Write the report to FILE instead of stdout.")
-@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
-              envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
-@click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
-              help="Only report codes with this prefix.")
-@click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
-              help="Do not report codes with this prefix.")
+@_report_options
 @_config_options
 @click.option("--plot-dir", type=click.Path(file_okay=False, path_type=str),
               help="Also write one PNG per run, and overview.png, into DIR.")
@@ -261,19 +278,10 @@ _COMPARE_EXIT = """Exit codes: 0 no finding at or above --fail-on (the run match
 @click.option("--sigmas", type=click.FloatRange(min=0), default=3.0, show_default=True, envvar="WARMCHECK_SIGMAS",
               help="The band is at least this many standard errors of the batch noise (the losses around their "
               "smoothed curves) and, with several baselines, this many standard deviations of their spread.")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in OutputFormat]), default="text",
-              show_default=True, help="Report format written to stdout (or --output).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=str),
-              help="Write the report to FILE instead of stdout.")
+@_format_options
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
               help="Also write the HTML report (the run over its baselines) to FILE. Needs warmcheck[html].")
-@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="error", show_default=True,
-              envvar="WARMCHECK_FAIL_ON", help="Lowest severity that makes the exit code 1.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
-@click.option("--select", multiple=True, metavar="PREFIX", envvar="WARMCHECK_SELECT",
-              help="Only report codes with this prefix.")
-@click.option("--ignore", multiple=True, metavar="PREFIX", envvar="WARMCHECK_IGNORE",
-              help="Do not report codes with this prefix.")
+@_gate_options
 @_config_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks for internal errors.")
