@@ -183,3 +183,5 @@ def test_the_early_rule_judges_losses_not_gradient_norms() -> None:
     (ep,) = detect(steps, rising, params=loss_params(s)).episodes
     assert ep.onset == 4 and ep.recovered is None
     assert detect(steps, rising, params=loss_params(s)).params["early_ratio"] == 2.0
+    one_batch = np.concatenate([[1.0, 1.1, 1.0, 3.0], np.full(26, 0.9)])  # one bad batch at 3x, not held
+    assert detect(steps, one_batch, params=loss_params(s)).episodes == ()

@@ -50,9 +50,11 @@ class SpikeParams:
     recover_points: int = 5  # back in band means the median of this many points from there is in band too
     noise_floor: float = 1e-3  # in log units: a perfectly flat window still has 0.1% noise
     # Before the trailing window is full, a point at least this many times the initial level (the median
-    # of the first three points) is a spike too (None: off). A training loss starts at its highest
-    # (an untrained model); twice that is a blow-up, and without warmup it comes in the first steps,
-    # before any quiet stretch to compare with exists. Losses only: a gradient norm rises early by nature.
+    # of the first three points), held (the median of it and the next two points too), is a spike too
+    # (None: off); one bad batch of a small-batch regression loss reaches it alone. A training loss
+    # starts at its highest (an untrained model); twice that, held, is a blow-up, and without warmup it
+    # comes in the first steps, before any quiet stretch to compare with exists. Losses only: a gradient
+    # norm rises early by nature.
     early_ratio: float | None = None
 
 
@@ -179,7 +181,10 @@ def _early(y: Arr, p: SpikeParams, spikes: NDArray[np.int64], expected_at: Arr, 
     assert p.early_ratio is not None
     head = y[: min(y.shape[0], p.window)]
     y0 = float(np.median(y[:3]))  # the initial level; one spike among the first three does not move it
-    early = np.flatnonzero(head[1:] - y0 >= math.log(p.early_ratio)) + 1
+    high = y - y0 >= math.log(p.early_ratio)
+    # Held, not one bad batch: the point and at least one of the next two (the median of the three).
+    held = high[1:head.shape[0]] & (np.convolve(high[1:], np.ones(3, dtype=int), "full")[2:head.shape[0] + 1] >= 2)
+    early = np.flatnonzero(held) + 1
     judged_only_here = min(head.shape[0], p.min_history) - 1  # the window rule starts at min_history
     new = np.setdiff1d(early, spikes, assume_unique=True)
     if not new.shape[0]:
