@@ -16,11 +16,12 @@ listed, the strongest first.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .model import Role, Run
 
@@ -82,11 +83,13 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         return None
     varied = _varied(rows)
     verb = _verb(rows)
+    unstable = np.array([bool(r["unstable"]) for r in rows])
+    fisher = _Fisher(len(rows))
     singles: list[dict[str, Any]] = []
     splits: dict[str, list[_Split]] = {}
     for key in _distinct_keys(rows, varied):
         splits[key] = _splits(rows, key)
-        best = _best(rows, [(s, (s,)) for s in splits[key]])
+        best = _best(unstable, fisher, ((s, (s,)) for s in splits[key]))
         if best is not None:
             singles.append(best)
     singles.sort(key=_rank)
@@ -94,33 +97,35 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     # Two settings together ("short warmup AND high peak LR"), when that separates the runs clearly better
     # than either alone: among the keys that say most on their own.
     top = [a["key"] for a in singles[:_PAIR_KEYS]]
-    pairs = [(a, b) for n, a in enumerate(top) for b in top[n + 1:]]
-    both = _best(rows, [(_and(x, y), (x, y)) for a, b in pairs for x in splits[a] for y in splits[b]])
+    pairs = ((_and(x, y), (x, y)) for n, a in enumerate(top) for b in top[n + 1:] for x in splits[a] for y in splits[b])
+    both = _best(unstable, fisher, pairs)
     if both is not None and both["p"] <= ALPHA and (not singles or both["p"] < 0.5 * singles[0]["p"]):
         associations.insert(0, both)
     for a in associations:
         a["text"] = association_text(a, verb)
     return {"runs": rows, "varied": varied, "associations": associations,
-            "unstable": sum(bool(r["unstable"]) for r in rows), "groups": _groups(rows, varied)}
+            "unstable": int(unstable.sum()), "groups": _groups(rows, varied)}
 
 
 _PAIR_KEYS = 6  # conjunctions are searched among this many keys, the strongest alone first
+_MAX_CUTS = 12  # thresholds tried per numeric key: every one between its values, or this many quantiles
 
 
 @dataclass(frozen=True, slots=True)
 class _Split:
-    """Runs on one side of a configured value: ``member`` per row (None: the row lacks the key)."""
+    """Runs on one side of a configured value: ``inside`` per row, meaningful where ``known`` (the row
+    has the key)."""
 
     key: str
-    op: str  # "<=", ">=", "=="
+    op: str  # "<=", ">=", "==", "and"
     value: Any
     other: Any  # the nearest value on the other side ("<=" / ">="), or None
-    member: tuple[bool | None, ...]
+    inside: NDArray[np.bool_]
+    known: NDArray[np.bool_]
 
 
 def _and(x: _Split, y: _Split) -> _Split:
-    member = tuple(None if a is None or b is None else (a and b) for a, b in zip(x.member, y.member, strict=True))
-    return _Split(f"{x.key} & {y.key}", "and", None, None, member)
+    return _Split(f"{x.key} & {y.key}", "and", None, None, x.inside & y.inside, x.known & y.known)
 
 
 def _distinct_keys(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[str]:
@@ -145,41 +150,42 @@ _MISSING = object()
 
 def _splits(rows: Sequence[Mapping[str, Any]], key: str) -> list[_Split]:
     values = [r["config"].get(key, _MISSING) for r in rows]
+    known = np.array([v is not _MISSING for v in values])
     present = [v for v in values if v is not _MISSING]
     out: list[_Split] = []
     if all(_is_number(v) for v in present):
+        x = np.array([v if v is not _MISSING else np.nan for v in values], dtype=np.float64)
         distinct = sorted(set(present))
-        for lo, hi in zip(distinct, distinct[1:]):  # noqa: B905 - one shorter by design
-            out.append(_Split(key, "<=", lo, hi, tuple(None if v is _MISSING else v <= lo for v in values)))
-            out.append(_Split(key, ">=", hi, lo, tuple(None if v is _MISSING else v >= hi for v in values)))
+        cuts = list(zip(distinct, distinct[1:]))  # noqa: B905 - one shorter by design
+        if len(cuts) > _MAX_CUTS:  # a random search: every value distinct; thresholds at quantiles
+            at = np.unique(np.quantile(np.arange(len(cuts)), np.linspace(0, 1, _MAX_CUTS)).round().astype(int))
+            cuts = [cuts[k] for k in at]
+        for lo, hi in cuts:
+            out.append(_Split(key, "<=", lo, hi, known & (x <= lo), known))
+            out.append(_Split(key, ">=", hi, lo, known & (x >= hi), known))
     else:
+        hashed = [_hashable(v) for v in values]
         for h in sorted({_hashable(v) for v in present}, key=repr):
             raw = h[1] if isinstance(h, tuple) else h
-            out.append(_Split(key, "==", raw, None, tuple(None if v is _MISSING else _hashable(v) == h
-                                                            for v in values)))
+            out.append(_Split(key, "==", raw, None, known & np.array([v == h for v in hashed]), known))
     return out
 
 
-def _best(rows: Sequence[Mapping[str, Any]], candidates: Sequence[tuple[_Split, tuple[_Split, ...]]],
+def _best(unstable: NDArray[np.bool_], fisher: _Fisher, candidates: Iterable[tuple[_Split, tuple[_Split, ...]]],
           ) -> dict[str, Any] | None:
     """The candidate split whose inside is most clearly the unstable side (Fisher's exact test)."""
     best: dict[str, Any] | None = None
     for split, terms in candidates:
-        a = n = c = m = 0
-        for r, inside in zip(rows, split.member, strict=True):
-            if inside is None:
-                continue
-            u = bool(r["unstable"])
-            if inside:
-                n, a = n + 1, a + u
-            else:
-                m, c = m + 1, c + u
+        n = int(np.count_nonzero(split.inside))
+        m = int(np.count_nonzero(split.known)) - n
+        a = int(np.count_nonzero(split.inside & unstable))
+        c = int(np.count_nonzero(split.known & unstable)) - a
         if n == 0 or m == 0 or a + c in (0, n + m) or a / n <= c / m:
             continue
         entry = {"key": split.key, "op": split.op, "value": split.value, "other_value": split.other,
                  "terms": [{"key": t.key, "op": t.op, "value": t.value} for t in terms],
                  "unstable": a, "runs": n, "other_unstable": c, "other_runs": m,
-                 "p": float(f"{_fisher_greater(a, n, c, m):.4g}")}
+                 "p": float(f"{fisher.greater(a, n, c, m):.4g}")}
         if best is None or _rank(entry) < _rank(best):
             best = entry
     return best
@@ -252,12 +258,28 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+class _Fisher:
+    """One-sided Fisher exact tests on tables of up to ``total`` runs, from a table of log factorials
+    (a sweep of 100,000 runs sums its hypergeometric tails in floating point, not in huge integers)."""
+
+    def __init__(self, total: int) -> None:
+        self.lf = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, total + 1, dtype=np.float64)))))
+
+    def _log_comb(self, n: int | NDArray[np.int64], k: int | NDArray[np.int64]) -> Any:
+        return self.lf[n] - self.lf[k] - self.lf[np.subtract(n, k)]
+
+    def greater(self, a: int, n: int, c: int, m: int) -> float:
+        """P(X >= a) for the unstable count X in a group of ``n`` drawn from ``n + m`` runs of which
+        ``a + c`` are unstable (the hypergeometric tail)."""
+        k = a + c
+        x = np.arange(a, min(n, k) + 1)
+        terms = self._log_comb(n, x) + self._log_comb(m, k - x) - self._log_comb(n + m, k)
+        return min(1.0, float(np.exp(terms).sum()))
+
+
 def _fisher_greater(a: int, n: int, c: int, m: int) -> float:
-    """One-sided Fisher exact test: P(X >= a) for the unstable count X in a group of ``n`` drawn from
-    ``n + m`` runs of which ``a + c`` are unstable (hypergeometric tail)."""
-    k = a + c
-    total = math.comb(n + m, k)
-    return min(1.0, sum(math.comb(n, x) * math.comb(m, k - x) for x in range(a, min(n, k) + 1)) / total)
+    """:meth:`_Fisher.greater` for one table."""
+    return _Fisher(n + m).greater(a, n, c, m)
 
 
 __all__ = ["ALPHA", "association_text", "profile", "view"]
