@@ -9,8 +9,10 @@ values that best separates the unstable runs (a loss spike, divergence or NaN) f
 Fisher's exact test (seeds excepted: they group runs as replicas of one configuration), reported as
 counts ("4 of 5 runs with warmup_steps <= 10 spiked; 0 of 7 with warmup_steps >= 40"); and the best
 pair of such splits ("6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 ...") when it separates
-them clearly better than one setting alone. The counts are facts; only splits with p <= ``ALPHA`` are
-listed, the strongest first.
+them clearly better than one setting alone. The counts are facts. Because the best of many splits
+looks significant in random data, each is listed only when its p-value, adjusted for every split
+tried (the share of 199 seeded shuffles of the instability labels in which some split separates the
+runs at least as well: Westfall and Young's maxT; Bonferroni above 20,000 runs), is at most ``ALPHA``.
 """
 
 from __future__ import annotations
@@ -93,18 +95,67 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         if best is not None:
             singles.append(best)
     singles.sort(key=_rank)
-    associations = [a for a in singles if a["p"] <= ALPHA]
-    # Two settings together ("short warmup AND high peak LR"), when that separates the runs clearly better
-    # than either alone: among the keys that say most on their own.
+    # Two settings together ("short warmup AND high peak LR"): among the keys that say most on their own.
     top = [a["key"] for a in singles[:_PAIR_KEYS]]
-    pairs = ((_and(x, y), (x, y)) for n, a in enumerate(top) for b in top[n + 1:] for x in splits[a] for y in splits[b])
-    both = _best(unstable, fisher, pairs)
-    if both is not None and both["p"] <= ALPHA and (not singles or both["p"] < 0.5 * singles[0]["p"]):
+    pairs = [_and(x, y) for n, a in enumerate(top) for b in top[n + 1:] for x in splits[a] for y in splits[b]]
+    both = _best(unstable, fisher, ((p, p.parts) for p in pairs))
+    # The best of many splits looks significant in random data: each association is judged against the
+    # best split found when the instability labels are shuffled (maxT, Westfall and Young), so a sweep
+    # whose instability has nothing to do with its settings lists nothing 95% of the time.
+    family = [s for key in splits for s in splits[key]] + pairs
+    judged = [*singles, *([both] if both is not None else [])]
+    for a, q in zip(judged, _max_t(unstable, family, [a.pop("_split") for a in judged]), strict=True):
+        a["p_adjusted"] = float(f"{q:.4g}")
+    associations = [a for a in singles if a["p_adjusted"] <= ALPHA]
+    if both is not None and both["p_adjusted"] <= ALPHA and (not singles or both["p"] < 0.5 * singles[0]["p"]):
         associations.insert(0, both)
     for a in associations:
         a["text"] = association_text(a, verb)
     return {"runs": rows, "varied": varied, "associations": associations,
-            "unstable": int(unstable.sum()), "groups": _groups(rows, varied)}
+            "unstable": int(unstable.sum()), "groups": _groups(rows, varied), "splits_tried": len(family)}
+
+
+PERMUTATIONS = 199  # label shuffles for the adjusted p-values (the smallest is 1/200)
+_PERMUTATION_ROWS = 20_000  # above this many runs, Bonferroni over the splits tried instead
+
+
+def _z(inside: NDArray[np.float64], known: NDArray[np.float64], labels: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The two-proportion z of each split (rows of ``inside``/``known``) for each labelling (columns of
+    ``labels``): how much more often the inside is unstable than the rest."""
+    n = inside.sum(axis=1)[:, None]
+    m = known.sum(axis=1)[:, None] - n
+    a = inside @ labels
+    k = known @ labels
+    c = k - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = k / (n + m)
+        se = np.sqrt(rate * (1 - rate) * (1 / n + 1 / m))
+        z = (a / n - c / m) / se
+    return np.where(np.isfinite(z), z, -np.inf)
+
+
+def _max_t(unstable: NDArray[np.bool_], family: Sequence[_Split], chosen: Sequence[_Split]) -> list[float]:
+    """The p-value of each ``chosen`` split adjusted for the ``family`` of splits tried: the share of
+    label shuffles in which some split of the family separates the runs at least as well."""
+    if not chosen:
+        return []
+    if unstable.shape[0] > _PERMUTATION_ROWS:
+        return [min(1.0, _Fisher(unstable.shape[0]).greater(*_table(s, unstable)) * len(family)) for s in chosen]
+    inside = np.array([s.inside for s in family], dtype=np.float64)
+    known = np.array([s.known for s in family], dtype=np.float64)
+    rng = np.random.default_rng(0)  # the same report every time
+    shuffled = np.array([rng.permutation(unstable) for _ in range(PERMUTATIONS)], dtype=np.float64).T
+    null_max = _z(inside, known, shuffled).max(axis=0)
+    mine = _z(np.array([s.inside for s in chosen], dtype=np.float64),
+              np.array([s.known for s in chosen], dtype=np.float64), unstable[:, None].astype(np.float64))[:, 0]
+    return [(1 + int(np.count_nonzero(null_max >= z - 1e-12))) / (PERMUTATIONS + 1) for z in mine]
+
+
+def _table(s: _Split, unstable: NDArray[np.bool_]) -> tuple[int, int, int, int]:
+    """(unstable inside, runs inside, unstable outside, runs outside) of a split."""
+    n = int(np.count_nonzero(s.inside))
+    a = int(np.count_nonzero(s.inside & unstable))
+    return a, n, int(np.count_nonzero(s.known & unstable)) - a, int(np.count_nonzero(s.known)) - n
 
 
 _PAIR_KEYS = 6  # conjunctions are searched among this many keys, the strongest alone first
@@ -122,10 +173,11 @@ class _Split:
     other: Any  # the nearest value on the other side ("<=" / ">="), or None
     inside: NDArray[np.bool_]
     known: NDArray[np.bool_]
+    parts: tuple[_Split, ...] = ()  # the two splits of an "and"
 
 
 def _and(x: _Split, y: _Split) -> _Split:
-    return _Split(f"{x.key} & {y.key}", "and", None, None, x.inside & y.inside, x.known & y.known)
+    return _Split(f"{x.key} & {y.key}", "and", None, None, x.inside & y.inside, x.known & y.known, (x, y))
 
 
 def _distinct_keys(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[str]:
@@ -176,16 +228,13 @@ def _best(unstable: NDArray[np.bool_], fisher: _Fisher, candidates: Iterable[tup
     """The candidate split whose inside is most clearly the unstable side (Fisher's exact test)."""
     best: dict[str, Any] | None = None
     for split, terms in candidates:
-        n = int(np.count_nonzero(split.inside))
-        m = int(np.count_nonzero(split.known)) - n
-        a = int(np.count_nonzero(split.inside & unstable))
-        c = int(np.count_nonzero(split.known & unstable)) - a
+        a, n, c, m = _table(split, unstable)
         if n == 0 or m == 0 or a + c in (0, n + m) or a / n <= c / m:
             continue
         entry = {"key": split.key, "op": split.op, "value": split.value, "other_value": split.other,
                  "terms": [{"key": t.key, "op": t.op, "value": t.value} for t in terms],
                  "unstable": a, "runs": n, "other_unstable": c, "other_runs": m,
-                 "p": float(f"{fisher.greater(a, n, c, m):.4g}")}
+                 "p": float(f"{fisher.greater(a, n, c, m):.4g}"), "_split": split}
         if best is None or _rank(entry) < _rank(best):
             best = entry
     return best

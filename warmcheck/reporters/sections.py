@@ -114,10 +114,13 @@ def sweep_summary(sweep: Mapping[str, Any]) -> list[str]:
     unstable = sweep.get("unstable", 0)
     assoc = sweep.get("associations") or []
     out = [f"{unstable} of {runs} runs spiked, diverged or went NaN."]
+    tried = sweep.get("splits_tried", 0)
     if assoc:
-        out += [f"{a['text']} (Fisher exact p = {a['p']:.2g})" for a in assoc]
+        out += [f"{a['text']} (Fisher exact p = {a['p']:.2g}; {a['p_adjusted']:.2g} adjusted for the {tried} splits "
+                "tried)" for a in assoc]
     elif unstable and sweep.get("varied"):
-        out.append("No configured value separates them (no split with Fisher exact p <= 0.05).")
+        out.append(f"No configured value separates them (none of {tried} splits with p <= 0.05 once adjusted "
+                   "for trying them all).")
     groups = [g for g in sweep.get("groups") or [] if len(g["runs"]) > 1]
     for g in groups[:_MAX_GROUPS]:  # seeds (or repeats) of one configuration: how they fared together
         cfg = ", ".join(f"{k}={_n(v, 'g')}" for k, v in g["config"].items()) or "one configuration"
