@@ -179,13 +179,13 @@ def _early(y: Arr, p: SpikeParams, spikes: NDArray[np.int64], expected_at: Arr, 
     """The early rule of :class:`SpikeParams` (``early_ratio``) merged into the window rule's flags:
     the flagged indices, their expectations and noise scales, and how many points only it judged."""
     assert p.early_ratio is not None
-    head = y[: min(y.shape[0], p.window)]
+    head = min(y.shape[0], p.window)  # points judged; two more are looked at (never the whole series)
     y0 = float(np.median(y[:3]))  # the initial level; one spike among the first three does not move it
-    high = y - y0 >= math.log(p.early_ratio)
+    high = (y[: head + 2] - y0 >= math.log(p.early_ratio)).astype(np.int8)
     # Held, not one bad batch: the point and at least one of the next two (the median of the three).
-    held = high[1:head.shape[0]] & (np.convolve(high[1:], np.ones(3, dtype=int), "full")[2:head.shape[0] + 1] >= 2)
-    early = np.flatnonzero(held) + 1
-    judged_only_here = min(head.shape[0], p.min_history) - 1  # the window rule starts at min_history
+    ahead = np.convolve(high, np.ones(3, dtype=np.int8))[2: head + 2]  # ahead[i] = high[i] + high[i+1] + high[i+2]
+    early = np.flatnonzero((high[1:head] == 1) & (ahead[1:head] >= 2)) + 1
+    judged_only_here = min(head, p.min_history) - 1  # the window rule starts at min_history
     new = np.setdiff1d(early, spikes, assume_unique=True)
     if not new.shape[0]:
         return spikes, expected_at, noise_at, judged_only_here
