@@ -88,16 +88,16 @@ class JsonReporter:
     def chunks(self, outcome: Outcome) -> Iterator[str]:
         """The text of :meth:`render`, in pieces."""
         return document(outcome.findings, len(outcome.runs), outcome.counts(), outcome.settings,
-                        (_run_chunks(r) for r in outcome.runs), sections(outcome))
+                        (_run_chunks(r) for r in outcome.runs), sections(outcome.sweep, outcome.comparison))
 
 
-def sections(outcome: Any) -> dict[str, Any]:
-    """The optional top-level objects of an outcome: ``sweep`` (several runs), ``comparison`` (compare)."""
+def sections(sweep: Mapping[str, Any] | None, comparison: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The optional top-level objects: ``sweep`` (several runs), ``comparison`` (``warmcheck compare``)."""
     out: dict[str, Any] = {}
-    if getattr(outcome, "sweep", None) is not None:
-        out["sweep"] = _jsonable(outcome.sweep)
-    if getattr(outcome, "comparison", None) is not None:
-        out["comparison"] = _jsonable(outcome.comparison)
+    if sweep is not None:
+        out["sweep"] = _jsonable(sweep)
+    if comparison is not None:
+        out["comparison"] = _jsonable(comparison)
     return out
 
 

@@ -35,7 +35,7 @@ class JunitReporter:
         if outcome.findings:
             groups.insert(0, ("(discovery)", list(outcome.findings), None))
         # WC5xx (comparison with a baseline) is a test case of `warmcheck compare` only.
-        compared = getattr(outcome, "comparison", None) is not None
+        compared = outcome.comparison is not None
         families = {k: v for k, v in FAMILIES.items() if compared or k != "WC5"}
         for name, findings, run in groups:
             suite = ET.SubElement(root, "testsuite", name=name)

@@ -13,6 +13,7 @@ from ..model import Run
 from ..pipeline import Outcome
 from .common import steps_of, summarize
 from .escape import ci_line, md_code, md_text
+from .sections import extra_lines
 
 
 class MarkdownReporter:
@@ -21,21 +22,7 @@ class MarkdownReporter:
     def render(self, outcome: Outcome) -> str:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
         text = assemble(len(outcome.runs), outcome.counts(), outcome.findings, [run_text(r) for r in outcome.runs])
-        return text + extra_markdown(outcome)
-
-
-def extra_markdown(outcome: object) -> str:
-    """The comparison and sweep sections that follow the runs, when the outcome has them."""
-    from .sections import comparison_markdown, sweep_markdown
-
-    lines: list[str] = []
-    comparison = getattr(outcome, "comparison", None)
-    if comparison is not None:
-        lines += comparison_markdown(comparison)
-    sweep = getattr(outcome, "sweep", None)
-    if sweep is not None:
-        lines += sweep_markdown(sweep)
-    return "".join(ci_line(line) + "\n" for line in lines)
+        return text + extra_lines(outcome.comparison, outcome.sweep, markdown=True)
 
 
 def run_text(run: Run) -> tuple[str, str]:

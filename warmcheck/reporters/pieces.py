@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..model import Run
 from ..pipeline import PiecedOutcome, sweep_of
 from . import github, json, markdown, text
 from .common import summarize
+from .sections import extra_lines
 
 Render = Callable[[Run], tuple[str, ...]]
 
@@ -64,27 +64,19 @@ def assemble(piece: str, outcome: PiecedOutcome) -> str | Iterable[str]:
     if piece == "json":
         return json.document(outcome.findings, outcome.n_runs, outcome.counts(), outcome.settings,
                              (json._run_chunks(p) if isinstance(p, Run) else [p[0]] for p in outcome.pieces),
-                             json.sections(_Sections(sweep)))
+                             json.sections(sweep))
     render = _renderer(piece)
     done = [render(p) if isinstance(p, Run) else p[:-1] for p in outcome.pieces]
     if piece in ("text", "text+colour"):
         reporter = text.TextReporter(colour=piece == "text+colour")
         return text.assemble([reporter._finding(f) for f in outcome.findings], [p[0] for p in done],
-                             [p[1:] for p in done]) + text.extra_text(_Sections(sweep))
+                             [p[1:] for p in done]) + extra_lines(None, sweep, markdown=False)
     if piece == "github":
         return github.assemble(outcome.findings, [p[0] for p in done])
     if piece == "markdown":
         return markdown.assemble(outcome.n_runs, outcome.counts(), outcome.findings,
-                                 [(p[0], p[1]) for p in done]) + markdown.extra_markdown(_Sections(sweep))
+                                 [(p[0], p[1]) for p in done]) + extra_lines(None, sweep, markdown=True)
     raise ValueError(f"no piece format {piece!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Sections:
-    """What :func:`~warmcheck.reporters.json.sections` and the text/markdown extras read of an outcome."""
-
-    sweep: Mapping[str, Any] | None
-    comparison: Mapping[str, Any] | None = None
 
 
 __all__ = ["Render", "assemble", "piece_format", "renderer"]

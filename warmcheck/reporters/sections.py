@@ -158,5 +158,18 @@ def sweep_markdown(sweep: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["comparison_facts", "comparison_markdown", "comparison_text", "sweep_markdown", "sweep_rows",
+def extra_lines(comparison: Mapping[str, Any] | None, sweep: Mapping[str, Any] | None, markdown: bool) -> str:
+    """The comparison and sweep blocks that follow the runs in the text (``markdown`` False) or markdown
+    report, as text (nothing when neither is given)."""
+    from .escape import ci_line
+
+    lines: list[str] = []
+    if comparison is not None:
+        lines += comparison_markdown(comparison) if markdown else ["", *comparison_text(comparison)]
+    if sweep is not None:
+        lines += sweep_markdown(sweep) if markdown else ["", *sweep_text(sweep)]
+    return "".join(ci_line(line) + "\n" for line in lines)
+
+
+__all__ = ["comparison_facts", "extra_lines", "comparison_markdown", "comparison_text", "sweep_markdown", "sweep_rows",
            "sweep_summary", "sweep_text"]

@@ -14,6 +14,7 @@ from ..model import Run
 from ..pipeline import Outcome
 from .common import RunSummary, step_range, steps_of, summarize
 from .escape import ci_line, visible
+from .sections import extra_lines
 
 _COLOURS = {Severity.ERROR: "\x1b[31m", Severity.WARNING: "\x1b[33m", Severity.INFO: "\x1b[36m"}
 _RESET = "\x1b[0m"
@@ -29,7 +30,7 @@ class TextReporter:
         """See :class:`~warmcheck.reporters.interface.Reporter`."""
         text = assemble([self._finding(f) for f in outcome.findings], [self.run_text(r) for r in outcome.runs],
                         [cells(summarize(r)) for r in outcome.runs])
-        return text + extra_text(outcome)
+        return text + extra_lines(outcome.comparison, outcome.sweep, markdown=False)
 
     def run_text(self, run: Run) -> str:
         """One run's lines in the report (without the summary table), joined."""
@@ -56,20 +57,6 @@ class TextReporter:
 
     def _finding(self, f: Finding) -> str:
         return finding_line(f, self.colour)
-
-
-def extra_text(outcome: object) -> str:
-    """The comparison and sweep blocks that follow the runs, when the outcome has them."""
-    from .sections import comparison_text, sweep_text
-
-    lines: list[str] = []
-    comparison = getattr(outcome, "comparison", None)
-    if comparison is not None:
-        lines += ["", *comparison_text(comparison)]
-    sweep = getattr(outcome, "sweep", None)
-    if sweep is not None:
-        lines += ["", *sweep_text(sweep)]
-    return "".join(ci_line(line) + "\n" for line in lines)
 
 
 def finding_line(f: Finding, colour: bool = False) -> str:
