@@ -88,17 +88,17 @@ def configured(run: Run, settings: Settings) -> Configured:
         cfg.framework = "deepspeed"
     if args:
         cfg.scheduler = str(args.get("lr_scheduler_type") or "") or None
-    for source, doc in _layers(run):
+    for source, doc in _layers(run, args):
         _apply(cfg, doc, source)
     _apply_settings(cfg, settings)
     return cfg
 
 
-def _layers(run: Run) -> list[tuple[str, Mapping[str, Any]]]:
-    """The run's own configuration documents, flattened, in increasing precedence."""
+def _layers(run: Run, args: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The run's own configuration documents, flattened, in increasing precedence (``args``: its
+    :func:`hf_arguments`, parsed once by the caller)."""
     layers: list[tuple[str, Mapping[str, Any]]] = []
     state = run.metadata.get("trainer_state")
-    args = hf_arguments(run)
     # A tracker's record of the run's configuration (W&B config, MLflow params): {source name: mapping}.
     tracked = run.metadata.get("tracker_params")
     if isinstance(tracked, Mapping):
@@ -124,7 +124,8 @@ def parameters(run: Run) -> dict[str, Any]:
     """The run's configuration as flat scalar values (numbers, strings, booleans), later sources
     winning, for grouping runs of a sweep; keys that only say where output goes are left out."""
     out: dict[str, Any] = {}
-    for _, doc in _layers(run):
+    args = hf_arguments(run)
+    for _, doc in _layers(run, args):
         for key, value in doc.items():
             if isinstance(value, Mapping) or isinstance(value, (list, tuple)) or value is None:
                 continue
@@ -135,7 +136,7 @@ def parameters(run: Run) -> dict[str, Any]:
                 value = str(value)
             if isinstance(value, (bool, int, float, str)) and len(str(value)) <= 200:
                 out[key] = value
-    args = hf_arguments(run)  # HF's warmup_steps=0 (no warmup) is normalised away for the audit; here it is a value
+    # HF's warmup_steps=0 (no warmup) is normalised away for the audit; here it is a value.
     if args.get("warmup_steps") == 0 and not args.get("warmup_ratio") and "warmup_steps" not in out:
         out["warmup_steps"] = 0
     return out
