@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .analyzers.warmup_audit import candidates
+from .analyzers.warmup_readings import configured_ends
 from .config import Settings
 from .errors import WarmcheckError
 from .findings import Finding
@@ -115,16 +115,9 @@ def _lr_panel(ax: Axes, run: Run, series: Series, settings: Settings) -> None:
         ax.axvline(end, color=OBSERVED, linewidth=1.6, label=what)
         cfg = configured(run, settings)
         if cfg.any_warmup:
-            seen: set[int] = set()
-            for c in candidates(cfg, sched):
-                if not c.expected or c.note:
-                    continue
-                step = c.value - sched.convention.delta
-                if step in seen:
-                    continue
-                seen.add(step)
+            for step, formula in configured_ends(cfg, sched):
                 ax.axvline(step, color=CONFIGURED, linestyle="--", linewidth=1.4,
-                           label=f"configured: {c.formula} -> warmup ends at step {step}")
+                           label=f"configured: {formula} -> warmup ends at step {step}")
     _legend(ax)
 
 

@@ -31,6 +31,12 @@ ALPHA = 0.05  # one-sided Fisher exact p-value at or below which an association 
 _SPIKES = ("WC301",)
 _DIVERGED = ("WC403",)
 _NONFINITE = ("WC401", "WC402")
+UNSTABLE = _SPIKES + _DIVERGED + _NONFINITE  # a run with one of these spiked, diverged or went NaN/Inf
+
+
+def is_unstable(run: Run) -> bool:
+    """Whether ``run`` spiked (WC301), diverged (WC403) or went NaN/Inf (WC401, WC402)."""
+    return any(f.code in UNSTABLE for f in run.findings)
 _MAX_CATEGORIES = 12  # a string key with more distinct values is an identifier, not a sweep dimension
 
 
@@ -331,4 +337,4 @@ def _fisher_greater(a: int, n: int, c: int, m: int) -> float:
     return _Fisher(n + m).greater(a, n, c, m)
 
 
-__all__ = ["ALPHA", "association_text", "profile", "view"]
+__all__ = ["ALPHA", "UNSTABLE", "association_text", "is_unstable", "profile", "view"]

@@ -215,3 +215,16 @@ def _shadowed(cfg: Configured, sched: Schedule, name: str, old: Value, by: str) 
     rules = ("ceil",) if cfg.framework == "hf" else ("int", "ceil")
     return [Candidate(v, f"{rule}({_num(old.value)} x {t})", False, inputs=f"{note}, {tsrc}")
             for t, tsrc in ratio_totals(cfg, sched)[:1] for rule, v in rounded(old.value * t)[:2] if rule in rules]
+
+
+def configured_ends(cfg: Configured, sched: Schedule) -> list[tuple[int, str]]:
+    """Where the configured warmup ends in this log, once per step: (step, formula) for each expected,
+    unqualified reading (the lines the plots draw for it)."""
+    out: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for c in candidates(cfg, sched):
+        step = c.value - sched.convention.delta
+        if c.expected and not c.note and step not in seen:
+            seen.add(step)
+            out.append((step, c.formula))
+    return out

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from ..config import Settings
 from ..findings import Finding
 from ..model import Role, Run, Schedule, Series
+from ..sweep import is_unstable
 from .escape import visible
 
 MAX_POINTS = 2000  # per series, at most
@@ -129,7 +130,7 @@ def schedule_of(run: Run, series: Series) -> Schedule | None:
 def warmup_ends(run: Run, sched: Schedule | None, settings: Settings) -> list[WarmupEnd]:
     """Where warmup ended as observed (and the peak, when later), and every consistent reading of the
     configured warmup (``warmcheck.runconfig.configured``) as the step it ends at in this log."""
-    from ..analyzers.warmup_audit import candidates
+    from ..analyzers.warmup_readings import configured_ends
     from ..runconfig import configured
 
     out: list[WarmupEnd] = []
@@ -145,12 +146,8 @@ def warmup_ends(run: Run, sched: Schedule | None, settings: Settings) -> list[Wa
         if sched.peak_step != end:
             out.append(WarmupEnd(sched.peak_step, "peak", f"peak LR first logged: step {sched.peak_step}"))
         if cfg.any_warmup:
-            seen: set[int] = set()
-            for c in candidates(cfg, sched):
-                step = c.value - sched.convention.delta
-                if c.expected and not c.note and step not in seen:
-                    seen.add(step)
-                    out.append(WarmupEnd(step, "configured", f"configured: {c.formula} -> warmup ends at step {step}"))
+            for step, formula in configured_ends(cfg, sched):
+                out.append(WarmupEnd(step, "configured", f"configured: {formula} -> warmup ends at step {step}"))
     elif cfg.warmup_steps is not None:  # no schedule to read the log's step convention from
         w = int(cfg.warmup_steps.value)
         out.append(WarmupEnd(w, "configured", f"configured: warmup_steps={w} ({cfg.warmup_steps.source})"))
@@ -213,11 +210,6 @@ def run_data(run: Run, settings: Settings, limit: int) -> dict[str, Any]:
     return {"name": visible(run.name), "panels": panels}
 
 
-def unstable(run: Run) -> bool:
-    """Whether the run spiked, diverged or went NaN/Inf (WC301, WC401-WC403)."""
-    return any(f.code in ("WC301", "WC401", "WC402", "WC403") for f in run.findings)
-
-
 def short_names(names: Sequence[str]) -> list[str]:
     """Names without the leading path components all of them share (a legend of 12 runs under
     ``/home/me/exp/`` shows ``a/...``, ``b/...``); each keeps at least its last component."""
@@ -238,9 +230,9 @@ def plot_data(runs: Sequence[Run], baselines: Sequence[Run], settings: Settings,
     limit = point_limit(n_series, max_points, budget)
     short = short_names([r.name for r in (*runs, *baselines)])
     doc = {"limit": limit,
-           "runs": [dict(run_data(r, settings, limit), unstable=unstable(r), short=visible(short[i]))
+           "runs": [dict(run_data(r, settings, limit), unstable=is_unstable(r), short=visible(short[i]))
                     for i, r in enumerate(runs)],
-           "baselines": [dict(run_data(r, settings, limit), unstable=unstable(r), short=visible(short[len(runs) + i]))
-                         for i, r in enumerate(baselines)],
+           "baselines": [dict(run_data(r, settings, limit), unstable=is_unstable(r),
+                              short=visible(short[len(runs) + i])) for i, r in enumerate(baselines)],
            **extra}
     return dumps(doc)
