@@ -286,14 +286,9 @@ def test_html_report(workspace: Path) -> None:
     r = run_step(workspace, {"paths": "sample_logs/diverged", "html": "reports/warmcheck.html"})
     assert r.code == 1
     target = workspace / "reports" / "warmcheck.html"
-    if script.accepts("analyze", "html"):
-        assert r.outputs["report"] == str(target)
-        text = target.read_text(encoding="utf-8")
-        assert "<html" in text.lower() and "diverged" in text
-    else:  # a warmcheck without --html: said so, no report, the gate unchanged
-        assert r.outputs["report"] == "" and not target.exists()
-        assert "::warning title=warmcheck action::this warmcheck's analyze has no --html option" in r.stdout
-        assert len(r.commands("error")) == 3
+    assert r.outputs["report"] == str(target)
+    text = target.read_text(encoding="utf-8")
+    assert "<html" in text.lower() and "diverged" in text
 
 
 def test_compare_plan() -> None:

@@ -146,14 +146,6 @@ def plan(env: Mapping[str, str], cwd: str | None = None) -> Plan:
                 os.path.abspath(os.path.join(cwd or os.getcwd(), html)) if html else None)
 
 
-def accepts(command: str, param: str) -> bool:
-    """Whether this warmcheck's ``command`` has the option ``param`` (a click parameter name)."""
-    from ..cli import main
-
-    cmd = main.commands.get(command)
-    return cmd is not None and any(p.name == param for p in cmd.params)
-
-
 def count(report: bytes) -> dict[str, int]:
     """Workflow commands in a ``--format github`` report, by level (one line per finding)."""
     counts = {"error": 0, "warning": 0, "notice": 0}
@@ -240,10 +232,6 @@ def _report(p: Plan, env: Mapping[str, str], code: int) -> str:
     """The markdown report to the step summary and the HTML report; the HTML file's path or ''."""
     extra = ["-q"]
     html = p.html
-    if html is not None and not accepts(p.command, "html"):
-        print(annotation("warning", f"this warmcheck's {p.command} has no --html option: no HTML report "
-                         "(install a warmcheck that has it, or set html to an empty string)"), flush=True)
-        html = None
     if html is not None:
         os.makedirs(os.path.dirname(html), exist_ok=True)
         if os.path.exists(html):
