@@ -203,3 +203,12 @@ def test_random_instability_is_rarely_pinned_on_a_setting() -> None:
         listed += bool(view["associations"])
         assert all(a["p_adjusted"] >= a["p"] for a in view["associations"])
     assert listed <= 4
+
+
+def test_runs_without_a_configuration_are_not_a_group() -> None:
+    rows = [_row("csv1", True), _row("csv2", False), _row("a", False, lr=1), _row("b", True, lr=1),
+            _row("c", False, lr=2)]
+    view = sweep.view(rows)
+    assert view is not None
+    assert [(g["config"], g["runs"]) for g in view["groups"]] == [({"lr": 1}, ["a", "b"]), ({"lr": 2}, ["c"])]
+    assert "with lr=1 were unstable" in "\n".join(sweep_text(view)) and "lr=-" not in "\n".join(sweep_text(view))

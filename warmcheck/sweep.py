@@ -251,14 +251,17 @@ def _rank(a: Mapping[str, Any]) -> tuple[float, float, str]:
 
 
 def _groups(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[dict[str, Any]]:
-    """Runs grouped by their configuration: the varied values but seeds (seeds of one configuration
-    are replicas of it), in first-seen order."""
+    """Runs grouped by their configuration: the varied values they have, but seeds (seeds of one
+    configuration are replicas of it), in first-seen order. A run with none of them (a plain CSV log
+    beside HF runs) is in no group: having no configuration is not a configuration."""
     keys = [k for k in varied if "seed" not in k.lower()]
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
-        cfg = r["config"]
-        ident = tuple(_hashable(cfg.get(k)) for k in keys)
-        g = groups.setdefault(ident, {"config": {k: cfg.get(k) for k in keys}, "runs": [], "unstable": 0})
+        cfg = {k: r["config"][k] for k in keys if k in r["config"]}
+        if not cfg:
+            continue
+        ident = tuple((k, _hashable(v)) for k, v in cfg.items())
+        g = groups.setdefault(ident, {"config": cfg, "runs": [], "unstable": 0})
         g["runs"].append(r["run"])
         g["unstable"] += bool(r["unstable"])
     return list(groups.values())
