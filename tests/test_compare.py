@@ -283,3 +283,14 @@ def test_smooth_is_a_centred_mean_that_skips_non_finite_values() -> None:
     assert got.tolist() == want
     assert cmp.smooth(v, 1)[3] == 4.0 and np.isnan(cmp.smooth(np.array([np.nan]), 3)[0])
     assert [cmp.auto_window(n) for n in (1, 10, 40, 135, 2000)] == [1, 1, 3, 7, 51]
+
+
+def test_the_command_line_defaults_are_the_tolerance_defaults() -> None:
+    """The CLI spells compare's defaults out (importing warmcheck.compare would cost every command's
+    start-up); they must be Tolerance()'s."""
+    from warmcheck.cli import main
+
+    params = {p.name: p.default for p in main.commands["compare"].params}
+    tol = cmp.Tolerance()
+    assert {k: params[k] for k in ("rtol", "atol", "lr_rtol", "window", "sigmas")} == {
+        "rtol": tol.rtol, "atol": tol.atol, "lr_rtol": tol.lr_rtol, "window": tol.window, "sigmas": tol.sigmas}
