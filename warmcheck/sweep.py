@@ -12,7 +12,8 @@ pair of such splits ("6 of 6 runs with warmup_steps <= 10 and peak_lr >= 1.3 ...
 them clearly better than one setting alone. The counts are facts. Because the best of many splits
 looks significant in random data, each is listed only when its p-value, adjusted for every split
 tried (the share of 199 seeded shuffles of the instability labels in which some split separates the
-runs at least as well: Westfall and Young's maxT; Bonferroni above 20,000 runs), is at most ``ALPHA``.
+runs at least as well: Westfall and Young's maxT; Bonferroni when splits x runs exceed two million),
+is at most ``ALPHA``.
 """
 
 from __future__ import annotations
@@ -122,16 +123,18 @@ def view(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 PERMUTATIONS = 199  # label shuffles for the adjusted p-values (the smallest is 1/200)
-_PERMUTATION_ROWS = 20_000  # above this many runs, Bonferroni over the splits tried instead
+# Splits x runs above which Bonferroni over the splits tried replaces the shuffles (conservative, and
+# without the splits x runs matrices: a CI gate over 10,000 runs must not spend seconds here).
+_PERMUTATION_CELLS = 2_000_000
 
 
-def _z(inside: NDArray[np.float64], known: NDArray[np.float64], labels: NDArray[np.float64]) -> NDArray[np.float64]:
+def _z(inside: NDArray[np.float32], known: NDArray[np.float32], labels: NDArray[np.float32]) -> NDArray[np.float64]:
     """The two-proportion z of each split (rows of ``inside``/``known``) for each labelling (columns of
     ``labels``): how much more often the inside is unstable than the rest."""
-    n = inside.sum(axis=1)[:, None]
-    m = known.sum(axis=1)[:, None] - n
-    a = inside @ labels
-    k = known @ labels
+    n = inside.sum(axis=1, dtype=np.float64)[:, None]
+    m = known.sum(axis=1, dtype=np.float64)[:, None] - n
+    a = (inside @ labels).astype(np.float64)  # counts: exact in float32 below 2**24 runs
+    k = (known @ labels).astype(np.float64)
     c = k - a
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = k / (n + m)
@@ -145,15 +148,15 @@ def _max_t(unstable: NDArray[np.bool_], family: Sequence[_Split], chosen: Sequen
     label shuffles in which some split of the family separates the runs at least as well."""
     if not chosen:
         return []
-    if unstable.shape[0] > _PERMUTATION_ROWS:
+    if unstable.shape[0] * len(family) > _PERMUTATION_CELLS:
         return [min(1.0, _Fisher(unstable.shape[0]).greater(*_table(s, unstable)) * len(family)) for s in chosen]
-    inside = np.array([s.inside for s in family], dtype=np.float64)
-    known = np.array([s.known for s in family], dtype=np.float64)
+    inside = np.array([s.inside for s in family], dtype=np.float32)
+    known = np.array([s.known for s in family], dtype=np.float32)
     rng = np.random.default_rng(0)  # the same report every time
-    shuffled = np.array([rng.permutation(unstable) for _ in range(PERMUTATIONS)], dtype=np.float64).T
+    shuffled = np.array([rng.permutation(unstable) for _ in range(PERMUTATIONS)], dtype=np.float32).T
     null_max = _z(inside, known, shuffled).max(axis=0)
-    mine = _z(np.array([s.inside for s in chosen], dtype=np.float64),
-              np.array([s.known for s in chosen], dtype=np.float64), unstable[:, None].astype(np.float64))[:, 0]
+    mine = _z(np.array([s.inside for s in chosen], dtype=np.float32),
+              np.array([s.known for s in chosen], dtype=np.float32), unstable[:, None].astype(np.float32))[:, 0]
     return [(1 + int(np.count_nonzero(null_max >= z - 1e-12))) / (PERMUTATIONS + 1) for z in mine]
 
 
