@@ -271,17 +271,23 @@ def _groups(rows: Sequence[Mapping[str, Any]], varied: Sequence[str]) -> list[di
 
 
 def _varied(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = sorted({k for r in rows for k in r["config"]})
-    out = []
-    for k in keys:
-        values = [r["config"][k] for r in rows if k in r["config"]]
-        distinct = {_hashable(v) for v in values}
-        if len(distinct) < 2 or len(values) < 2:
-            continue
-        if all(isinstance(v, str) for v in values) and len(distinct) > _MAX_CATEGORIES:
-            continue
-        out.append(k)
-    return out
+    """Configured keys with at least two distinct values (a string key with more than
+    ``_MAX_CATEGORIES`` is an identifier): one pass over the rows, a set of at most 13 values a key."""
+    distinct: dict[str, set[tuple[bool, Any]]] = {}
+    count: dict[str, int] = {}
+    text: dict[str, bool] = {}  # every value a string
+    for r in rows:
+        for k, v in r["config"].items():
+            seen = distinct.get(k)
+            if seen is None:
+                distinct[k], count[k], text[k] = {(isinstance(v, bool), v)}, 1, isinstance(v, str)
+                continue
+            count[k] += 1
+            text[k] = text[k] and isinstance(v, str)
+            if len(seen) <= _MAX_CATEGORIES:
+                seen.add((isinstance(v, bool), v))
+    return sorted(k for k, seen in distinct.items()
+                  if len(seen) >= 2 and count[k] >= 2 and not (text[k] and len(seen) > _MAX_CATEGORIES))
 
 
 def _hashable(v: Any) -> Any:
