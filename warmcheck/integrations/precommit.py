@@ -36,13 +36,11 @@ Exit codes are warmcheck's: 1 (a finding at or above ``--fail-on``) and 2 fail t
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
 
-from ..readers.discovery import classify
+from ..readers.discovery import CHECKPOINT_DIR, classify
 
-_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 COMMANDS = ("analyze", "compare")
 
 
@@ -66,7 +64,7 @@ def run_path(file: str) -> str:
     if not directory:
         return path
     name = os.path.basename(path)
-    if name == "trainer_state.json" and _CHECKPOINT.match(os.path.basename(directory)):
+    if name == "trainer_state.json" and CHECKPOINT_DIR.match(os.path.basename(directory)):
         return os.path.dirname(directory) or directory  # checkpoint-N/trainer_state.json: the output dir
     if "tfevents" in name.lower():
         parts = directory.split(os.sep)

@@ -49,7 +49,7 @@ from ..model import Format
 from .interface import diag
 from .joining import is_eval_name
 
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")  # an HF checkpoint directory (its step)
 _WANDB_RUN_DIR = re.compile(r"^(offline-)?run-")  # wandb/run-<date>-<id>, wandb/offline-run-<date>-<id>
 _MLFLOW_DB_NAMES = frozenset({"mlflow.db"})  # MLflow 3's default store, found in a walk (see readers/mlflow.py)
 
@@ -391,7 +391,7 @@ def _superseded_checkpoints(tree: _Tree, files: list[FileEntry], subdirs: list[t
     """HF checkpoints repeat the log history: keep the output dir's, or else the latest checkpoint's."""
     has_own = any(f is Format.HF_TRAINER_STATE for _, _, f in files)
     checkpoints = [(int(m.group(1)), path) for path, _ in subdirs
-                   if (m := _CHECKPOINT.match(_basename(path)))
+                   if (m := CHECKPOINT_DIR.match(_basename(path)))
                    and tree.has_file(path, "trainer_state.json")]
     if not checkpoints:
         return set()
@@ -424,7 +424,7 @@ def _output_dir(spec: RunSpec) -> tuple[str, str] | None:
         return None
     path, shown, _ = spec.files[0]
     directory, shown_dir = _dirname(path), _parent(shown)
-    if _CHECKPOINT.match(_basename(directory)):
+    if CHECKPOINT_DIR.match(_basename(directory)):
         directory, shown_dir = _dirname(directory), _parent(shown_dir)
     return directory, shown_dir
 
