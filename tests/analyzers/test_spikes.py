@@ -138,3 +138,46 @@ def test_clipping_saturation() -> None:
     found = {f.code: f for f in _wc(base.run())}
     assert found["WC303"].details["clip_value"] == 0.5 and found["WC303"].details["share"] >= 0.2
     assert "WC303" not in {f.code for f in _wc(syn.healthy(seed=5).run())}
+
+
+def _full_pass_flags(v: np.ndarray, p) -> tuple[np.ndarray, int]:
+    """The window rule over every point, from the public full-length statistics (no shortcut)."""
+    import math
+
+    from warmcheck.detectors import trailing_expectation, trailing_max
+
+    y = np.log(v)
+    expected, noise = trailing_expectation(y, p)
+    excess = y - expected
+    valid = ~np.isnan(expected)
+    with np.errstate(invalid="ignore"):
+        flags = ((excess / noise >= p.z) & (excess >= math.log(p.min_ratio))
+                 & (y - trailing_max(y, p) >= math.log(p.above_max)) & valid)
+    return np.flatnonzero(flags), int(np.count_nonzero(valid))
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"above_max": 0.9}, {"above_max": 1.0, "z": 2.0, "min_ratio": 1.01}, {"min_history": 30},
+    {"window": 7, "min_history": 3},
+])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_window_rule_computes_medians_only_where_the_cheap_test_passes(params: dict, seed: int) -> None:
+    # detect() computes the window medians only for the points that clear the window's maximum by
+    # above_max; its flags must be exactly those of the full pass, for any thresholds.
+    from dataclasses import replace
+
+    from warmcheck.detectors import SpikeParams
+
+    p = replace(SpikeParams(), **params)
+    rng = np.random.default_rng(seed)
+    n = 5000 if seed % 2 else 150_000  # more than one chunk of the statistics (65,536 points)
+    v = np.exp(-np.arange(n) / (n / 3)) * 3 + 0.5
+    v *= np.exp(rng.normal(0, 0.05 * (1 + seed % 3), n))
+    for at in rng.integers(5, n, 40):
+        v[at : at + rng.integers(1, 6)] *= rng.uniform(1.2, 8)
+    det = detect(np.arange(n, dtype=np.int64), v, params=p)
+    flags, evaluated = _full_pass_flags(v, p)
+    assert flags.shape[0] >= 20  # the planted spikes, and with loose thresholds many more
+    assert det.flagged == flags.shape[0] and det.evaluated == evaluated
+    onsets = {e.index for e in det.episodes}
+    assert onsets <= set(flags.tolist()) and min(flags.tolist()) in onsets
