@@ -50,6 +50,35 @@ def test_vectorised_crc_equals_c_library(chunks: list[bytes]) -> None:
     assert got.tolist() == [google_crc32c.value(c) for c in chunks]
 
 
+@pytest.mark.parametrize("max_len", [8, 40, 200, 300, 5000])
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorised_crc_of_many_mixed_lengths_equals_c_library(max_len: int, seed: int) -> None:
+    # Thousands of records of every length up to max_len, most sharing bytes (a tag), some random:
+    # one right-aligned pass covers the short ones, whatever their lengths; long ones go to C.
+    rng = np.random.default_rng(seed)
+    prefix = rng.integers(0, 256, max_len, dtype=np.uint8).tobytes()
+    chunks = []
+    for _ in range(3000):
+        length = int(rng.integers(0, max_len + 1))
+        if rng.random() < 0.7:
+            body = bytearray(prefix[:length])
+            for at in rng.integers(0, max(length, 1), 3).tolist():
+                if length:
+                    body[at] = int(rng.integers(0, 256))
+            chunks.append(bytes(body))
+        else:
+            chunks.append(rng.integers(0, 256, length, dtype=np.uint8).tobytes())
+    gaps = rng.integers(0, 20, len(chunks))  # bytes between records (headers): never part of a CRC
+    blob, starts = b"", []
+    for c, g in zip(chunks, gaps.tolist(), strict=True):
+        blob += rng.integers(0, 256, g, dtype=np.uint8).tobytes()
+        starts.append(len(blob))
+        blob += c
+    got = crc32c_many(np.frombuffer(blob, np.uint8), np.array(starts, np.int64),
+                      np.array([len(c) for c in chunks], np.int64))
+    assert got.tolist() == [google_crc32c.value(c) for c in chunks]
+
+
 def test_frame_finds_every_record() -> None:
     data = _file(50)
     framed = frame(data)

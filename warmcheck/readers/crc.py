@@ -1,11 +1,13 @@
 """CRC32C (Castagnoli) as TFRecord uses it: one C call per buffer, or vectorised over many records.
 
 TFRecord checks two CRCs per record. Calling a C CRC function once per record costs about half a
-microsecond in Python call overhead alone, more than parsing the record. CRC is affine over GF(2),
-so for records of equal length ``crc(m_i) = crc(m_0) ^ lin(m_i ^ m_0)``, where ``lin`` is a XOR of
-per-position table lookups. Records of one tag differ only in a few bytes (wall time, step, value),
-so :func:`crc32c_many` checks a million records with a handful of numpy gathers per varying byte
-column, and gives exactly the values the C library gives (tests compare them).
+microsecond in Python call overhead alone, more than parsing the record. CRC is affine over GF(2):
+``crc(m) = lin(m) ^ crc(bytes(len(m)))``, where ``lin`` is a XOR of per-position table lookups and a
+zero byte adds nothing to it. So :func:`crc32c_many` right-aligns records in zero-padded rows (sorted
+by length, so that a block of rows mostly shares one length) and, since records of one tag differ only in
+a few bytes (wall time, step, value), computes ``lin`` as the first row's plus a table lookup per varying
+byte column: a million records in a few dozen numpy operations, exactly the values the C library gives
+(tests compare them).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from numpy.typing import NDArray
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
-_MAX_VECTOR_LEN = 4096  # longer records are checked with one C call each
+_MAX_VECTOR_LEN = 256  # longer records are checked with one C call each (their call costs less than their bytes)
 _BLOCK_ROWS = 8192
-_MIN_VECTOR_ROWS = 256  # below this, numpy's per-call overhead costs more than one C call per record
+_MIN_VECTOR_ROWS = 64  # below this, numpy's per-call overhead costs more than one C call per record
 
 U32 = NDArray[np.uint32]
 
@@ -80,43 +82,77 @@ def position_tables(length: int) -> U32:
 
 
 def crc32c_many(buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> U32:
-    """CRC32C of ``buf[starts[i] : starts[i] + lengths[i]]`` for every i."""
-    out = np.empty(starts.shape[0], dtype=np.uint32)
-    if starts.shape[0] == 0:
+    """CRC32C of ``buf[starts[i] : starts[i] + lengths[i]]`` for every i.
+
+    Records of up to ``_MAX_VECTOR_LEN`` bytes are taken in blocks of rows sorted by length, each block
+    right-aligned in rows as wide as its longest record and zero-padded on the left: a zero byte adds
+    nothing to the linear part of a CRC, so ``crc(m) = lin(row) ^ crc(bytes(len(m)))`` with one table
+    per column for the whole block, whatever the lengths in it. Longer records (and the few that start
+    in the buffer's first ``_MAX_VECTOR_LEN`` bytes) take one C call each.
+    """
+    n = starts.shape[0]
+    out = np.empty(n, dtype=np.uint32)
+    if n == 0:
         return out
-    order = np.argsort(lengths, kind="stable")
-    sorted_lengths = lengths[order]
-    bounds = np.flatnonzero(np.diff(sorted_lengths)) + 1
-    for group in np.split(order, bounds):
-        length = int(lengths[group[0]])
-        group_starts = starts[group]
-        if length > _MAX_VECTOR_LEN or group.shape[0] < _MIN_VECTOR_ROWS:
-            out[group] = [
-                _crc32c_c(buf[s : s + length].tobytes()) for s in group_starts.tolist()
-            ]
-            continue
-        out[group] = _crc_equal_length(buf, group_starts, length)
+    ends = starts + lengths
+    vector = (lengths <= _MAX_VECTOR_LEN) & (ends >= _MAX_VECTOR_LEN)
+    rows = np.flatnonzero(vector) if n >= _MIN_VECTOR_ROWS else np.empty(0, np.int64)
+    if rows.shape[0] < _MIN_VECTOR_ROWS:
+        rows = np.empty(0, np.int64)
+        vector[:] = False
+    if rows.shape[0]:
+        # lengths up to 256 as uint16: numpy sorts those with a radix sort, 3 times faster than int64
+        if rows.shape[0] == n:
+            rows = np.argsort(lengths.astype(np.uint16), kind="stable")
+        else:
+            rows = rows[np.argsort(lengths[rows].astype(np.uint16), kind="stable")]
+        for a in range(0, rows.shape[0], _BLOCK_ROWS):
+            block = rows[a : a + _BLOCK_ROWS]
+            out[block] = _crc_right_aligned(buf, ends[block], lengths[block])
+    for i in np.flatnonzero(~vector).tolist():
+        s = int(starts[i])
+        out[i] = _crc32c_c(buf[s : s + int(lengths[i])].tobytes())
     return out
 
 
-def _crc_equal_length(buf: NDArray[np.uint8], starts: NDArray[np.int64], length: int) -> U32:
-    """CRCs of equal-length records: C for the first, XOR deltas for the others."""
-    if length == 0:
-        return np.full(starts.shape[0], _crc32c_c(b""), dtype=np.uint32)
-    # A zero-copy (n, length) window view: fancy indexing its rows gathers n x length bytes
-    # without an int64 index matrix.
-    windows = np.ndarray((buf.shape[0] - length + 1, length), np.uint8, buffer=buf, strides=(1, 1))
-    first = windows[starts[0]]
-    base = np.uint32(_crc32c_c(first.tobytes()))
-    tables = position_tables(length)
-    out = np.empty(starts.shape[0], dtype=np.uint32)
-    # Blocks of rows that fit in cache; columns transposed so each lookup reads contiguous bytes.
-    for a in range(0, starts.shape[0], _BLOCK_ROWS):
-        delta = windows[starts[a : a + _BLOCK_ROWS]] ^ first
-        varying = np.flatnonzero(delta.any(axis=0))
-        columns = delta.T[varying].copy()
-        acc = np.full(columns.shape[1], base, dtype=np.uint32)
-        for k, j in enumerate(varying.tolist()):
-            acc ^= tables[length - 1 - j][columns[k]]
-        out[a : a + _BLOCK_ROWS] = acc
-    return out
+_ZERO_CRC: U32 | None = None  # crc32c(bytes(k)) for every k up to _MAX_VECTOR_LEN
+
+
+def _crc_right_aligned(buf: NDArray[np.uint8], ends: NDArray[np.int64], lengths: NDArray[np.int64]) -> U32:
+    """CRCs of records ending at ``ends``, lengths sorted (each at most ``_MAX_VECTOR_LEN`` bytes, and
+    ``ends >= _MAX_VECTOR_LEN``)."""
+    global _ZERO_CRC
+    if _ZERO_CRC is None:
+        _ZERO_CRC = np.array([_crc32c_c(bytes(k)) for k in range(_MAX_VECTOR_LEN + 1)], dtype=np.uint32)
+    width = int(lengths[-1])
+    if width == 0:
+        return np.full(ends.shape[0], _ZERO_CRC[0], dtype=np.uint32)
+    # A zero-copy (n, width) window view: fancy indexing its rows gathers n x width bytes without an
+    # int64 index matrix. The bytes left of a shorter record (its header) are zeroed.
+    windows = np.ndarray((buf.shape[0] - width + 1, width), np.uint8, buffer=buf, strides=(1, 1))
+    delta = windows[ends - width]
+    if lengths[0] != width:
+        delta &= _keep_masks(width)[width - lengths]
+    first = delta[0].copy()
+    # lin(row) of the first row; every other row is lin(first) ^ lin(row ^ first) (lin is linear).
+    base = np.uint32(_crc32c_c(first.tobytes())) ^ _ZERO_CRC[width]
+    delta ^= first
+    varying = np.flatnonzero(np.bitwise_or.reduce(delta, axis=0))
+    columns = delta.T[varying].copy()  # transposed: each lookup reads contiguous bytes
+    acc = np.full(columns.shape[1], base, dtype=np.uint32)
+    tables = position_tables(width)
+    for k, j in enumerate(varying.tolist()):
+        acc ^= tables[width - 1 - j].take(columns[k])  # take: twice as fast as [] for uint8 indices
+    return acc ^ _ZERO_CRC[lengths]
+
+
+_KEEP: dict[int, NDArray[np.uint8]] = {}
+
+
+def _keep_masks(width: int) -> NDArray[np.uint8]:
+    """Row ``p``: 0x00 for the first ``p`` bytes of a ``width``-byte row, 0xFF for the rest."""
+    got = _KEEP.get(width)
+    if got is None:
+        col = np.arange(width)
+        got = _KEEP[width] = np.where(col[None, :] >= np.arange(width + 1)[:, None], 0xFF, 0).astype(np.uint8)
+    return got

@@ -148,24 +148,41 @@ def _candidates(data: bytes, buf: NDArray[np.uint8]) -> tuple[IntArray, IntArray
     # An unaligned little-endian u64 at every byte offset, without copying.
     u64 = np.ndarray((n - HEADER + 1,), dtype="<u8", buffer=data, offset=0, strides=(1,))
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, offset=0, strides=(1,))
-    # Below 2**24 only the three low bytes can be non-zero, and a zero byte adds nothing to the
-    # linear part of a CRC, so three table lookups give the CRC of all eight bytes. In slices where
-    # they are dense: in zeros (a crashed writer's tail) every offset is a small u64, and the
+    # Below 2**24 only the three low bytes can be non-zero, and a zero byte adds nothing to the linear
+    # part of a CRC, so two lookups (12 bits each) give the CRC of all eight bytes. In slices where
+    # small values are dense: in zeros (a crashed writer's tail) every offset is a small u64, and the
     # temporaries of a whole chunk would be 30 times its size.
-    tables = position_tables(8)
+    low, high = _header_tables()
     small = u64 < _CANDIDATE_LIMIT
     step = _CANDIDATE_SLICE if np.count_nonzero(small) > (n >> 4) else small.shape[0]
-    found = []
+    found, found_len = [], []
     for a in range(0, small.shape[0], step):
         cand = np.flatnonzero(small[a : a + step])
         if a:
             cand += a
-        crc = np.full(cand.shape[0], _CRC_OF_8_ZEROS, dtype=np.uint32)
-        for j in range(3):
-            crc ^= tables[7 - j][buf[cand + j]]
-        found.append(cand[mask_many(crc) == u32[cand + 8]])
-    cand = found[0] if len(found) == 1 else np.concatenate(found)
-    return cand, u64[cand].astype(np.int64)
+        length = u64[cand]
+        crc = low.take(length & np.uint64(0xFFF)) ^ high.take(length >> np.uint64(12))
+        ok = mask_many(crc) == u32[cand + 8]
+        found.append(cand[ok])
+        found_len.append(length[ok])
+    if len(found) == 1:
+        return found[0], found_len[0].astype(np.int64)
+    return np.concatenate(found), np.concatenate(found_len).astype(np.int64)
+
+
+_HEADER_TABLES: tuple[NDArray[np.uint32], NDArray[np.uint32]] | None = None
+
+
+def _header_tables() -> tuple[NDArray[np.uint32], NDArray[np.uint32]]:
+    """CRC32C of an 8-byte little-endian length below 2**24, as ``low[v & 0xFFF] ^ high[v >> 12]``."""
+    global _HEADER_TABLES
+    if _HEADER_TABLES is None:
+        t = position_tables(8)  # t[d][b]: byte b, d bytes before the end (linear part)
+        v = np.arange(4096)
+        low = t[7][v & 0xFF] ^ t[6][v >> 8] ^ np.uint32(_CRC_OF_8_ZEROS)  # byte 0, low nibble of byte 1
+        high = t[6][(v & 0xF) << 4] ^ t[5][v >> 4]  # high nibble of byte 1, byte 2
+        _HEADER_TABLES = (low.astype(np.uint32), high.astype(np.uint32))
+    return _HEADER_TABLES
 
 
 def _data_crc_ok(data: bytes, buf: NDArray[np.uint8], starts: IntArray,
