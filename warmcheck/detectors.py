@@ -149,9 +149,7 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
         flagged.append(cand[keep] + a)
         at_expected.append(expected[keep])
         at_noise.append(noise[keep])
-    spikes = np.concatenate(flagged) if flagged else np.empty(0, np.int64)
-    expected_at = np.concatenate(at_expected) if at_expected else np.empty(0)
-    noise_at = np.concatenate(at_noise) if at_noise else np.empty(0)
+    spikes, expected_at, noise_at = _joined(flagged, np.int64), _joined(at_expected), _joined(at_noise)
     if p.early_ratio is not None and n > 1:
         params["early_ratio"] = p.early_ratio
         spikes, expected_at, noise_at, more = _early(y, p, spikes, expected_at, noise_at)
@@ -179,21 +177,34 @@ def _robust(st: NDArray[np.int64], v: Arr, p: SpikeParams) -> Detection:
     return Detection("warmcheck", params, tuple(episodes), int(spikes.shape[0]), evaluated)
 
 
+def _joined(parts: list[NDArray], dtype: type = np.float64) -> NDArray:
+    """The chunks' arrays end to end (one chunk, the usual case: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
 def _early(y: Arr, p: SpikeParams, spikes: NDArray[np.int64], expected_at: Arr, noise_at: Arr,
            ) -> tuple[NDArray[np.int64], Arr, Arr, int]:
     """The early rule of :class:`SpikeParams` (``early_ratio``) merged into the window rule's flags:
     the flagged indices, their expectations and noise scales, and how many points only it judged."""
     assert p.early_ratio is not None
     head = min(y.shape[0], p.window)  # points judged; two more are looked at (never the whole series)
-    y0 = float(np.median(y[:3]))  # the initial level; one spike among the first three does not move it
-    high = (y[: head + 2] - y0 >= math.log(p.early_ratio)).astype(np.int8)
-    # Held, not one bad batch: the point and at least one of the next two (the median of the three).
-    ahead = np.convolve(high, np.ones(3, dtype=np.int8))[2: head + 2]  # ahead[i] = high[i] + high[i+1] + high[i+2]
-    early = np.flatnonzero((high[1:head] == 1) & (ahead[1:head] >= 2)) + 1
     judged_only_here = min(head, p.min_history) - 1  # the window rule starts at min_history
-    new = np.setdiff1d(early, spikes, assume_unique=True)
-    if not new.shape[0]:
+    # A couple of dozen values: plain Python, numpy's per-call overhead would cost more (once a run).
+    first = y[: head + 2].tolist()
+    # The initial level; one spike among the first three does not move it (the middle one, exactly
+    # numpy's median of three; of two, their mean).
+    y0 = sorted(first[:3])[1] if len(first) >= 3 else float(np.median(y[:3]))
+    level = math.log(p.early_ratio)
+    high = [x - y0 >= level for x in first]
+    # Held, not one bad batch: the point and at least one of the next two (the median of the three).
+    early = [i for i in range(1, head) if high[i] and sum(high[i : i + 3]) >= 2]
+    if spikes.shape[0]:
+        early = sorted(set(early).difference(spikes[: int(np.searchsorted(spikes, head))].tolist()))
+    if not early:
         return spikes, expected_at, noise_at, judged_only_here
+    new = np.array(early, dtype=np.int64)
     scale = float(1.4826 * np.median(np.abs(np.diff(y[:4])))) if y.shape[0] > 2 else 0.0
     idx = np.concatenate([spikes, new])
     order = np.argsort(idx, kind="stable")
@@ -307,6 +318,8 @@ def _trailing_stats_at(y: Arr, p: SpikeParams, at: NDArray[np.int64]) -> tuple[A
     """:func:`trailing_expectation` at the points ``at`` only (each with ``min_history`` points or a
     full window before it)."""
     expected, noise = np.empty(at.shape[0]), np.empty(at.shape[0])
+    if not at.shape[0]:  # the usual case on a quiet stretch: no point clears the window's maximum
+        return expected, noise
     short = at < p.window
     for k in np.flatnonzero(short).tolist():  # short windows at the start, one by one
         expected[k], noise[k] = _short_window_stats(y[: int(at[k])].tolist())
@@ -330,12 +343,36 @@ def trailing_max(y: Arr, p: SpikeParams) -> Arr:
 def _trailing_max(y: Arr, p: SpikeParams, a: int, b: int) -> Arr:
     """:func:`trailing_max` for the points ``a..b-1``."""
     out = np.full(b - a, -np.inf)
-    for start in range(max(a, 1), min(p.window, b)):
-        out[start - a] = y[:start].max()
+    short = min(p.window, b)  # points 1..window-1: the maximum of all the points before (a running maximum)
+    if max(a, 1) < short:
+        out[max(a, 1) - a : short - a] = np.maximum.accumulate(y[: short - 1])[max(a, 1) - 1 :]
     lo = max(a, p.window)
     if lo < b:
-        out[lo - a :] = np.lib.stride_tricks.sliding_window_view(y[lo - p.window : b - 1], p.window).max(axis=1)
+        out[lo - a :] = window_max(y[lo - p.window : b - 1], p.window)
     return out
+
+
+def window_max(x: Arr, width: int) -> Arr:
+    """The maximum of each ``width`` consecutive values of ``x`` (``len(x) - width + 1`` of them).
+
+    Maxima of 1, 2, 4, 8, ... values by doubling, then the window as a sum of those spans: a handful of
+    ``np.maximum`` calls instead of a pass over every window's ``width`` values (a maximum is exact, so
+    the numbers are those of ``sliding_window_view(x, width).max(axis=1)``)."""
+    m = x.shape[0] - width + 1
+    if m <= 0:
+        return np.empty(0, dtype=x.dtype)
+    spans = {1: x}
+    span, cur = 1, x
+    while span * 2 <= width:
+        cur = np.maximum(cur[:-span], cur[span:])
+        span *= 2
+        spans[span] = cur
+    out, off, rest = cur[:m], span, width - span
+    while rest:
+        step = 1 << (rest.bit_length() - 1)
+        out = np.maximum(out, spans[step][off : off + m])
+        off, rest = off + step, rest - step
+    return out.copy() if width == 1 else out
 
 
 def _short_window_stats(w: list[float]) -> tuple[float, float]:

@@ -168,11 +168,15 @@ def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Ep
     if float(values.min()) <= 0:
         return None  # not a positive quantity (RL objectives, log-likelihood ratios): ratios mean nothing
     raw = np.log(values)
+    needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
+    # The rise is at most the last smoothed value over the lowest raw one (every median of 5 is one of
+    # the values): a loss that ends near its lowest (most runs) is decided without smoothing it all.
+    if float(_median5(raw[-5:])[-1]) - float(raw.min()) < needed:
+        return None
     # A centred median of 5 keeps one odd low value from becoming "the minimum" the run never regains.
     y = _median5(raw)
     low = np.minimum.accumulate(y)
     up = float(y[-1] - low[-1])
-    needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
     if up < needed:
         return None
     i = _last_near(y, low) + 1
@@ -217,8 +221,21 @@ def _median5(raw: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
         b = min(n, a + chunk)
         lo, hi = max(0, a - 2), min(n, b + 2)
         part = np.concatenate([np.full(2 - (a - lo), raw[0]), raw[lo:hi], np.full(2 - (hi - b), raw[-1])])
-        out[a:b] = np.median(np.lib.stride_tricks.sliding_window_view(part, 5), axis=1)
+        out[a:b] = median5_of(part)
     return out
+
+
+def median5_of(x: np.ndarray) -> np.ndarray:
+    """The median of each 5 consecutive values of ``x`` (``len(x) - 4`` of them), NaN-free ``x``.
+
+    Comparisons only (the median of 5 is the median of three: the fifth value, the larger of the two
+    pairs' minima and the smaller of their maxima): the very values ``np.median`` picks from each
+    window, with no copy of the windows and no partition."""
+    m = x.shape[0] - 4
+    a, b, c, d, e = x[:m], x[1 : m + 1], x[2 : m + 2], x[3 : m + 3], x[4:]
+    f = np.maximum(np.minimum(a, b), np.minimum(c, d))
+    g = np.minimum(np.maximum(a, b), np.maximum(c, d))
+    return np.maximum(np.minimum(e, f), np.minimum(np.maximum(e, f), g))  # the median of e, f, g
 
 
 def _last_near(y: np.ndarray, low: np.ndarray, chunk: int = 1 << 20) -> int:

@@ -1,0 +1,156 @@
+"""The shortcuts of the per-run analysis against the straightforward computations they replace.
+
+Each shortcut must give the very numbers of the plain version (the JSON report is compared bit for bit
+across versions), so these tests compare with ``==``, on random series with ties, plateaus and spikes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from warmcheck.analyzers import divergence
+from warmcheck.analyzers.divergence import _median5, _slow_climb, median5_of
+from warmcheck.detectors import SpikeParams, _early, _trailing_max, trailing_max, window_max
+from warmcheck.model import Series
+
+
+def _series(rng: np.random.Generator, n: int) -> np.ndarray:
+    y = rng.normal(0, rng.uniform(0.01, 1), n).round(int(rng.integers(0, 4)))  # rounding: ties
+    for at in rng.integers(0, n, 5):
+        y[at : at + rng.integers(1, 4)] += rng.uniform(-3, 3)
+    return y
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 7, 8, 16, 20, 31, 32, 33, 100])
+def test_window_max_is_the_maximum_of_every_window(width: int) -> None:
+    rng = np.random.default_rng(width)
+    for n in (width, width + 1, width + 5, 3 * width + 7, 1000):
+        x = _series(rng, n)
+        expected = np.array([x[i : i + width].max() for i in range(n - width + 1)])
+        got = window_max(x, width)
+        assert got.dtype == np.float64 and np.array_equal(got, expected)
+    assert window_max(np.arange(3.0), 5).shape == (0,)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 20, 33])
+def test_trailing_max_is_the_maximum_of_the_window_before_each_point(window: int) -> None:
+    p = replace(SpikeParams(), window=window)
+    rng = np.random.default_rng(window)
+    for n in (1, 2, window - 1, window, window + 1, 500, 70_000):  # 70,000: more than one chunk
+        if n < 1:
+            continue
+        y = _series(rng, n)
+        if n > 10:
+            y[3] = np.nan if window % 2 else -np.inf  # a NaN spreads as numpy's max spreads it
+        got = trailing_max(y, p)
+        for i in [*range(min(n, 2 * window + 3)), *rng.integers(0, n, 200).tolist()]:
+            before = y[max(0, i - window) : i]
+            want = before.max() if before.shape[0] else -np.inf
+            assert got[i] == want or (math.isnan(got[i]) and math.isnan(want)), (n, i)
+        a = int(rng.integers(0, n))  # any chunk boundary gives the same numbers
+        assert np.array_equal(_trailing_max(y, p, a, n), got[a:], equal_nan=True)
+
+
+def _early_reference(y: np.ndarray, p: SpikeParams, spikes: np.ndarray, expected_at: np.ndarray,
+                     noise_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The early rule as numpy arrays over the first points (the version before the plain-Python one)."""
+    assert p.early_ratio is not None
+    head = min(y.shape[0], p.window)
+    y0 = float(np.median(y[:3]))
+    high = (y[: head + 2] - y0 >= math.log(p.early_ratio)).astype(np.int8)
+    ahead = np.convolve(high, np.ones(3, dtype=np.int8))[2 : head + 2]
+    early = np.flatnonzero((high[1:head] == 1) & (ahead[1:head] >= 2)) + 1
+    judged_only_here = min(head, p.min_history) - 1
+    new = np.setdiff1d(early, spikes, assume_unique=True)
+    if not new.shape[0]:
+        return spikes, expected_at, noise_at, judged_only_here
+    scale = float(1.4826 * np.median(np.abs(np.diff(y[:4])))) if y.shape[0] > 2 else 0.0
+    idx = np.concatenate([spikes, new])
+    order = np.argsort(idx, kind="stable")
+    exp = np.concatenate([expected_at, np.full(new.shape[0], y0)])
+    noi = np.concatenate([noise_at, np.full(new.shape[0], max(p.noise_floor, scale))])
+    return idx[order], exp[order], noi[order], judged_only_here
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_early_rule_in_plain_python_equals_the_array_version(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = replace(SpikeParams(), early_ratio=float(rng.choice([1.5, 2.0, 3.0])),
+                window=int(rng.choice([5, 20, 30])), min_history=int(rng.choice([3, 8])))
+    for n in (2, 3, 4, 5, 12, 21, 22, 23, 60):
+        y = np.log(np.exp(_series(rng, n) * 0.2) * 3.0)
+        for at in rng.integers(1, n, int(rng.integers(0, 5))):
+            y[at : at + rng.integers(1, 4)] += math.log(rng.uniform(1.5, 4))  # early blow-ups, held or not
+        spikes = np.sort(rng.choice(n, int(rng.integers(0, min(n, 6) + 1)), replace=False)).astype(np.int64)
+        expected_at, noise_at = rng.normal(size=spikes.shape[0]), rng.uniform(0, 1, spikes.shape[0])
+        got = _early(y, p, spikes, expected_at, noise_at)
+        want = _early_reference(y, p, spikes, expected_at, noise_at)
+        assert got[3] == want[3]
+        for g, w in zip(got[:3], want[:3], strict=True):
+            assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+def test_median5_of_is_numpys_median_of_each_window() -> None:
+    for vals in itertools.product(range(5), repeat=5):  # every order, every tie pattern
+        x = np.array(vals, dtype=np.float64)
+        assert median5_of(x)[0] == np.median(x)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x = _series(rng, int(rng.integers(5, 400)))
+        want = np.median(np.lib.stride_tricks.sliding_window_view(x, 5), axis=1)
+        assert np.array_equal(median5_of(x), want)
+    x = _series(rng, 150_000)  # more than one chunk of _median5
+    pad = np.concatenate([[x[0]] * 2, x, [x[-1]] * 2])
+    assert np.array_equal(_median5(x), np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1))
+
+
+def _slow_climb_reference(loss: Series, nan_at: int | None, ratio: float):  # type: ignore[no-untyped-def]
+    """:func:`_slow_climb` without the early exit (the median of 5 of every point first)."""
+    st, values = divergence._finite(loss)
+    if values.shape[0] < 10 or float(values.min()) <= 0:
+        return None
+    raw = np.log(values)
+    pad = np.concatenate([[raw[0]] * 2, raw, [raw[-1]] * 2])
+    y = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+    low = np.minimum.accumulate(y)
+    up = float(y[-1] - low[-1])
+    needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
+    if up < needed:
+        return None
+    i = divergence._last_near(y, low) + 1
+    if i >= y.shape[0] or np.any(np.diff(y[i:]) < -math.log(1.5)):
+        return None
+    base = float(math.exp(low[i - 1]))
+    i = divergence._hinge(raw, i)
+    k = i + int(np.argmax(raw[i:]))
+    return int(st[i]), int(st[k]), float(values[k]), base, float(math.exp(raw[k] - low[i - 1]))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_slow_climb_decides_as_the_full_smoothing_does(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 400))
+    t = np.arange(n, dtype=np.float64)
+    logv = -t / n * rng.uniform(0, 2) + rng.normal(0, rng.uniform(0.01, 0.3), n)
+    if seed % 3:  # a climb from a random point, of a random size: some cross the ratio, some not
+        at = int(rng.integers(0, n))
+        logv[at:] += np.linspace(0, rng.uniform(0, 2.5), n - at)
+    if seed % 5 == 0:
+        logv[-int(rng.integers(1, 4)):] -= rng.uniform(0, 3)  # an odd low value at the end
+    v = np.exp(logv).round(int(rng.integers(2, 6)))
+    v[v <= 0] = 1e-3
+    s = Series("loss", np.arange(n, dtype=np.int64) * 10, v, np.full(n, np.nan))
+    for nan_at, ratio in ((None, 3.0), (None, 1.6), (10 * n, 3.0)):
+        got = _slow_climb(s, nan_at, ratio)
+        want = _slow_climb_reference(s, nan_at, ratio)
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None
+            onset, e = got
+            assert (onset, e.peak, e.peak_value, e.expected, e.ratio) == want
