@@ -278,3 +278,20 @@ def test_unique_tags_is_exact_for_short_and_long_tags() -> None:
     keys, inverse = unique_tags(padded, np.array(pos, np.int64), np.array(length, np.int64))
     assert [keys[k] for k in inverse.tolist()] == [names[i] for i in pick.tolist()]
     assert len(keys) == len(set(keys)) == len(set(pick.tolist()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tag_grouping_equals_numpy_unique_when_new_values_come_late(seed: int) -> None:
+    # The grouping looks the values up among those of the first records and sorts the whole array
+    # only when one is missing: both ways must give np.unique's first indices and groups exactly.
+    from warmcheck.readers._tags import _SAMPLE, _group
+
+    rng = np.random.default_rng(seed)
+    for k, n in ((1, 5000), (5, 20_000), (3000, 8000), (40, _SAMPLE), (2, _SAMPLE + 1), (7, 100)):
+        pool = rng.integers(0, 2**63, k).astype(np.uint64)
+        h = pool[rng.integers(0, max(1, k // 2) if seed % 2 else k, n)]  # half the values only in the sample ...
+        if seed % 2 and n > _SAMPLE + 10:
+            h[-5:] = pool[-1]  # ... and one that appears only at the end
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        got_first, got_inverse = _group(h)
+        assert got_first.tolist() == first.tolist() and got_inverse.tolist() == inverse.tolist()

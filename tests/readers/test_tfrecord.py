@@ -200,3 +200,86 @@ def test_small_chunks_give_the_same_records(tmp_path, chunk: int) -> None:
         got_damage += [(d.kind, d.offset) for d in fr.damage]
     assert got_starts == whole.starts.tolist()
     assert got_damage == [(d.kind, d.offset) for d in whole.damage]
+
+
+def _damaged_file(tmp_path) -> str:
+    data = bytearray(_file(3000))
+    offsets = _offsets(bytes(data))
+    data[offsets[1000] + 20] ^= 0xFF  # a data CRC
+    data[offsets[4000] + 3] ^= 0x01  # a length CRC: resynchronised
+    path = tmp_path / "events.out.tfevents.1.x"
+    path.write_bytes(bytes(data[:-7]))  # and a truncated tail
+    return str(path)
+
+
+def _summary(chunks) -> list[tuple]:
+    return [(len(data), fr.base, fr.consumed, fr.records, fr.starts.tolist(), fr.lengths.tolist(),
+             fr.indices.tolist(), [(d.kind, d.offset, d.nbytes) for d in fr.damage]) for data, fr in chunks]
+
+
+def test_prefetching_scan_yields_exactly_the_chunks_of_a_plain_scan(tmp_path) -> None:
+    path = _damaged_file(tmp_path)
+    plain = TFRecordScanner(path, chunk_size=8192)
+    want = _summary(plain.scan())
+    fetched = TFRecordScanner(path, chunk_size=8192)
+    got = _summary(fetched.scan(prefetch=True))
+    assert len(want) > 20 and got == want
+    assert (fetched.offset, fetched.record_index) == (plain.offset, plain.record_index)
+    kinds = {d[0] for c in want for d in c[7]}
+    assert kinds == {DamageKind.DATA_CRC, DamageKind.LENGTH_CRC, DamageKind.TRUNCATED}
+
+
+def test_prefetching_scan_passes_errors_on_and_closes_the_file_when_stopped(tmp_path, monkeypatch) -> None:
+    import threading
+
+    from warmcheck.readers import tfrecord
+
+    path = _damaged_file(tmp_path)
+    real_frame, calls, threads = tfrecord.frame, [], set()
+
+    def failing_frame(*a, **k):
+        calls.append(1)
+        threads.add(threading.current_thread().name)
+        if len(calls) == 5:
+            raise OSError(5, "Input/output error")
+        return real_frame(*a, **k)
+
+    monkeypatch.setattr(tfrecord, "frame", failing_frame)
+    seen = 0
+    with pytest.raises(OSError, match="Input/output"):
+        for _ in TFRecordScanner(path, chunk_size=8192).scan(prefetch=True):
+            seen += 1
+    assert seen == 4 and any(t.startswith("warmcheck-read") for t in threads)  # framed in the worker thread
+
+    monkeypatch.setattr(tfrecord, "frame", real_frame)
+    opened = []
+    real_open = tfrecord.storage.open_binary
+
+    def tracking_open(p):
+        opened.append(real_open(p))
+        return opened[-1]
+
+    monkeypatch.setattr(tfrecord.storage, "open_binary", tracking_open)
+    scan = TFRecordScanner(path, chunk_size=8192).scan(prefetch=True)
+    next(scan), next(scan)
+    scan.close()  # the caller stops early: the pending chunk is waited for, the file closed
+    assert opened and opened[0].closed
+
+
+def test_event_file_read_is_the_same_with_the_read_ahead_thread(tmp_path, monkeypatch) -> None:
+    from warmcheck.readers import tfrecord
+    from warmcheck.readers.tensorboard import EventFileReader
+
+    path = _damaged_file(tmp_path)
+
+    def read() -> tuple:
+        reader = EventFileReader(path)
+        reader.scanner.chunk_size = 8192
+        got = reader.read()
+        return ([(f.tag, f.steps.tolist(), f.values.tolist()) for f in got.fragments],
+                [(f.code, f.message) for f in got.findings], got.info)
+
+    threaded = read()
+    monkeypatch.setattr(tfrecord.os, "cpu_count", lambda: 1)  # one CPU: no read-ahead thread
+    assert read() == threaded
+    assert len(threaded[0]) == 2 and len(threaded[1]) == 3

@@ -56,8 +56,7 @@ def _unique_short_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[
     h = length.astype(np.uint64)
     for k in range(n_words):
         h = h * _HASH_MUL + (kept[k] if kept is not None else word(k))
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    inverse = inverse.astype(np.int64)
+    first, inverse = _group(h)
     same = length[first][inverse] == length
     for k in range(n_words):
         w = kept[k] if kept is not None else word(k)
@@ -71,3 +70,24 @@ def _unique_short_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[
             if inverse[i] == len(keys):
                 keys.append(key)
     return keys, inverse
+
+
+_SAMPLE = 1024
+
+
+def _group(h: NDArray[np.uint64]) -> tuple[IntArray, IntArray]:
+    """``np.unique(h, return_index=True, return_inverse=True)`` without the values: the first index of each
+    distinct value, in the order of the values, and each element's group.
+
+    A chunk holds a few tags, each of which appears among its first records: the distinct values of the
+    first ``_SAMPLE`` elements, looked up by binary search, usually cover all of them (checked), which
+    costs a third of sorting the whole array; otherwise the whole array is sorted.
+    """
+    values, first = np.unique(h[:_SAMPLE], return_index=True)
+    if h.shape[0] > _SAMPLE:
+        inverse = np.searchsorted(values, h)
+        np.minimum(inverse, values.shape[0] - 1, out=inverse)
+        if (values[inverse] == h).all():
+            return first.astype(np.int64), inverse.astype(np.int64, copy=False)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    return first.astype(np.int64), inverse.astype(np.int64)

@@ -76,24 +76,32 @@ def decode(data: bytes, starts: IntArray, lengths: IntArray, plugins: dict[bytes
     out.nonscalar = int(np.count_nonzero(fast.nonscalar))
 
     # Tags of fast-path records, then plugin metadata for tags seen for the first time.
-    ok_idx = np.flatnonzero(fast.ok)
-    tag_keys, tag_inverse = unique_tags(padded_bytes, fast.tag_pos[ok_idx], fast.tag_len[ok_idx])
-    for k, key in enumerate(tag_keys):
-        if key in plugins:
-            continue
-        members = ok_idx[tag_inverse == k]
-        with_meta = members[fast.meta_len[members] >= 0]
-        if with_meta.shape[0]:
-            m = int(with_meta[0])
-            pos, ln = int(fast.meta_pos[m]), int(fast.meta_len[m])
-            plugins[key] = _plugin_name(data[pos : pos + ln])
-    keep = ~fast.is_tensor[ok_idx] | np.array(
-        [plugins.get(k, "") in _SCALAR_PLUGINS for k in tag_keys], dtype=bool)[tag_inverse]
-    out.nonscalar += int(np.count_nonzero(~keep))  # tensors of other plugins (text, hparams, ...)
-
-    kept = ok_idx[keep] if not keep.all() else ok_idx
-    parts = [(kept, tag_inverse[keep] if kept is not ok_idx else tag_inverse, fast.steps[kept],
-              fast.values[kept], fast.walls[kept])]
+    every = bool(fast.ok.all())
+    ok_idx = np.arange(starts.shape[0]) if every else np.flatnonzero(fast.ok)
+    tag_keys, tag_inverse = unique_tags(padded_bytes, fast.tag_pos if every else fast.tag_pos[ok_idx],
+                                        fast.tag_len if every else fast.tag_len[ok_idx])
+    if any(key not in plugins for key in tag_keys):
+        # The first record with metadata of each tag seen for the first time, in record order.
+        with_meta = np.flatnonzero(fast.meta_len[ok_idx] >= 0)
+        tids, first = np.unique(tag_inverse[with_meta], return_index=True)
+        for tid, j in zip(tids.tolist(), first.tolist(), strict=True):
+            key = tag_keys[tid]
+            if key not in plugins:
+                m = int(ok_idx[with_meta[j]])
+                pos, ln = int(fast.meta_pos[m]), int(fast.meta_len[m])
+                plugins[key] = _plugin_name(data[pos : pos + ln])
+    if fast.is_tensor.any():
+        keep = ~fast.is_tensor[ok_idx] | np.array(
+            [plugins.get(k, "") in _SCALAR_PLUGINS for k in tag_keys], dtype=bool)[tag_inverse]
+        out.nonscalar += int(np.count_nonzero(~keep))  # tensors of other plugins (text, hparams, ...)
+        kept = ok_idx[keep] if not keep.all() else ok_idx
+        kept_tags = tag_inverse[keep] if kept is not ok_idx else tag_inverse
+    else:
+        kept, kept_tags = ok_idx, tag_inverse
+    if every and kept is ok_idx:  # every record kept: the arrays as they are
+        parts = [(kept, kept_tags, fast.steps, fast.values, fast.walls)]
+    else:
+        parts = [(kept, kept_tags, fast.steps[kept], fast.values[kept], fast.walls[kept])]
     tags = list(tag_keys)
     if slow_idx.shape[0]:
         parts.append(_slow_path(data, starts[slow_idx], lengths[slow_idx], slow_idx, tags, out))
@@ -139,16 +147,25 @@ def _fast_path(padded_bytes: bytes, size: int, starts: IntArray, ends: IntArray)
     p = starts.copy()
     ok = np.ones(n, dtype=bool)
 
-    walls = np.zeros(n)
     has = (p + 9 <= ends) & (padded[p] == _EV_WALL)
-    walls[has] = f64[p[has] + 1]
-    p[has] += 9
-    steps = np.zeros(n, dtype=np.int64)
+    if has.all():  # every record has a wall time (they all do, written by a real writer): no masks
+        walls = f64[p + 1]
+        p += 9
+    else:
+        walls = np.zeros(n)
+        walls[has] = f64[p[has] + 1]
+        p[has] += 9
     has = (p < ends) & (padded[p] == _EV_STEP)
-    if has.any():
-        v, ln = _varint(padded, p[has] + 1)
-        steps[has] = v.view(np.int64)
-        p[has] += 1 + ln
+    if has.all():
+        v, ln = _varint(padded, p + 1)
+        steps = v.view(np.int64)
+        p += 1 + ln
+    else:
+        steps = np.zeros(n, dtype=np.int64)
+        if has.any():
+            v, ln = _varint(padded, p[has] + 1)
+            steps[has] = v.view(np.int64)
+            p[has] += 1 + ln
     # summary { value { ... } } spanning exactly the rest of the payload
     for key in (_EV_SUMMARY, _SUM_VALUE):
         ok &= (p < ends) & (padded[p] == key)
@@ -162,6 +179,9 @@ def _fast_path(padded_bytes: bytes, size: int, starts: IntArray, ends: IntArray)
     tag_len = padded[p + 1].astype(np.int64)
     canon = ok & (padded[p] == _V_TAG) & (tag_len < 0x80) & (p + 7 + tag_len == ends)
     canon &= padded[np.minimum(p + 2 + tag_len, ends)] == _V_SIMPLE
+    if canon.all():  # every record a plain Value{tag, simple_value} (torch, tensorboardX): no field walk
+        none, no = np.full(n, -1, np.int64), np.zeros(n, dtype=bool)
+        return _Fast(ok, no, no, steps, f32[p + 3 + tag_len].astype(np.float64), walls, p + 2, tag_len, none, none)
     f = _Fields(n)
     f.tag_pos[canon] = p[canon] + 2
     f.tag_len[canon] = tag_len[canon]

@@ -24,7 +24,7 @@ import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -269,33 +269,45 @@ class TFRecordScanner:
         self.record_index = record_index
         self.chunk_size = chunk_size
 
-    def scan(self, final: bool = True) -> Iterator[tuple[bytes, Framed]]:
-        """Read from the current offset to the end of the file, advancing the offset."""
+    def scan(self, final: bool = True, prefetch: bool = False) -> Iterator[tuple[bytes, Framed]]:
+        """Read from the current offset to the end of the file, advancing the offset.
+
+        ``prefetch``: when more than one chunk remains, the next chunk is read and framed (its CRCs
+        checked) in a worker thread while the caller decodes the current one. numpy releases the GIL in
+        both, so on two cores the two halves of the work overlap; the chunks, their order and every
+        offset are the same as without. The caller must not look at the offset before the scan ends.
+        """
         with storage.open_binary(self.path) as f:
             size = f.seek(0, 2)
+            chunks = self._chunks(f, size, final)
+            if prefetch and size - self.offset > self.chunk_size and (os.cpu_count() or 1) > 1:
+                chunks = _prefetched(chunks)
+            yield from chunks
+
+    def _chunks(self, f: BinaryIO, size: int, final: bool) -> Iterator[tuple[bytes, Framed]]:
+        want = self.chunk_size
+        while self.offset < size:
+            f.seek(self.offset)
+            data = f.read(min(want, size - self.offset))
+            if len(data) < min(want, size - self.offset):
+                size = self.offset + len(data)  # the file shrank while being read
+            at_end = self.offset + len(data) >= size
+            framed = frame(data, self.offset, self.record_index, final=final and at_end,
+                           more=not at_end)
             want = self.chunk_size
-            while self.offset < size:
-                f.seek(self.offset)
-                data = f.read(min(want, size - self.offset))
-                if len(data) < min(want, size - self.offset):
-                    size = self.offset + len(data)  # the file shrank while being read
-                at_end = self.offset + len(data) >= size
-                framed = frame(data, self.offset, self.record_index, final=final and at_end,
-                               more=not at_end)
-                want = self.chunk_size
-                if framed.consumed == 0 and not at_end:
-                    stuck = self._unstick(f, size, final)
-                    if stuck is None:
-                        break  # the writer may still fill these bytes: wait for it
-                    if isinstance(stuck, int):
-                        want = stuck  # one record longer than the chunk: read it whole
-                        continue
-                    framed, data = stuck, b""
-                self.offset += framed.consumed
-                self.record_index += framed.records
-                yield data, framed
-                if at_end:
-                    break
+            if framed.consumed == 0 and not at_end:
+                stuck = self._unstick(f, size, final)
+                if stuck is None:
+                    break  # the writer may still fill these bytes: wait for it
+                if isinstance(stuck, int):
+                    want = stuck  # one record longer than the chunk: read it whole
+                    continue
+                framed, data = stuck, b""
+            self.offset += framed.consumed
+            self.record_index += framed.records
+            yield data, framed
+            if at_end:
+                break
 
     def _unstick(self, f: BinaryIO, size: int, final: bool) -> int | Framed | None:
         """What lies at ``self.offset``, where a chunk could not be framed: the chunk size that holds
@@ -348,6 +360,35 @@ class TFRecordScanner:
             return None
         nbytes = (size if resync is None else resync) - at
         return _skipped(at, nbytes, 1, Damage(DamageKind.DATA_CRC, at, nbytes, self.record_index, length))
+
+
+_T = TypeVar("_T")
+
+
+def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
+    """``items``, each next one produced in a worker thread while the caller works on the current one.
+
+    An exception of ``items`` reaches the caller at the item it replaced; when the caller stops early,
+    the pending item is waited for and ``items`` closed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="warmcheck-read") as pool:
+        pending = pool.submit(next, items, end)
+        try:
+            while True:
+                item = pending.result()
+                if item is end:
+                    return
+                pending = pool.submit(next, items, end)
+                yield item  # type: ignore[misc]
+        finally:
+            try:
+                pending.result()
+            except BaseException:  # noqa: BLE001 - the caller's own exception is the one that matters
+                pass
+            items.close()  # type: ignore[attr-defined]
 
 
 def _skipped(at: int, nbytes: int, records: int, damage: Damage) -> Framed:
