@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import __version__
@@ -132,8 +132,60 @@ _HOLE_JSON = json.dumps(_HOLE)
 
 def _dumps(value: Any, depth: int) -> str:
     """``value`` as ``json.dumps(..., indent=2)`` writes it at nesting ``depth`` (``##[`` escaped)."""
-    text = json.dumps(value, indent=2, allow_nan=False)  # exact once parsed
-    return ci_json(text.replace("\n", "\n" + "  " * depth) if depth else text)
+    return ci_json(indented(value, "\n" + "  " * depth))
+
+
+_string = json.encoder.encode_basestring_ascii  # json.dumps's own (ensure_ascii), in C
+
+
+def _float(value: float) -> str:
+    if value - value == 0.0:  # finite (inf - inf and NaN are NaN)
+        return float.__repr__(value)
+    return json.dumps(value, indent=2, allow_nan=False)  # raises json.dumps's own ValueError
+
+
+# The text of a scalar, by its exact type (not a subclass: those go to json.dumps).
+_SCALAR: dict[type, Callable[[Any], str]] = {
+    str: _string, int: int.__repr__, float: _float, bool: {True: "true", False: "false"}.__getitem__,
+    type(None): lambda _: "null",
+}
+
+
+def indented(value: Any, newline: str = "\n") -> str:
+    """``json.dumps(value, indent=2, allow_nan=False)``, character for character, at the nesting whose
+    line breaks are ``newline`` (a line break and that nesting's indentation).
+
+    The standard library encodes with its pure-Python encoder whenever ``indent`` is set (a generator
+    per container, several per value); this builds the same text with one call per container and
+    ``join``. Plain ``dict``/``list``/``tuple``/``str``/``int``/``float``/``bool``/``None`` only: any
+    other value (a subclass, a non-string key) is handed to ``json.dumps`` itself, indented to its
+    nesting, so that it reads, or fails, exactly as it did there.
+    """
+    scalar = _SCALAR.get(type(value))
+    if scalar is not None:
+        return scalar(value)
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = newline + "  "
+        parts = []
+        for k, v in value.items():
+            if type(k) is not str:
+                break
+            scalar = _SCALAR.get(type(v))
+            parts.append(_string(k) + ": " + (scalar(v) if scalar is not None else indented(v, inner)))
+        else:
+            return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    elif kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        get = _SCALAR.get
+        return "[" + inner + ("," + inner).join([
+            scalar(v) if (scalar := get(type(v))) is not None else indented(v, inner) for v in value
+        ]) + newline + "]"
+    return json.dumps(value, indent=2, allow_nan=False).replace("\n", newline)
 
 
 def _split(text: str) -> tuple[str, str]:
