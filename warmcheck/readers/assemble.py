@@ -49,8 +49,8 @@ def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
         for i, r in enumerate(reads):
             for frag in r.fragments:
                 by_tag.setdefault(frag.tag, []).append((i, frag))
-    findings.extend(_step_findings(reads, by_tag, float32, mirrors))
-    increasing = _Increasing()
+    increasing = _Increasing()  # each steps array checked once, here and by the merge
+    findings.extend(_step_findings(reads, by_tag, float32, mirrors, increasing))
     if single:
         # One file, one fragment per tag (the common case): no grouping (a CSV may hold a million columns).
         if consume and isinstance(reads[0].fragments, list):
@@ -112,7 +112,7 @@ class _Increasing:
         hit = self._known.get(id(steps))
         if hit is not None and hit[0] is steps:
             return hit[1]
-        answer = steps.shape[0] < 2 or bool((np.diff(steps) > 0).all())
+        answer = steps.shape[0] < 2 or bool((np.subtract(steps[1:], steps[:-1]) > 0).all())  # np.diff's
         self._known[id(steps)] = (steps, answer)  # the array is kept alive, so its id stays its own
         return answer
 
@@ -153,10 +153,11 @@ def _merge(tag: str, parts: list[tuple[int, Fragment]], mirrors: AbstractSet[int
 
 
 def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[int, Fragment]]],
-                   float32: AbstractSet[int] = frozenset(), mirrors: AbstractSet[int] = frozenset()) -> list[Finding]:
+                   float32: AbstractSet[int] = frozenset(), mirrors: AbstractSet[int] = frozenset(),
+                   increasing: _Increasing | None = None) -> list[Finding]:
     out: list[Finding] = []
     for r in reads:
-        out.extend(_within_source(r.info.path, list(r.fragments), r.restart_steps))
+        out.extend(_within_source(r.info.path, list(r.fragments), r.restart_steps, increasing))
     out.extend(_across_sources(reads, by_tag, float32, mirrors))
     all_steps = [f.steps for r in reads for f in r.fragments if len(f)]
     if all_steps:
@@ -173,18 +174,23 @@ def _step_findings(reads: Sequence[SourceRead], by_tag: Mapping[str, list[tuple[
     return out
 
 
-def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int]) -> list[Finding]:
+def _within_source(path: str, frags: list[Fragment], restart_steps: Sequence[int],
+                   increasing: _Increasing | None = None) -> list[Finding]:
     """Restarts (a step repeated in one file) and out-of-order steps, one finding per file."""
     out: list[Finding] = []
     repeated = tags_repeated = decreases = 0
     first_back: tuple[int, int] | None = None
     wall_drop: tuple[float, int] | None = None
-    increasing = _Increasing()
+    increasing = increasing or _Increasing()
     for f in frags:
         if len(f) < 2:
             continue
-        if increasing(f.steps) and _no_walls(f.wall_times):
-            continue  # nothing to report: strictly increasing steps, no wall clock
+        if increasing(f.steps):
+            walls = f.wall_times
+            # Nothing to report: strictly increasing steps, and no wall clock or none that goes back (a
+            # drop below, w < 0, needs a later time below an earlier one).
+            if _no_walls(walls) or not (walls[1:] < walls[:-1]).any():
+                continue
         d = np.diff(f.steps)
         if not (d > 0).all():  # the common case, strictly increasing, needs no sort
             back = np.flatnonzero(d < 0)
