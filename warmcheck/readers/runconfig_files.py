@@ -13,6 +13,8 @@ The YAML node graph is measured before anything is built from it, in time linear
 from __future__ import annotations
 
 import json
+import os
+import stat
 from typing import Any
 
 from .. import storage
@@ -33,10 +35,8 @@ def read_config_files(directory: str, shown: str) -> tuple[dict[str, Any], list[
     """Parsed config files in ``directory`` (display names under ``shown``), and WC022 for bad ones."""
     found: dict[str, Any] = {}
     findings: list[Finding] = []
-    for name in NAMES:
+    for name in _present(directory):
         path = storage.join(directory, name)
-        if not storage.exists(path):
-            continue
         label = f"{shown}/{name}" if shown else name
         try:
             if (storage.known_stat(path) or storage.stat(path)).size > _MAX_BYTES:
@@ -57,6 +57,26 @@ def read_config_files(directory: str, shown: str) -> tuple[dict[str, Any], list[
         if isinstance(doc, dict):
             found[label] = doc
     return found, findings
+
+
+def _present(directory: str) -> list[str]:
+    """The :data:`NAMES` that are regular files in ``directory`` (``storage.exists``).
+
+    A plain local directory (most runs have none of these files) is asked with one ``os.stat`` per name,
+    as ``os.path.isfile`` asks, without the URL checks around each."""
+    if storage.is_url(directory) or storage.local_path(directory) != directory:
+        return [name for name in NAMES if storage.exists(storage.join(directory, name))]
+    out = []
+    posix = os.sep == "/"
+    prefix = directory if not directory or directory.endswith("/") else directory + "/"  # posixpath.join's
+    for name in NAMES:
+        try:
+            mode = os.stat(prefix + name if posix else os.path.join(directory, name)).st_mode
+        except (OSError, ValueError):  # what os.path.isfile reads as "no"
+            continue
+        if stat.S_ISREG(mode):
+            out.append(name)
+    return out
 
 
 class _Refused(ValueError):
