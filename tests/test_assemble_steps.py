@@ -90,3 +90,33 @@ def test_within_source_reports_what_the_plain_diffs_show(seed: int) -> None:
         got = _measured(_within_source("f", frags, ()))
         shared = _measured(_within_source("f", frags, (), _Increasing()))
     assert got == shared == _expected(_plain(frags))
+
+
+def _plain_range(arrays: list[np.ndarray]) -> tuple[int, int | None, int, int | None]:
+    steps = np.concatenate(arrays)
+    negative = int(np.count_nonzero(steps < 0))
+    huge = int(np.count_nonzero(np.abs(steps) > 2**53))
+    return negative, int(steps.min()) if negative else None, huge, int(steps.max()) if huge else None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_step_range_counts_as_the_concatenation_does(seed: int) -> None:
+    from warmcheck.readers.assemble import _increases, _step_range
+
+    rng = np.random.default_rng(seed)
+    extremes = np.array([-2**63, 2**63 - 1, 2**53, 2**53 + 1, -2**53 - 1, -1, 0], dtype=np.int64)
+    arrays = []
+    for _ in range(int(rng.integers(1, 5))):
+        a = rng.integers(-5 if seed % 3 == 0 else 0, 1000, int(rng.integers(1, 50))).astype(np.int64)
+        if seed % 4 == 0:
+            a[rng.integers(0, a.shape[0], 2)] = rng.choice(extremes, 2)
+        arrays.append(a)
+    negative, lowest, huge, highest = _step_range(arrays)
+    want = _plain_range(arrays)
+    assert (negative, lowest if negative else None, huge, highest if huge else None) == want
+    for a in arrays:  # the chunked steps check is np.diff's (overflow included)
+        for chunk in (1, 2, 3, 7, 1 << 20):
+            assert _increases(np.sort(a), chunk) == bool((np.diff(np.sort(a)) > 0).all())
+            assert _increases(a, chunk) == (a.shape[0] < 2 or bool((np.diff(a) > 0).all()))
+    wraps = np.array([-2**63, 2**63 - 1], dtype=np.int64)  # the subtraction wraps around: not increasing
+    assert _increases(wraps) == bool((np.diff(wraps) > 0).all()) is False
