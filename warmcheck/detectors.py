@@ -220,16 +220,37 @@ def recovery(y: Arr, i: int, base: float, p: SpikeParams) -> int:
     A point that dips into the band while the points after it are still elevated is not a recovery.
     """
     up = math.log(p.recover_ratio)
-    n = y.shape[0]
+    n, k = y.shape[0], p.recover_points
     a, size = i + 1, 256  # scanned forward in growing chunks: most episodes end within a few points
     while a < n:
         b = min(n, a + size)
-        for j in np.flatnonzero(y[a:b] - base <= up).tolist():
-            j += a
-            if float(np.median(y[j : j + p.recover_points])) - base <= up:
+        back = np.flatnonzero(y[a:b] - base <= up)
+        if back.shape[0]:
+            j = int(back[0]) + a  # the first point back in the band: usually the recovery
+            if float(np.median(y[j : j + k])) - base <= up:
                 return j
+            if back.shape[0] > 1:  # the others' medians together (np.median of each window, row by row)
+                later = _first_median_within(y, back[1:] + a, k, base, up)
+                if later is not None:
+                    return later
         a, size = b, min(size * 2, _CHUNK)
     return n
+
+
+def _first_median_within(y: Arr, at: NDArray[np.int64], k: int, base: float, up: float) -> int | None:
+    """The first of the points ``at`` whose next ``k`` points (fewer at the end) have their median within
+    ``up`` of ``base``: ``np.median(y[j : j + k]) - base <= up``, the windows' medians in one call."""
+    n = y.shape[0]
+    full = at[at <= n - k] if k >= 1 else at[:0]
+    if full.shape[0]:
+        medians = np.median(np.lib.stride_tricks.sliding_window_view(y, k)[full], axis=1)
+        hit = np.flatnonzero(medians - base <= up)
+        if hit.shape[0]:
+            return int(full[hit[0]])
+    for j in at[full.shape[0] :].tolist():  # the last k - 1 points: shorter windows, one by one
+        if float(np.median(y[j : j + k])) - base <= up:
+            return int(j)
+    return None
 
 
 def _expected_line(y: Arr, i: int, j: int, base: float, p: SpikeParams) -> Arr:
@@ -328,6 +349,14 @@ def _trailing_stats_at(y: Arr, p: SpikeParams, at: NDArray[np.int64]) -> tuple[A
         windows = np.lib.stride_tricks.sliding_window_view(y, p.window)[at[full] - p.window]
         expected[full], noise[full] = _window_stats(windows)
     return expected, np.maximum(noise, p.noise_floor)
+
+
+def noise_at(y: Arr, p: SpikeParams, i: int) -> float:
+    """``trailing_expectation(y, p)[1][i]`` (NaN before the first judged point), from point ``i``'s
+    window alone."""
+    if i < min(p.min_history, p.window):
+        return math.nan
+    return float(_trailing_stats_at(y, p, np.array([i], dtype=np.int64))[1][0])
 
 
 def trailing_max(y: Arr, p: SpikeParams) -> Arr:

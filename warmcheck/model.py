@@ -306,6 +306,20 @@ class Run:
         return found[0] if found else None
 
 
+def last_finite(values: FloatArray, chunk: int = 1 << 16) -> int | None:
+    """The index of the last finite value (None: there is none), looked for from the end a chunk at a
+    time: no mask or copy of the whole series (the last value, usually)."""
+    n = values.shape[0]
+    if n and math.isfinite(values[n - 1]):
+        return n - 1
+    for hi in range(n, 0, -chunk):
+        lo = max(0, hi - chunk)
+        ok = np.flatnonzero(np.isfinite(values[lo:hi]))
+        if ok.shape[0]:
+            return lo + int(ok[-1])
+    return None
+
+
 def empty_fragment(tag: str) -> Fragment:
     """A fragment with no points (used by readers for header-only columns)."""
     return Fragment(tag, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))

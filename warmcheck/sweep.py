@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import Role, Run
+from .model import Role, Run, last_finite
 
 ALPHA = 0.05  # one-sided Fisher exact p-value at or below which an association is listed
 _SPIKES = ("WC301",)
@@ -62,8 +62,8 @@ def profile(run: Run, settings: Any) -> dict[str, Any]:
     loss = run.primary(Role.LOSS)
     final = None
     if loss is not None and loss.values.shape[0]:
-        finite = loss.values[np.isfinite(loss.values)]
-        final = float(finite[-1]) if finite.shape[0] else None
+        at = last_finite(loss.values)  # no copy of the finite values to read the last one
+        final = float(loss.values[at]) if at is not None else None
     severities = [f.severity.value for f in run.findings]
     return {
         "run": run.name,

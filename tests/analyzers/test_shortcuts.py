@@ -154,3 +154,59 @@ def test_slow_climb_decides_as_the_full_smoothing_does(seed: int) -> None:
             assert got is not None
             onset, e = got
             assert (onset, e.peak, e.peak_value, e.expected, e.ratio) == want
+
+
+def _recovery_reference(y: np.ndarray, i: int, base: float, p: SpikeParams) -> int:
+    """The recovery point, one candidate at a time over the whole rest of the series."""
+    up = math.log(p.recover_ratio)
+    for j in range(i + 1, y.shape[0]):
+        if y[j] - base <= up and float(np.median(y[j : j + p.recover_points])) - base <= up:
+            return j
+    return y.shape[0]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_recovery_finds_the_point_the_one_by_one_scan_finds(seed: int) -> None:
+    from warmcheck.detectors import recovery
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([30, 600, 3000]))
+    y = _series(rng, n) * 0.1
+    i = int(rng.integers(0, n // 2))
+    # An elevated stretch with dips back into the band, some held (a recovery), most not.
+    y[i : i + int(rng.integers(1, n - i))] += 0.5
+    dips = rng.integers(i, n, int(rng.integers(0, 40)))
+    y[dips] -= 0.5
+    for k in (1, 2, 3, 5, 8):
+        p = replace(SpikeParams(), recover_points=k, recover_ratio=float(rng.choice([1.05, 1.1, 1.5])))
+        for base in (float(np.median(y[: max(i, 1)])), float(y.min()), float(y.max())):
+            assert recovery(y, i, base, p) == _recovery_reference(y, i, base, p)
+
+
+@pytest.mark.parametrize("params", [{}, {"min_history": 30}, {"window": 7, "min_history": 3}, {"min_history": 2}])
+def test_noise_at_one_point_is_the_full_pass_noise(params: dict) -> None:
+    from warmcheck.detectors import noise_at, trailing_expectation
+
+    p = replace(SpikeParams(), **params)
+    rng = np.random.default_rng(len(params))
+    y = _series(rng, 70_000) * 0.1  # more than one chunk of the statistics
+    _, noise = trailing_expectation(y, p)
+    for i in [*range(40), *rng.integers(0, y.shape[0], 300).tolist(), 65_535, 65_536, 65_537]:
+        got, want = noise_at(y, p, i), float(noise[i])
+        assert got == want or (math.isnan(got) and math.isnan(want)), i
+
+
+def test_last_finite_is_the_last_finite_index() -> None:
+    from warmcheck.model import last_finite
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 5, 100, 70_000, 140_000):
+        for bad_share in (0.0, 0.5, 0.99, 1.0):
+            v = rng.normal(size=n)
+            v[rng.random(n) < bad_share] = rng.choice([np.nan, np.inf, -np.inf])
+            if n and rng.random() < 0.5:
+                v[-int(rng.integers(1, n + 1)):] = np.nan  # a non-finite tail, sometimes all of it
+            ok = np.flatnonzero(np.isfinite(v))
+            want = int(ok[-1]) if ok.shape[0] else None
+            for chunk in (1, 3, 1 << 16):
+                assert last_finite(v, chunk) == want

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..config import Settings
-from ..detectors import Episode, SpikeParams, detect, filtered_nan, trailing_expectation
+from ..detectors import Episode, SpikeParams, detect, filtered_nan, noise_at
 from ..findings import Finding, make
-from ..model import Role, Run, Series
+from ..model import Role, Run, Series, last_finite
 from .spikes import after_warmup_window, loss_params, lr_phase, true_loss
 
 
@@ -316,13 +316,12 @@ def _departure(loss: Series, e: Episode, p: SpikeParams) -> int:
     """Walk back from the detected onset over the points already climbing away from the expectation."""
     ok = np.isfinite(loss.values) & (loss.values > 0)
     st, y = loss.steps[ok], np.log(loss.values[ok])
-    expected, noise = trailing_expectation(y, p)
     i = e.index
-    base, sigma = math.log(e.expected), float(noise[i]) if i < noise.shape[0] else p.noise_floor
+    # The noise scale at the onset alone (trailing_expectation's, not the window statistics of every point).
+    base, sigma = math.log(e.expected), noise_at(y, p, i) if i < y.shape[0] else p.noise_floor
     floor = max(sigma, math.log(1.05))
     while i > 0 and y[i - 1] - base > floor and y[i - 1] < y[i]:
         i -= 1
-    del expected
     return int(st[_hinge(y, i)])
 
 
@@ -332,5 +331,7 @@ def _previous_step(s: Series, step: int) -> int | None:
 
 
 def _last_good(s: Series, step: int) -> int | None:
-    before = s.steps[(s.steps < step) & np.isfinite(s.values)]
-    return int(before[-1]) if before.shape[0] else None
+    """The last step before ``step`` with a finite value (the steps are sorted: those before ``step``
+    are a prefix; no mask or copy of the series)."""
+    at = last_finite(s.values[: int(np.searchsorted(s.steps, step))])
+    return int(s.steps[at]) if at is not None else None

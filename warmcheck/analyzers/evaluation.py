@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import Settings
 from ..findings import Finding, make
-from ..model import Role, Run, Series
+from ..model import Role, Run, Series, last_finite
 
 RISE = 0.05
 """The eval loss stays at least this fraction above its best value (5%)."""
@@ -63,7 +63,8 @@ def _nonfinite(run: Run, ev: Series, loss: Series | None) -> Iterator[Finding]:
         return
     steps, values = ev.steps[bad], ev.values[bad]
     first = int(steps[0])
-    good = ev.steps[(ev.steps < first) & np.isfinite(ev.values)]
+    at = last_finite(ev.values[: int(np.searchsorted(ev.steps, first))])  # the steps before: a prefix
+    good = ev.steps[: 0 if at is None else at + 1]
     train_bad = np.flatnonzero(~np.isfinite(loss.values)) if loss is not None else np.empty(0, np.int64)
     train_first = int(loss.steps[train_bad[0]]) if loss is not None and train_bad.shape[0] else None
     after = f"; the training loss {loss.tag} is non-finite from step {train_first}" \

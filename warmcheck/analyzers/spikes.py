@@ -11,7 +11,7 @@ import numpy as np
 from ..config import Settings
 from ..detectors import Detection, Episode, SpikeParams, detect, filtered_nan
 from ..findings import Finding, make
-from ..model import Role, Run, Schedule, Series
+from ..model import Role, Run, Schedule, Series, last_finite
 
 
 def loss_params(s: Settings) -> SpikeParams:
@@ -97,7 +97,8 @@ class SpikeAnalyzer:
               grad_eps: tuple[Episode, ...]) -> Finding:
         phase = lr_phase(e.onset, sched, after)
         lead = _lead(e, grad_eps)
-        last = int(s.steps[np.isfinite(s.values)][-1])
+        at = last_finite(s.values)
+        last = int(s.steps[at if at is not None else s.steps.shape[0]])  # (an episode has finite points)
         steps = (e.recovered if e.recovered is not None else last + 1) - e.onset
         expected = e.expected_at_peak if e.expected_at_peak is not None else e.expected
         if e.recovered is not None:
@@ -210,14 +211,40 @@ def _lead(e: Episode, grad_eps: tuple[Episode, ...], horizon: int = 20) -> int |
 
 def _clipping(run: Run, s: Series) -> Iterator[Finding]:
     """A logged gradient norm pinned at one value: the post-clip norm, or clipping that always fires."""
-    v = s.values[np.isfinite(s.values)]
-    if v.shape[0] < 20:
+    finite, top = 0, -math.inf
+    for seg in _finite_chunks(s.values):
+        finite += seg.shape[0]
+        if seg.shape[0]:
+            top = max(top, float(seg.max()))
+    if finite < 20:
         return
-    top = float(v.max())
-    pinned = int(np.count_nonzero(np.abs(v - top) <= 1e-6 * max(abs(top), 1e-12)))
-    share = pinned / v.shape[0]
+    tol = 1e-6 * max(abs(top), 1e-12)
+    pinned = sum(int(np.count_nonzero(np.abs(seg - top) <= tol)) for seg in _finite_chunks(s.values))
+    share = pinned / finite
     if pinned >= 5 and share >= 0.2:
+        first = next(a + int(np.argmax(near)) for a, near in _chunks_where(s.values, top, tol) if near.any())
         yield make("WC303", f"gradient norm pinned at {top:.4g} for {share:.0%} of the logged steps: clipping "
                    "saturates (or the logged norm is the clipped one, which hides spikes)", run=run.name, tag=s.tag,
-                   step=int(s.steps[np.isfinite(s.values)][np.abs(v - top) <= 1e-6 * max(abs(top), 1e-12)][0]),
+                   step=int(s.steps[first]),
                    details={"clip_value": top, "share": share, "points": pinned, "threshold_share": 0.2})
+
+
+_CHUNK = 1 << 16  # points at a time: temporaries of a few hundred kilobytes, not of the whole series
+
+
+def _finite_chunks(values: np.ndarray) -> Iterator[np.ndarray]:
+    """The finite values, a chunk at a time (the whole series' finite values, in order)."""
+    for a in range(0, values.shape[0], _CHUNK):
+        seg = values[a : a + _CHUNK]
+        ok = np.isfinite(seg)
+        yield seg if ok.all() else seg[ok]
+
+
+def _chunks_where(values: np.ndarray, top: float, tol: float) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, mask) per chunk: the finite values within ``tol`` of ``top``."""
+    for a in range(0, values.shape[0], _CHUNK):
+        seg = values[a : a + _CHUNK]
+        ok = np.isfinite(seg)
+        near = np.zeros(seg.shape[0], dtype=bool)
+        near[ok] = np.abs(seg[ok] - top) <= tol
+        yield a, near

@@ -57,7 +57,8 @@ def _observed_total(run: Run, sched: Schedule | None) -> tuple[int, int] | None:
     if loss is None or not loss.points:
         return None
     steps = loss.steps
-    interval = int(max(1, min((steps[1:] - steps[:-1]).tolist() or [1])))
+    gaps = steps[1:] - steps[:-1]  # the smallest gap, from numpy (not a Python int per point)
+    interval = int(max(1, int(gaps.min()) if gaps.shape[0] else 1))
     return int(steps[-1]) + (1 if int(steps[0]) == 0 else 0), interval
 
 
