@@ -102,8 +102,11 @@ def detect(steps: NDArray[np.int64], values: Arr, detector: str = "warmcheck",
     """Run ``detector`` over the finite points of a series."""
     params = params or SpikeParams()
     ok = np.isfinite(values)
-    if ok.all():  # the common case: the series' own arrays, no copy (10 million points are 160 MB)
-        st, v = steps, values.astype(np.float64, copy=False)
+    m = int(np.count_nonzero(ok))
+    # The common cases: the series' own arrays, no copy (10 million points are 160 MB): every value
+    # finite, or the finite ones a prefix (a run that ended in NaN).
+    if ok[:m].all():
+        st, v = steps[:m], values[:m].astype(np.float64, copy=False)
     else:
         st, v = steps[ok], values[ok].astype(np.float64, copy=False)
     del ok

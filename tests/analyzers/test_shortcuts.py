@@ -122,7 +122,7 @@ def _slow_climb_reference(loss: Series, nan_at: int | None, ratio: float):  # ty
     needed = math.log(1.5) if nan_at is not None and nan_at >= int(st[-1]) else math.log(ratio)
     if up < needed:
         return None
-    i = divergence._last_near(y, low) + 1
+    i = int(np.flatnonzero(y - low <= divergence._NEAR_MIN)[-1]) + 1
     if i >= y.shape[0] or np.any(np.diff(y[i:]) < -math.log(1.5)):
         return None
     base = float(math.exp(low[i - 1]))
@@ -210,3 +210,110 @@ def test_last_finite_is_the_last_finite_index() -> None:
             want = int(ok[-1]) if ok.shape[0] else None
             for chunk in (1, 3, 1 << 16):
                 assert last_finite(v, chunk) == want
+
+
+def _smoothed_reference(loss: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ok = np.isfinite(loss.values) & (loss.values > 0)
+    st, raw = loss.steps[ok], np.log(loss.values[ok])
+    if raw.shape[0] == 0:
+        return st, raw, raw
+    pad = np.concatenate([[raw[0]] * 2, raw, [raw[-1]] * 2])
+    return st, raw, np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+
+
+def _climb_start_reference(loss: Series, upto: int) -> int | None:
+    """divergence._climb_start over whole-series arrays (the version before the chunked scan)."""
+    st, raw, y = _smoothed_reference(loss)
+    if upto < 10 or upto >= raw.shape[0]:
+        return None
+    seg, low = y[: upto + 1], np.minimum.accumulate(y[: upto + 1])
+    padded = np.concatenate([np.full(divergence._PLATEAU, np.inf), seg])
+    local = np.lib.stride_tricks.sliding_window_view(padded, divergence._PLATEAU + 1).min(axis=1)
+    lowest = np.minimum(seg, raw[: upto + 1])
+    near = np.flatnonzero((lowest - low <= divergence._NEAR_MIN) | (lowest - local <= divergence._NEAR_MIN))
+    i = int(near[-1]) + 1
+    if i > upto or np.any(np.diff(y[i : upto + 1]) < -math.log(1.5)):
+        return None
+    return int(st[divergence._hinge(raw, i)])
+
+
+def _level_before_reference(loss: Series, onset: int) -> tuple[float, int | None]:
+    st, _, y = _smoothed_reference(loss)
+    before = np.flatnonzero(st < onset)
+    if before.shape[0] == 0:
+        return float("nan"), None
+    lo = max(0, int(before[-1]) + 1 - divergence._PLATEAU)
+    k = lo + int(np.argmin(y[lo : before[-1] + 1]))
+    return float(math.exp(y[k])), int(st[k])
+
+
+def _climbing(rng: np.random.Generator, n: int) -> Series:
+    t = np.arange(n, dtype=np.float64)
+    logv = -t / n * rng.uniform(0, 2) + rng.normal(0, rng.uniform(0.01, 0.3), n)
+    for _ in range(int(rng.integers(1, 3))):  # climbs and plateaus
+        at = int(rng.integers(0, n))
+        logv[at:] += np.linspace(0, rng.uniform(-1, 3), n - at)
+    v = np.exp(logv).round(int(rng.integers(2, 6)))
+    kind = rng.integers(0, 4)
+    if kind == 1:
+        v[-int(rng.integers(1, n // 3)):] = np.nan  # the run ended in NaN: finite points are a prefix
+    elif kind == 2:
+        v[rng.integers(0, n, 5)] = rng.choice([np.nan, np.inf, 0.0, -1.0], 5)  # holes anywhere
+    return Series("loss", np.arange(n, dtype=np.int64) * 3 + 7, v, np.full(n, np.nan))
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_climb_start_and_level_before_are_the_whole_array_versions(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([40, 300, 3000]))
+    loss = _climbing(rng, n)
+    if seed % 2:  # small chunks: the scan from the end crosses chunk boundaries
+        real = divergence._last_back_near
+        monkeypatch.setattr(divergence, "_last_back_near", lambda y, raw: real(y, raw, int(rng.integers(1, 80))))
+    valid = int(np.count_nonzero(np.isfinite(loss.values) & (loss.values > 0)))
+    for upto in {0, 9, 10, 11, valid // 2, valid - 1, valid, int(rng.integers(0, max(valid, 1)))}:
+        assert divergence._climb_start(loss, upto) == _climb_start_reference(loss, upto), upto
+    for onset in (int(loss.steps[0]), int(loss.steps[0]) + 1, int(loss.steps[-1]), int(loss.steps[-1]) + 5,
+                  int(rng.choice(loss.steps))):
+        got, want = divergence._level_before(loss, onset), _level_before_reference(loss, onset)
+        assert got == want or (math.isnan(got[0]) and math.isnan(want[0]) and got[1] == want[1])
+
+
+def test_median5_of_a_range_is_the_whole_series_median_there() -> None:
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 5, 9, 200, 70_000):
+        x = _series(rng, n)
+        whole = _median5(x)
+        for start, stop in ((0, n), (0, 1), (n - 1, n), (n // 3, n // 2 + 1), (max(0, n - 3), n)):
+            assert np.array_equal(_median5(x, start, stop), whole[start:stop])
+        for chunk in (1, 4, 1000):
+            assert np.array_equal(_median5(x, chunk=chunk), whole)
+
+
+def test_falls_is_any_diff_below_minus_ln_1_5() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        y = np.cumsum(rng.normal(0, 0.3, n))
+        i, j = sorted(int(v) for v in rng.integers(0, n + 1, 2))
+        want = bool(np.any(np.diff(y[i:j]) < -math.log(1.5)))
+        for chunk in (1, 2, 5, 1 << 16):
+            assert divergence._falls(y, i, j, chunk) == want
+
+
+def test_last_near_and_last_back_near_scan_chunks_as_the_whole_arrays() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        n = int(rng.integers(1, 400))
+        y = np.cumsum(rng.normal(0, 0.08, n)).round(int(rng.integers(1, 4)))
+        raw = y + rng.normal(0, 0.1, n)
+        low = np.minimum.accumulate(y)
+        want = int(np.flatnonzero(y - low <= divergence._NEAR_MIN)[-1])
+        padded = np.concatenate([np.full(divergence._PLATEAU, np.inf), y])
+        local = np.lib.stride_tricks.sliding_window_view(padded, divergence._PLATEAU + 1).min(axis=1)
+        lowest = np.minimum(y, raw)
+        want_back = int(np.flatnonzero((lowest - low <= divergence._NEAR_MIN)
+                                       | (lowest - local <= divergence._NEAR_MIN))[-1])
+        for chunk in (1, 2, 7, 51, 1 << 16):
+            assert divergence._last_near(y, chunk) == want
+            assert divergence._last_back_near(y, raw, chunk) == want_back

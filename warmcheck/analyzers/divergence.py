@@ -175,53 +175,69 @@ def _slow_climb(loss: Series, nan_at: int | None, ratio: float) -> tuple[int, Ep
         return None
     # A centred median of 5 keeps one odd low value from becoming "the minimum" the run never regains.
     y = _median5(raw)
-    low = np.minimum.accumulate(y)
-    up = float(y[-1] - low[-1])
+    # The running minimum of y where it is needed (its end, and before the onset), not at every point.
+    up = float(y[-1] - y.min())
     if up < needed:
         return None
-    i = _last_near(y, low) + 1
-    if i >= y.shape[0] or np.any(np.diff(y[i:]) < -math.log(1.5)):  # a climb, not a saw-tooth
+    i = _last_near(y) + 1
+    if i >= y.shape[0] or _falls(y, i, y.shape[0]):  # a climb, not a saw-tooth
         return None
-    k = i + int(np.argmax(y[i:]))
-    base = float(math.exp(low[i - 1]))
+    base = float(math.exp(y[:i].min()))
     i = _hinge(raw, i)
     k = i + int(np.argmax(raw[i:]))
     e = Episode(onset=int(st[i]), peak=int(st[k]), peak_value=float(values[k]), expected=base,
-                ratio=float(math.exp(raw[k] - low[i - 1])), z=float("nan"), end=int(st[-1]), recovered=None,
+                ratio=float(math.exp(raw[k] - y[:i].min())), z=float("nan"), end=int(st[-1]), recovered=None,
                 points=y.shape[0] - i, index=i)
     return int(st[i]), e
 
 
-def _smoothed_log(loss: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, log values, centred median of 5 of the log values) of the finite positive points."""
-    ok = np.isfinite(loss.values) & (loss.values > 0)
-    st, raw = loss.steps[ok], np.log(loss.values[ok])
-    if raw.shape[0] == 0:
-        return st, raw, raw
-    return st, raw, _median5(raw)
+def _positive_log(loss: Series) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, log values) of the finite positive points."""
+    with np.errstate(invalid="ignore"):
+        st, values = _kept(loss, np.isfinite(loss.values) & (loss.values > 0))
+    return st, np.log(values)
 
 
 def _finite(loss: Series) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of the finite points; the series' own arrays (no copy) when all are finite."""
-    ok = np.isfinite(loss.values)
-    if ok.all():
-        return loss.steps, loss.values
+    return _kept(loss, np.isfinite(loss.values))
+
+
+def _kept(loss: Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values where ``ok``: views of the series' arrays when those points are a prefix (a run
+    that ended in NaN: its finite points are all those before), else copies."""
+    m = int(np.count_nonzero(ok))
+    if ok[:m].all():
+        return loss.steps[:m], loss.values[:m]
     return loss.steps[ok], loss.values[ok]
 
 
-def _median5(raw: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """The centred median of 5, the ends padded with the first and last value.
+def _falls(y: np.ndarray, i: int, j: int, chunk: int = 1 << 16) -> bool:
+    """Whether ``y[i:j]`` falls by more than ``ln 1.5`` from one point to the next anywhere
+    (``np.any(np.diff(y[i:j]) < -math.log(1.5))``, a chunk at a time)."""
+    drop = -math.log(1.5)
+    for a in range(i, j - 1, chunk):
+        b = min(j, a + chunk + 1)
+        if (np.subtract(y[a + 1 : b], y[a : b - 1]) < drop).any():
+            return True
+    return False
+
+
+def _median5(raw: np.ndarray, start: int = 0, stop: int | None = None, chunk: int = 1 << 16) -> np.ndarray:
+    """The centred median of 5, the ends padded with the first and last value (of the points
+    ``start..stop-1``: the same numbers as the whole series' there).
 
     A chunk of windows at a time: the median of a ``sliding_window_view`` copies its windows (5 values
     a point, 400 MB for 10 million points).
     """
     n = raw.shape[0]
-    out = np.empty(n)
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
+    stop = n if stop is None else stop
+    out = np.empty(stop - start)
+    for a in range(start, stop, chunk):
+        b = min(stop, a + chunk)
         lo, hi = max(0, a - 2), min(n, b + 2)
         part = np.concatenate([np.full(2 - (a - lo), raw[0]), raw[lo:hi], np.full(2 - (hi - b), raw[-1])])
-        out[a:b] = median5_of(part)
+        out[a - start : b - start] = median5_of(part)
     return out
 
 
@@ -238,14 +254,21 @@ def median5_of(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(e, f), np.minimum(np.maximum(e, f), g))  # the median of e, f, g
 
 
-def _last_near(y: np.ndarray, low: np.ndarray, chunk: int = 1 << 20) -> int:
-    """The last index where ``y`` is within ``_NEAR_MIN`` of its running minimum ``low`` (the first
-    index is, always), scanned from the end a chunk at a time: no full-length temporary."""
-    for hi in range(y.shape[0], 0, -chunk):
-        lo = max(0, hi - chunk)
-        near = np.flatnonzero(y[lo:hi] - low[lo:hi] <= _NEAR_MIN)
+def _last_near(y: np.ndarray, chunk: int = 1 << 16) -> int:
+    """The last index where ``y`` is within ``_NEAR_MIN`` of its running minimum (the first index is,
+    always), scanned from the end a chunk at a time, the running minimum of each chunk from the minima
+    of the chunks before it: no full-length temporary."""
+    n = y.shape[0]
+    starts = list(range(0, n, chunk))
+    before = np.minimum.accumulate([float(y[a : a + chunk].min()) for a in starts])  # min of y[:end of chunk]
+    for c in range(len(starts) - 1, -1, -1):
+        a, b = starts[c], min(n, starts[c] + chunk)
+        low = np.minimum.accumulate(y[a:b])
+        if c:
+            low = np.minimum(low, before[c - 1])
+        near = np.flatnonzero(y[a:b] - low <= _NEAR_MIN)
         if near.shape[0]:
-            return lo + int(near[-1])
+            return a + int(near[-1])
     return 0
 
 
@@ -257,30 +280,50 @@ def _climb_start(loss: Series, upto: int) -> int | None:
     level after leaving its minimum, the climb starts where it left the lowest level of the
     ``_PLATEAU`` points before (a climb slower than ~0.2% a point counts as such a plateau). None when
     the stretch is a saw-tooth (it fell back by a third or more on the way) rather than one climb."""
-    st, raw, y = _smoothed_log(loss)
+    st, raw = _positive_log(loss)
     if upto < 10 or upto >= raw.shape[0]:
         return None
-    seg, low = y[: upto + 1], np.minimum.accumulate(y[: upto + 1])
-    padded = np.concatenate([np.full(_PLATEAU, np.inf), seg])
-    local = np.lib.stride_tricks.sliding_window_view(padded, _PLATEAU + 1).min(axis=1)
-    # Back near the minimum on the smoothed series or at one logged point: not left for good yet.
-    lowest = np.minimum(seg, raw[: upto + 1])
-    near = np.flatnonzero((lowest - low <= _NEAR_MIN) | (lowest - local <= _NEAR_MIN))
-    i = int(near[-1]) + 1
-    if i > upto or np.any(np.diff(y[i : upto + 1]) < -math.log(1.5)):
+    y = _median5(raw, stop=upto + 1)
+    i = _last_back_near(y, raw) + 1
+    if i > upto or _falls(y, i, upto + 1):
         return None
     return int(st[_hinge(raw, i)])
 
 
+def _last_back_near(y: np.ndarray, raw: np.ndarray, chunk: int = 1 << 16) -> int:
+    """The last index of ``y`` (a smoothed series) where it or the raw value there is within
+    ``_NEAR_MIN`` of the running minimum of ``y`` or of its minimum over the ``_PLATEAU`` points before
+    (index 0 is, always); from the end a chunk at a time: the running minimum, the windows' minima and
+    the tests of the whole series are never held at once."""
+    n = y.shape[0]
+    starts = list(range(0, n, chunk))
+    before = np.minimum.accumulate([float(y[a : a + chunk].min()) for a in starts])  # min of y[:end of chunk]
+    for c in range(len(starts) - 1, -1, -1):
+        a, b = starts[c], min(n, starts[c] + chunk)
+        low = np.minimum.accumulate(y[a:b])
+        if c:
+            low = np.minimum(low, before[c - 1])
+        pa = max(0, a - _PLATEAU)
+        padded = np.concatenate([np.full(_PLATEAU - (a - pa), np.inf), y[pa:b]])
+        local = np.lib.stride_tricks.sliding_window_view(padded, _PLATEAU + 1).min(axis=1)
+        # Back near the minimum on the smoothed series or at one logged point: not left for good yet.
+        lowest = np.minimum(y[a:b], raw[a:b])
+        near = np.flatnonzero((lowest - low <= _NEAR_MIN) | (lowest - local <= _NEAR_MIN))
+        if near.shape[0]:
+            return a + int(near[-1])
+    return 0
+
+
 def _level_before(loss: Series, onset: int) -> tuple[float, int | None]:
     """The loss level the climb left: the lowest median of 5 among the ``_PLATEAU`` points before ``onset``."""
-    st, _, y = _smoothed_log(loss)
-    before = np.flatnonzero(st < onset)
-    if before.shape[0] == 0:
+    st, raw = _positive_log(loss)
+    end = int(np.searchsorted(st, onset))  # the points before onset (the steps are sorted)
+    if end == 0:
         return float("nan"), None
-    lo = max(0, int(before[-1]) + 1 - _PLATEAU)
-    k = lo + int(np.argmin(y[lo : before[-1] + 1]))
-    return float(math.exp(y[k])), int(st[k])
+    lo = max(0, end - _PLATEAU)
+    y = _median5(raw, lo, end)  # the medians of those points only
+    k = lo + int(np.argmin(y))
+    return float(math.exp(y[k - lo])), int(st[k])
 
 
 def _first_above(loss: Series, onset: int, level: float, ratio: float) -> int | None:
