@@ -1,0 +1,368 @@
+"""The straightforward shape fits, verbatim as they were before the fast paths of warmcheck/shapes.py
+(commit f036dd2): the reference every fast path must equal bit for bit (tests/test_shapes_fast.py).
+Not imported by warmcheck."""
+
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from warmcheck._brent import minimize_bounded
+
+Arr = NDArray[np.float64]
+TIE = 1e-4
+FREE_FIT = 1e-3  # a ramp shape with a searched parameter is believed only this close (and 10x closer than the rest)
+ARC_TRIGGER = 2e-3  # a cosine pinned at the peak fits worse than this: try the free-phase arc (costlier)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A fitted shape: ``model(x)`` evaluates it at (relative) steps ``x``."""
+
+    shape: str
+    residual: float
+    model: Callable[[Arr], Arr]
+    end: float | None = None  # where a ramp tops out, when the shape says
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HUGE = 1e100  # above this, values are scaled before fitting: squares of 1e308 overflow float64
+
+
+def scaled(fit: F) -> F:
+    """Fit ``y / 2**e`` when ``|y|`` is astronomically large, and scale the result back.
+
+    An LR or loss logged near 1e308 is a real (if broken) input: its squares overflow and every fit
+    comes back NaN. Scaling by a power of two is exact; residuals are relative, so unchanged. Fits
+    that call one another scale once: the inner call sees values <= 1.
+    """
+    @functools.wraps(fit)
+    def wrapper(x: Arr, y: Arr, *args: Any, **kwargs: Any) -> Any:
+        top = float(np.max(np.abs(y), initial=0.0)) if y.shape[0] else 0.0
+        if not top > _HUGE or not np.isfinite(top):
+            return fit(x, y, *args, **kwargs)
+        e = math.ceil(math.log2(top))  # 2**e itself may not be a float64 (2**1024): use ldexp both ways
+        out = fit(x, np.ldexp(y, -e), *args, **kwargs)
+        if isinstance(out, Fit):
+            inner = out.model
+            return Fit(out.shape, out.residual, lambda t: np.ldexp(inner(t), e), end=out.end)
+        return tuple(math.ldexp(float(c), e) for c in out)  # line coefficients (intercept, slope)
+    return cast(F, wrapper)
+
+
+def _residual(y: Arr, pred: Arr) -> float:
+    span = float(np.ptp(y)) or float(np.max(np.abs(y))) or 1.0
+    return float(np.sqrt(np.mean((y - pred) ** 2)) / span)
+
+
+def _lstsq(basis: list[Arr], y: Arr) -> Arr:
+    """Least squares for a handful of columns. Shape fits call this thousands of times on small
+    arrays, where ``np.linalg.lstsq``'s overhead dominates: two columns are solved in closed form,
+    more through the normal equations (well conditioned here: the columns are O(1))."""
+    if len(basis) == 2:
+        c = basis[1]
+        n = c.shape[0]
+        cm, ym = float(np.add.reduce(c)) / n, float(np.add.reduce(y)) / n
+        dc = c - cm
+        var = float(dc @ dc)
+        b = float(dc @ (y - ym)) / var if var > 0 else 0.0
+        return np.array([ym - b * cm, b])
+    a = np.column_stack(basis)
+    try:
+        return np.linalg.solve(a.T @ a, a.T @ y)
+    except np.linalg.LinAlgError:
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        return np.asarray(coef, dtype=np.float64)
+
+
+@scaled
+def fit_linear(x: Arr, y: Arr) -> Fit:
+    """``a + b x``."""
+    a, b = _lstsq([np.ones_like(x), x], y)
+    model = lambda t: a + b * t  # noqa: E731
+    return Fit("linear", _residual(y, model(x)), model)
+
+
+@scaled
+def line_coefficients(x: Arr, y: Arr) -> tuple[float, float]:
+    """Intercept and slope of the least-squares line."""
+    a, b = _lstsq([np.ones_like(x), x], y)
+    return float(a), float(b)
+
+
+@scaled
+def fit_cosine_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
+    """Half-cosine rise ``a - b cos(pi (x - x0) / L)`` (OneCycle, WSD cosine warmup).
+
+    ``L`` is the span of the points, or, with ``open_end`` (the top was not logged), searched.
+    ``Fit.end`` is where the rise tops out.
+    """
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+
+    def solve(length: float) -> tuple[float, Arr]:
+        basis = [np.ones_like(x), np.cos(np.pi * np.clip(x - x0, 0, length) / length)]
+        coef = _lstsq(basis, y)
+        return float(np.mean((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)), coef
+
+    length = span
+    if open_end:
+        length = search_length(lambda L: np.cos(np.pi * np.clip(x[None, :] - x0, 0, L[:, None]) / L[:, None]), y,
+                               span, span * 4.0)
+    _, (a, b) = solve(length)
+    model = lambda t: a + b * np.cos(np.pi * np.clip(t - x0, 0, length) / length)  # noqa: E731
+    return Fit("cosine", _residual(y, model(x)), model, end=x0 + length)
+
+
+@scaled
+def fit_log_ramp(x: Arr, y: Arr) -> Fit:
+    """DeepSpeed's default warmup: ``a + b ln(max(x - x0, 1))`` (two updates at the minimum)."""
+    x0 = float(x[0])
+    a, b = _lstsq([np.ones_like(x), np.log(np.maximum(x - x0, 1.0))], y)
+    model = lambda t: a + b * np.log(np.maximum(t - x0, 1.0))  # noqa: E731
+    return Fit("log", _residual(y, model(x)), model)
+
+
+@scaled
+def fit_exponential(x: Arr, y: Arr, shape: str = "exponential") -> Fit:
+    """``exp(a + b x)`` on the positive points."""
+    pos = y > 0
+    if pos.sum() < 2:
+        return Fit(shape, np.inf, lambda t: np.full_like(t, np.nan))
+    a, b = _lstsq([np.ones_like(x[pos]), x[pos]], np.log(y[pos]))
+    model = lambda t: np.exp(a + b * t)  # noqa: E731
+    return Fit(shape, _residual(y, model(x)), model)
+
+
+@scaled
+def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
+    """The warmup shape that fits ``(x, y)`` best (linear preferred on ties).
+
+    ``open_end``: the points stop short of the top (sparse logging), so a cosine rise's length is free.
+    """
+    if x.shape[0] < 3:
+        return fit_linear(x, y) if x.shape[0] == 2 else Fit("linear", 0.0, lambda t: np.full_like(t, y[0]))
+    x, y = thin(x, y)
+    fits = [fit_linear(x, y), fit_cosine_ramp(x, y, open_end), fit_log_ramp(x, y), fit_exponential(x, y)]
+    best = _pick(fits)
+    if best.residual > TIE:  # freer shapes (a searched time constant, a free start): only when far better
+        extra = [fit_saturating(x, y)]
+        if open_end and x.shape[0] >= 6:  # four free parameters: a fit needs more points
+            extra.append(fit_cosine_rise(x, y))
+        good = [f for f in extra if f.residual <= min(FREE_FIT, 0.1 * best.residual)]
+        if good:
+            return min(good, key=lambda f: f.residual)
+    return best
+
+
+@scaled
+def fit_cosine_arc(x: Arr, y: Arr, after: bool = False) -> Fit:
+    """A cosine decay whose start and horizon are both free: ``m + A cos(w (t - t0))``, ``w = pi / L``.
+
+    For a fixed frequency the model is linear (``a + b cos(w t) + c sin(w t)``), so only ``w`` is
+    searched: a coarse log-spaced grid, then a bounded refinement around the best. Unclipped, so it
+    can be extrapolated back before the first point (a decay seen only after a gap); ``Fit.end`` is
+    the crest that precedes the data (``after``: the first crest at or after the last point).
+    """
+    span = float(x[-1] - x[0]) or 1.0
+    xc = x - x[0]
+
+    n = float(xc.shape[0])
+    sy = float(y.sum())
+
+    def solve(w: float) -> tuple[float, Arr]:
+        # Normal equations of y = a + b cos(w x) + c sin(w x), written out: this runs ~30 times per fit.
+        cos, sin = np.cos(w * xc), np.sin(w * xc)
+        sc, ss = float(cos.sum()), float(sin.sum())
+        m = np.array([[n, sc, ss], [sc, float(cos @ cos), float(cos @ sin)], [ss, float(cos @ sin), float(sin @ sin)]])
+        rhs = np.array([sy, float(cos @ y), float(sin @ y)])
+        try:
+            coef = np.linalg.solve(m, rhs)
+        except np.linalg.LinAlgError:
+            return float("inf"), np.zeros(3)
+        r = y - coef[0] - coef[1] * cos - coef[2] * sin
+        return float(r @ r), coef
+
+    grid = np.pi / (span * np.geomspace(0.3, 12.0, 12))
+    errors = [solve(float(w))[0] for w in grid]
+    i = int(np.argmin(errors))
+    lo, hi = grid[min(i + 1, grid.shape[0] - 1)], grid[max(i - 1, 0)]
+    best, best_err = minimize_bounded(lambda w: solve(w)[0], float(lo), float(hi), xatol=1e-7 * float(hi))
+    w = best if best_err <= errors[i] else float(grid[i])
+    _, (a, b, c) = solve(w)
+    amp, phase = float(np.hypot(b, c)), float(np.arctan2(c, b))
+    crest = phase / w  # cos(w (t - crest)) peaks here, in the shifted coordinates
+    crest -= (2 * np.pi / w) * np.ceil((crest - 0.0) / (2 * np.pi / w))  # the crest at or before the data
+    if after:
+        crest += (2 * np.pi / w) * np.ceil((float(xc[-1]) - crest) / (2 * np.pi / w))  # the first at or after
+    t0 = float(x[0]) + crest
+    model = lambda t: a + amp * np.cos(w * (t - t0))  # noqa: E731
+    return Fit("cosine", _residual(y, model(x)), model, end=t0)
+
+
+@scaled
+def fit_cosine_rise(x: Arr, y: Arr) -> Fit:
+    """A rising cosine with free start and length (a OneCycle rise logged from a later step); the
+    crest after the points is where it tops out (``Fit.end``), and the model holds that level after."""
+    arc = fit_cosine_arc(x, y, after=True)
+    end = float(arc.end) if arc.end is not None else float(x[-1])
+    top = float(arc.model(np.array([end]))[0])
+    model = lambda t: np.where(t < end, arc.model(t), top)  # noqa: E731
+    return Fit("cosine", arc.residual, model, end=end)
+
+
+@scaled
+def fit_saturating(x: Arr, y: Arr) -> Fit:
+    """A saturating exponential rise ``a - b exp(-(x - x0) / tau)``, ``tau`` searched (named "exponential")."""
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+    tau = search_length(lambda L: np.exp(-(x[None, :] - x0) / L[:, None]), y, span / 50.0, span * 20.0)
+    a, b = _lstsq([np.ones_like(x), np.exp(-(x - x0) / tau)], y)
+    if b >= 0:  # not a rise
+        return Fit("exponential", np.inf, lambda t: np.full_like(t, np.nan))
+    model = lambda t: a + b * np.exp(-(t - x0) / tau)  # noqa: E731
+    return Fit("exponential", _residual(y, model(x)), model)
+
+
+@scaled
+def extrapolating_decay(x: Arr, y: Arr) -> Fit:
+    """The decay model that best explains ``(x, y)`` and can be extrapolated back before ``x[0]``."""
+    top = float(np.max(np.abs(y))) or 1.0
+    if float(np.ptp(y)) <= 1e-6 * top or x.shape[0] < 3:
+        level = float(y[0])
+        return Fit("constant", 0.0, lambda t: np.full_like(t, level))
+    return _pick([fit_linear(x, y), fit_cosine_arc(x, y), fit_inverse_sqrt(x, y), fit_exponential(x, y)])
+
+
+def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, points: int = 32,
+                  rounds: int = 4) -> float:
+    """The parameter in ``[lo, hi]`` minimising the error of ``y = a + b c(param)``.
+
+    ``columns(params)`` gives ``c`` for many parameters at once (one row each), so a round costs a
+    few array operations: a log-spaced grid, narrowed around the best point round after round
+    (4 rounds of 32: relative precision ~1e-6). Replaces a scalar optimiser's 30 Python-level calls.
+    """
+    grid = np.geomspace(lo, hi, points)
+    best = float(grid[0])
+    ym = float(y.mean())
+    yd = y - ym
+    for _ in range(rounds):
+        c = columns(grid)
+        dc = c - c.mean(axis=1)[:, None]
+        var = np.einsum("ij,ij->i", dc, dc)
+        b = np.divide(dc @ yd, var, out=np.zeros_like(var), where=var > 0)
+        sse = np.einsum("ij,ij->i", yd[None, :] - b[:, None] * dc, yd[None, :] - b[:, None] * dc)
+        i = int(np.argmin(sse))
+        best = float(grid[i])
+        grid = np.geomspace(float(grid[max(i - 1, 0)]), float(grid[min(i + 1, grid.shape[0] - 1)]), points)
+    return best
+
+
+@scaled
+def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
+    """``m + A (1 + cos(pi (x - x0) / L)) / 2`` with the horizon ``L`` searched, ``m`` and ``A`` solved."""
+    x0 = float(x[0])
+    span = float(x[-1] - x0) or 1.0
+
+    def solve(length: float) -> tuple[float, Arr]:
+        c = 0.5 * (1.0 + np.cos(np.pi * np.clip((x - x0) / length, 0.0, 1.0)))
+        coef = _lstsq([np.ones_like(x), c], y)
+        return float(np.mean((y - coef[0] - coef[1] * c) ** 2)), coef
+
+    length = search_length(
+        lambda L: 0.5 * (1.0 + np.cos(np.pi * np.clip((x[None, :] - x0) / L[:, None], 0.0, 1.0))), y,
+        span * 0.98, span * 4.0)
+    _, (m, amp) = solve(length)
+    model = lambda t: m + amp * 0.5 * (1.0 + np.cos(np.pi * np.clip((t - x0) / length, 0.0, 1.0)))  # noqa: E731
+    return Fit("cosine", _residual(y, model(x)), model)
+
+
+@scaled
+def fit_inverse_sqrt(x: Arr, y: Arr) -> Fit:
+    """``1 / sqrt(a + b x)`` (fairseq, HF inverse_sqrt after warmup)."""
+    if np.any(y <= 0):
+        return Fit("inverse-sqrt", np.inf, lambda t: np.full_like(t, np.nan))
+    a, b = _lstsq([np.ones_like(x), x], 1.0 / y**2)
+    if b <= 0:
+        return Fit("inverse-sqrt", np.inf, lambda t: np.full_like(t, np.nan))
+    model = lambda t: 1.0 / np.sqrt(np.maximum(a + b * t, 1e-300))  # noqa: E731
+    return Fit("inverse-sqrt", _residual(y, model(x)), model)
+
+
+@scaled
+def best_decay(x: Arr, y: Arr) -> Fit:
+    """The decay shape that fits ``(x, y)`` best (constant, linear, cosine, inverse-sqrt, exponential)."""
+    top = float(np.max(np.abs(y))) or 1.0
+    if float(np.ptp(y)) <= 1e-6 * top:
+        return Fit("constant", 0.0, lambda t: np.full_like(t, y[0]))
+    if x.shape[0] < 3:
+        return fit_linear(x, y)
+    x, y = thin(x, y)
+    linear = fit_linear(x, y)
+    if linear.residual <= TIE:  # nothing can beat an exact line by more than TIE: skip the costly fits
+        return linear
+    fits = [linear, fit_cosine_decay(x, y), fit_inverse_sqrt(x, y), fit_exponential(x, y)]
+    best = _pick(fits)
+    if best.shape == "cosine" and best.residual > ARC_TRIGGER:  # a cosine already under way at the peak
+        arc = fit_cosine_arc(x, y)
+        best = arc if arc.residual < best.residual else best
+    if best.residual > TIE and x.shape[0] >= 6:  # a power with a free exponent: only when far better
+        poly = fit_polynomial_decay(x, y, best.residual)
+        if poly.residual <= min(FREE_FIT, 0.1 * best.residual):
+            return poly
+    return best
+
+
+@scaled
+def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
+    """``end + A (1 - (x - x0) / L)^p`` (HF ``polynomial``, power ``p`` > 1): ``p`` and ``L`` searched.
+
+    A coarse pass over a few powers first; the search is refined only if one of them already comes
+    within a third of ``beat`` (the residual to beat), so noisy series that no power explains stay cheap.
+    """
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+    scale = float(np.ptp(y)) or 1.0
+
+    def sse(p: float, rounds: int = 3) -> tuple[float, float, Arr]:
+        cols = lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p  # noqa: E731
+        length = search_length(cols, y, span * 0.98, span * 4.0, rounds=rounds)
+        basis = [np.ones_like(x), np.clip(1.0 - (x - x0) / length, 0.0, None) ** p]
+        coef = _lstsq(basis, y)
+        return float(np.sum((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)), length, coef
+
+    def rel(err: float) -> float:
+        return float(np.sqrt(err / x.shape[0])) / scale
+
+    coarse = [1.5, 2.0, 3.0, 5.0]
+    errors = [sse(p, rounds=2)[0] for p in coarse]
+    i = int(np.argmin(errors))
+    if rel(errors[i]) > beat / 3:
+        return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))
+    lo, hi = coarse[max(i - 1, 0)] * 0.9, coarse[min(i + 1, len(coarse) - 1)] * 1.1
+    p, _ = minimize_bounded(lambda q: sse(q)[0], lo, hi, xatol=1e-4)
+    _, length, (a, b) = sse(p)
+    if b <= 0:
+        return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))
+    model = lambda t: a + b * np.clip(1.0 - (t - x0) / length, 0.0, None) ** p  # noqa: E731
+    return Fit("polynomial", _residual(y, model(x)), model)
+
+
+def thin(x: Arr, y: Arr, limit: int = 256) -> tuple[Arr, Arr]:
+    """At most ``limit`` evenly spaced points (ends kept): telling shapes apart needs a few hundred."""
+    if x.shape[0] <= limit:
+        return x, y
+    idx = np.unique(np.linspace(0, x.shape[0] - 1, limit).round().astype(int))
+    return x[idx], y[idx]
+
+
+def _pick(fits: list[Fit]) -> Fit:
+    best = min(f.residual for f in fits)
+    for f in fits:  # the first (simplest) shape within TIE of the best
+        if f.residual <= best + TIE:
+            return f
+    return fits[0]  # pragma: no cover

@@ -1,0 +1,183 @@
+"""The fast paths of warmcheck/shapes.py against the straightforward fits (tests/shapes_reference.py):
+the same shape, residual, model values and end, bit for bit, on random and synthetic series; and the
+polynomial pass's shortcut (``_far_from_convex``) checked as a bound on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapes_reference as ref
+
+from warmcheck import shapes
+
+Arr = np.ndarray
+
+
+def _series(rng: np.random.Generator, kind: int) -> tuple[Arr, Arr]:
+    """Decay-like, rise-like and irregular series on sorted (sometimes gappy, offset) steps."""
+    n = int(rng.integers(3, 400))
+    gap = int(rng.integers(1, 5))
+    x = np.sort(rng.choice(np.arange(n * gap + 5), n, replace=False)).astype(float) + float(rng.integers(0, 10**5))
+    t = (x - x[0]) / (x[-1] - x[0])
+    peak = float(10 ** rng.uniform(-6, 0))
+    if kind == 0:  # cosine to a floor, horizon and start a little off the points (bench case c's shape)
+        u = np.clip(t * (1 + rng.uniform(-0.1, 0.5)) - rng.uniform(0, 0.05), 0, 1)
+        y = peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * u)))
+    elif kind == 1:  # a polynomial decay
+        y = peak * (1 - t * rng.uniform(0.3, 1.0)) ** rng.uniform(1.0, 4.0) + peak * rng.uniform(0, 0.1)
+    elif kind == 2:
+        y = peak * np.exp(-t * rng.uniform(0.1, 5))
+    elif kind == 3:  # noise around a level
+        y = peak * (1 + rng.normal(0, 0.1, n))
+    elif kind == 4:
+        y = peak / np.sqrt(1 + t * rng.uniform(1, 100))
+    elif kind == 5:  # a random walk
+        y = peak * np.cumsum(rng.normal(0, 1, n))
+    elif kind == 6:  # rises: linear, cosine, saturating
+        y = peak * [t, 0.5 - 0.5 * np.cos(np.pi * t * rng.uniform(0.3, 1)), 1 - np.exp(-5 * t)][int(rng.integers(3))]
+    else:  # a cosine with a little noise
+        y = peak * (0.5 + 0.5 * np.cos(np.pi * t)) * (1 + rng.normal(0, 10 ** rng.uniform(-7, -2), n))
+    if rng.random() < 0.5:
+        y = y.astype(np.float32).astype(np.float64)  # as most logs store it
+    return x, y
+
+
+def _same(a: ref.Fit, b: shapes.Fit, x: Arr) -> bool:
+    probe = np.concatenate([x, np.linspace(x[0] - 50, x[-1] + 50, 41)])
+    return (a.shape == b.shape and np.array_equal(np.float64(a.residual), np.float64(b.residual), equal_nan=True)
+            and np.array_equal(a.model(probe), b.model(probe), equal_nan=True)
+            and np.array_equal(np.float64(np.nan if a.end is None else a.end),
+                               np.float64(np.nan if b.end is None else b.end), equal_nan=True))
+
+
+FITS = [
+    ("best_decay", ref.best_decay, shapes.best_decay),
+    ("fit_cosine_decay", ref.fit_cosine_decay, shapes.fit_cosine_decay),
+    ("best_ramp", ref.best_ramp, shapes.best_ramp),
+    ("best_ramp open", lambda x, y: ref.best_ramp(x, y, True), lambda x, y: shapes.best_ramp(x, y, True)),
+    ("fit_cosine_ramp open", lambda x, y: ref.fit_cosine_ramp(x, y, True),
+     lambda x, y: shapes.fit_cosine_ramp(x, y, True)),
+    ("fit_saturating", ref.fit_saturating, shapes.fit_saturating),
+    ("extrapolating_decay", ref.extrapolating_decay, shapes.extrapolating_decay),
+    ("fit_linear", ref.fit_linear, shapes.fit_linear),
+    ("fit_log_ramp", ref.fit_log_ramp, shapes.fit_log_ramp),
+    ("fit_exponential", ref.fit_exponential, shapes.fit_exponential),
+    ("fit_inverse_sqrt", ref.fit_inverse_sqrt, shapes.fit_inverse_sqrt),
+    ("fit_cosine_arc", ref.fit_cosine_arc, shapes.fit_cosine_arc),
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fits_equal_the_straightforward_ones(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for k in range(120):
+        x, y = _series(rng, k % 8)
+        for name, slow, fast in FITS:
+            with np.errstate(all="ignore"):
+                a, b = slow(x, y), fast(x, y)
+            assert _same(a, b, x), (name, k, a.shape, b.shape, a.residual, b.residual)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_polynomial_fit_equals_the_straightforward_one(seed: int) -> None:
+    """Every residual to beat, from one the coarse pass cannot reach to none at all."""
+    rng = np.random.default_rng(100 + seed)
+    for k in range(48):
+        x, y = _series(rng, k % 8)
+        x, y = shapes.thin(x, y)
+        for beat in (1e-6, 1e-4, 1e-3, 0.02, 0.3, np.inf, np.nan, 0.0):
+            with np.errstate(all="ignore"):
+                a, b = ref.fit_polynomial_decay(x, y, beat), shapes.fit_polynomial_decay(x, y, beat)
+            assert _same(a, b, x), (k, beat, a.residual, b.residual)
+
+
+def test_geomspace_is_numpys() -> None:
+    rng = np.random.default_rng(3)
+    for k in range(20000):
+        lo = float(10 ** rng.uniform(-12, 12))
+        hi = [lo * float(rng.uniform(1, 10)), lo * (1 + float(rng.uniform(0, 1e-6))), lo,
+              float(np.nextafter(lo, np.inf)), lo * float(10 ** rng.uniform(0, 8))][k % 5]
+        points = 32 if k % 3 else int(rng.integers(2, 40))
+        assert np.geomspace(lo, hi, points).tobytes() == shapes.geomspace(lo, hi, points).tobytes(), (lo, hi, points)
+    for lo, hi in [(-3.0, -1.0), (2.0, 1.0), (1.0, np.inf)]:  # handed to numpy
+        with np.errstate(all="ignore"):
+            assert np.array_equal(np.geomspace(lo, hi, 8), shapes.geomspace(lo, hi, 8), equal_nan=True)
+
+
+def test_search_length_equals_the_straightforward_one() -> None:
+    rng = np.random.default_rng(5)
+    for k in range(400):
+        x, y = shapes.thin(*_series(rng, k % 8))
+        x0, span = float(x[0]), float(x[-1] - x[0])
+        p = float(rng.uniform(1, 5))
+        families = [  # the columns as the reference's fits spell them
+            lambda L: 0.5 * (1.0 + np.cos(np.pi * np.clip((x[None, :] - x0) / L[:, None], 0.0, 1.0))),
+            lambda L: np.exp(-(x[None, :] - x0) / L[:, None]),
+            lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p,  # noqa: B023
+        ]
+        for cols in families:
+            rounds = int(rng.integers(1, 5))
+            assert ref.search_length(cols, y, span * 0.98, span * 4.0, rounds=rounds) == shapes.search_length(
+                cols, y, span * 0.98, span * 4.0, rounds=rounds)
+
+
+def _coarse_rel(x: Arr, y: Arr) -> float:
+    """The best relative RMS of the reference polynomial fit's coarse pass (what it compares with beat / 3)."""
+    x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
+    scale = float(np.ptp(y)) or 1.0
+    errors = []
+    for p in [1.5, 2.0, 3.0, 5.0]:
+        cols = lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p  # noqa: E731, B023
+        length = ref.search_length(cols, y, span * 0.98, span * 4.0, rounds=2)
+        basis = [np.ones_like(x), np.clip(1.0 - (x - x0) / length, 0.0, None) ** p]
+        coef = ref._lstsq(basis, y)
+        errors.append(float(np.sum((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)))
+    return float(np.sqrt(min(errors) / x.shape[0])) / scale
+
+
+def test_far_from_convex_only_when_the_coarse_pass_fails() -> None:
+    """Whenever the shortcut answers, the pass it replaces gives up too; and it answers for cosines."""
+    rng = np.random.default_rng(11)
+    fired = {0: 0, 7: 0}
+    for k in range(600):
+        kind = k % 8
+        x, y = shapes.thin(*_series(rng, kind))
+        if x.shape[0] < 6:
+            continue
+        rel = _coarse_rel(x, y)
+        scale = float(np.ptp(y)) or 1.0
+        for beat in (rel * 3 * 0.5, rel * 3 * 0.97, rel * 3 * 1.001, rel * 3 * 2, 1e-4, 1e-3):
+            if shapes._far_from_convex(x, y, np.sqrt(x.shape[0]) * scale * beat / 3):
+                assert rel > beat / 3, (k, kind, rel, beat)
+                fired[kind] = fired.get(kind, 0) + 1
+    assert fired[0] > 100  # the clean cosines are decided without the pass
+
+
+def test_convexity_bound_is_below_every_convex_and_concave_fit() -> None:
+    """The certificate itself: never above the distance to a convex (or concave) sequence."""
+    rng = np.random.default_rng(13)
+    for k in range(3000):
+        x, y = _series(rng, k % 8)
+        n = x.shape[0]
+        t = (x - x[0]) / (x[-1] - x[0])
+        if k % 3 == 0:  # a power decay of the pass, any horizon, power >= 1
+            g = np.clip(1 - t / rng.uniform(0.5, 4), 0, None) ** rng.uniform(1, 6)
+        elif k % 3 == 1:  # any convex sequence: slopes that only grow
+            g = np.concatenate([[0.0], np.cumsum(np.sort(rng.normal(0, 1, n - 1)) * np.diff(t))])
+        else:  # a line (convex and concave)
+            g = t.copy()
+        coef = np.linalg.lstsq(np.column_stack([np.ones(n), g]), y, rcond=None)[0]
+        for b in (coef[1], -coef[1], 0.5 * coef[1]):  # the best fit, and concave / worse ones
+            dist = float(np.sqrt(np.sum((y - coef[0] - b * g) ** 2)))
+            assert shapes._convexity_bound(x, y) <= dist, (k, dist)
+
+
+def test_far_from_convex_declines_unusual_inputs() -> None:
+    x = np.arange(20.0)
+    y = 0.5 + 0.5 * np.cos(np.pi * x / 19)
+    assert shapes._far_from_convex(x, y, 1e-9) and shapes._convexity_bound(x, y) > 0
+    assert not shapes._far_from_convex(x[::-1].copy(), y, 1e-9)  # decreasing steps
+    assert not shapes._far_from_convex(np.r_[x[:5], x[4:19]], y, 1e-9)  # a repeated step
+    assert not shapes._far_from_convex(x, np.r_[y[:-1], np.nan], 1e-9)
+    assert not shapes._far_from_convex(x, y.astype(np.float32), 1e-9)
+    assert not shapes._far_from_convex(x, y, np.inf)
