@@ -304,7 +304,7 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
         b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
         c *= b[:, None]
         np.subtract(yd, c, out=c)  # the residuals, yd - b dc
-        i = int(np.argmin(np.einsum("ij,ij->i", c, c)))
+        i = int(np.einsum("ij,ij->i", c, c).argmin())
         best = float(grid[i])
         grid = geomspace(float(grid[max(i - 1, 0)]), float(grid[min(i + 1, last)]), points)
     return best
@@ -410,7 +410,7 @@ def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
     return Fit("polynomial", _residual(y, model(x)), model)
 
 
-_BUMP_WINDOWS = np.array([(k / parts, (k + 1) / parts) for parts in (1, 2, 3, 4) for k in range(parts)])
+_BUMP_WINDOWS = np.array([(0.0, 1.0), (0.0, 0.5), (0.5, 1.0), (0.0, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1.0)])
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -440,14 +440,17 @@ def _convexity_bound(x: Arr, y: Arr) -> float:
     if n < 3 or x.dtype != np.float64 or y.dtype != np.float64 or x.ndim != 1 or y.shape != x.shape:
         return -math.inf
     h = x[1:] - x[:-1]
-    if not (np.all(h > 0) and np.isfinite(h).all() and np.isfinite(y).all()):
+    if not float(np.minimum.reduce(h)) > 0:  # strictly increasing steps (NaN fails too)
         return -math.inf
     inv = 1.0 / h
-    if not np.isfinite(inv).all():
+    ysum = float(np.add.reduce(y))
+    # finite steps and values (a sum is finite only if every term is; an overflow just declines)
+    if not (math.isfinite(float(np.add.reduce(inv))) and math.isfinite(ysum)):
         return -math.inf
     t = (x[1:-1] - x[0]) / (x[-1] - x[0])
-    lo, hi = _BUMP_WINDOWS[:, :1], _BUMP_WINDOWS[:, 1:]
-    s = np.clip((t[None, :] - lo) / (hi - lo), 0.0, 1.0)
+    s = t[None, :] - _BUMP_WINDOWS[:, :1]
+    s /= _BUMP_WINDOWS[:, 1:] - _BUMP_WINDOWS[:, :1]
+    _clip(s, 0.0, 1.0, out=s)
     s *= 1.0 - s
     alpha = s * s  # one smooth bump per window, >= 0
     left, right = alpha * inv[:-1], alpha * inv[1:]
@@ -456,19 +459,21 @@ def _convexity_bound(x: Arr, y: Arr) -> float:
     w[:, 1:-1] += left + right
     w[:, 2:] -= right
     size = 2.0 * (np.add.reduce(left, axis=1) + np.add.reduce(right, axis=1))  # sum |terms| of each w
-    ym = float(np.mean(y))
-    yd = y - ym
+    yd = y - ysum / n
     yd_norm = math.sqrt(float(yd @ yd))
-    top = float(np.max(np.abs(y)))
+    top = float(np.maximum.reduce(np.abs(y)))
     zmax = top + 9.0 * yd_norm  # |a + b g| of any coarse-pass fit: |b| <= 4.1 |y - mean|, 0 <= g <= 1
     wy = w @ y
     # rounding: of w's entries (< 16 eps of the terms summed), of w . y and of w . z (n eps of sum |w| |.|)
     err = (2.0 * n * _EPS * top + 16.0 * _EPS * zmax + 2.0 * n * _EPS * zmax) * size
-    norm = np.sqrt(np.einsum("ij,ij->i", w, w)) * (1.0 + 2.0 * n * _EPS)
-    if not np.all(norm > 0) or not np.isfinite(wy).all() or not np.isfinite(err).all():
+    norm = np.sqrt(np.einsum("ij,ij->i", w, w))
+    norm *= 1.0 + 2.0 * n * _EPS
+    if not float(np.minimum.reduce(norm)) > 0:
         return -math.inf
-    convex = float(np.max((wy - err) / norm))  # |y - z| >= this for every convex z
-    concave = float(np.max((-wy - err) / norm))
+    convex = float(np.maximum.reduce((wy - err) / norm))  # |y - z| >= this for every convex z
+    concave = float(np.maximum.reduce((-wy - err) / norm))
+    if not (math.isfinite(convex) and math.isfinite(concave)):  # an overflow (or NaN) somewhere: decline
+        return -math.inf
     slack = 1e-12 * math.sqrt(n) * (top + zmax)  # the pass's own column, coefficient and sum roundings
     bound = (min(convex, concave) - slack) * (1.0 - 1e-6)
     return bound if math.isfinite(bound) else -math.inf
