@@ -268,6 +268,7 @@ class TFRecordScanner:
         self.offset = offset
         self.record_index = record_index
         self.chunk_size = chunk_size
+        self.size = 0  # the file's length when the last scan started
 
     def scan(self, final: bool = True, prefetch: bool = False) -> Iterator[tuple[bytes, Framed]]:
         """Read from the current offset to the end of the file, advancing the offset.
@@ -278,7 +279,7 @@ class TFRecordScanner:
         offset are the same as without. The caller must not look at the offset before the scan ends.
         """
         with storage.open_binary(self.path) as f:
-            size = f.seek(0, 2)
+            size = self.size = f.seek(0, 2)
             chunks = self._chunks(f, size, final)
             if prefetch and size - self.offset > self.chunk_size and (os.cpu_count() or 1) > 1:
                 chunks = _prefetched(chunks)
