@@ -5,6 +5,7 @@ Usage::
 
     python bench/bench_child.py tbparse PATH [--tensors] [--dir-name]
     python bench/bench_child.py ea PATH
+    python bench/bench_child.py rustboard-count PORT     # points a running data server serves
 
 Prints one JSON line ``{"import_s", "read_s", "points", ...}`` on stdout. ``import_s`` is the
 reader library's import; ``read_s`` is the read alone (imports excluded), measured here because
@@ -77,8 +78,36 @@ def read_ea(path: str) -> dict[str, Any]:
     return {"import_s": t1 - t0, "read_s": t2 - t1, "points": points, "run_dirs": len(dirs)}
 
 
+def count_rustboard(port: int) -> dict[str, Any]:
+    """Every scalar point TensorBoard's Rust data server on ``port`` serves, over its gRPC API
+    (``ListScalars``, then ``ReadScalars`` with a sample size above any series' length)."""
+    import grpc
+    from tensorboard.data.proto import data_provider_pb2 as pb
+    from tensorboard.data.proto import data_provider_pb2_grpc as rpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 1 << 30)])
+    stub = rpc.TensorBoardDataProviderStub(channel)
+    scalars = pb.PluginFilter(plugin_name="scalars")
+    listing = stub.ListScalars(pb.ListScalarsRequest(experiment_id="", plugin_filter=scalars))
+    runs = [r.run_name for r in listing.runs]
+    points, series = 0, 0
+    for a in range(0, len(runs), 100):  # runs in batches: one reply stays below the message limit
+        batch = pb.RunTagFilter(runs=pb.RunFilter(names=runs[a : a + 100]))
+        reply = stub.ReadScalars(pb.ReadScalarsRequest(experiment_id="", plugin_filter=scalars, run_tag_filter=batch,
+                                                       downsample=pb.Downsample(num_points=1 << 40)))
+        for run in reply.runs:
+            for tag in run.tags:
+                series += 1
+                points += len(tag.data.step)
+    channel.close()
+    return {"points": points, "series": series, "runs": len(runs)}
+
+
 def main(argv: list[str]) -> int:
     """Dispatch on the reader name; print the result as one JSON line."""
+    if len(argv) >= 2 and argv[0] == "rustboard-count":
+        print(json.dumps(count_rustboard(int(argv[1]))))
+        return 0
     if len(argv) < 2 or argv[0] not in ("tbparse", "ea"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -64,7 +64,8 @@ SEED = 20261129
 
 TAGS_A = ("train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "throughput")
 TAGS_C = ("train/loss", "train/lr")
-CASES = ("a", "b", "c")
+CASES = ("a", "b", "c", "big")
+DEFAULT_CASES = ("a", "b", "c")
 
 # Planted anomalies (full size). In quick mode the steps are moved inside the shorter run.
 LOSS_SPIKE_STEP = 123_457
@@ -109,10 +110,13 @@ def case_specs(quick: bool = False) -> dict[str, CaseSpec]:
     loss_spike = LOSS_SPIKE_STEP if steps_ab > LOSS_SPIKE_STEP else steps_ab * 5 // 8 + 7
     grad_spike = GRAD_SPIKE_STEP if steps_ab > GRAD_SPIKE_STEP else steps_ab * 3 // 8 + 7
     sweeps, per_sweep, steps_c = (2, 5, 50) if quick else (10, 100, 500)
+    steps_big = 20_000 if quick else 2_000_000
     return {
         "a": CaseSpec("a", "simple_value", TAGS_A, steps_ab, 0, 1, loss_spike, grad_spike),
         "b": CaseSpec("b", "tf2_tensor", TAGS_A, steps_ab, 0, 1, loss_spike, grad_spike),
         "c": CaseSpec("c", "simple_value", TAGS_C, steps_c, sweeps, per_sweep, None, None),
+        # Case a ten times longer (10M points, ~525 MB): memory must stay flat, cost linear in the size.
+        "big": CaseSpec("big", "simple_value", TAGS_A, steps_big, 0, 1, loss_spike, grad_spike),
     }
 
 
@@ -277,7 +281,7 @@ def write_event_file(path: Path, records: Iterable[bytes]) -> None:
 
 def generate_case(spec: CaseSpec, case_dir: Path) -> None:
     """Write every event file of ``spec`` under ``case_dir`` (which must not exist yet)."""
-    if spec.case in ("a", "b"):
+    if spec.case in ("a", "b", "big"):
         write_event_file(
             case_dir / EVENT_FILE_NAME,
             scalar_events(spec.kind, series_a(spec), BASE_WALL_TIME, 0.5),
@@ -417,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=None,
                     help=f"output dir (default {DEFAULT_OUT}, or {DEFAULT_QUICK_OUT} with --quick)")
-    ap.add_argument("--cases", type=parse_cases, default=list(CASES), help="comma list, default a,b,c")
+    ap.add_argument("--cases", type=parse_cases, default=list(DEFAULT_CASES),
+                    help="comma list of a,b,c,big (default a,b,c; big is 10M points, ~525 MB)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--force", action="store_true", help="regenerate even if the cache is valid")
     args = ap.parse_args(argv)

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -54,12 +55,19 @@ CHILD = BENCH_DIR / "bench_child.py"
 MAKE_DATA = BENCH_DIR / "make_data.py"
 # Same defaults as make_data.py. Not imported from there: that module imports numpy, and any
 # memory this parent holds shows up in every child's ru_maxrss (see the module docstring).
-CASES = ("a", "b", "c")
+CASES = ("a", "b", "c", "big")
+DEFAULT_CASES = ("a", "b", "c")
 DEFAULT_DATA = BENCH_DIR / "out" / "data"
 DEFAULT_QUICK_DATA = BENCH_DIR / "out" / "data-quick"
 
-READERS = ("warmcheck", "tbparse", "ea")
-LABELS = {"warmcheck": "warmcheck", "tbparse": "tbparse", "ea": "EventAccumulator"}
+READERS = ("warmcheck", "rustboard", "rustboard-checksum", "tbparse", "ea")
+LABELS = {"warmcheck": "warmcheck", "rustboard": "Rust data server",
+          "rustboard-checksum": "Rust data server --checksum", "tbparse": "tbparse", "ea": "EventAccumulator"}
+# The 10M-point case is for warmcheck and the Rust server: tbparse and EventAccumulator would need minutes
+# and gigabytes there (ask for them with --readers to run them anyway).
+BIG_CASE_READERS = ("warmcheck", "rustboard", "rustboard-checksum")
+RUSTBOARD_LINE = re.compile(r"Finished load cycle \(([0-9.]+)(ns|µs|us|ms|s)\)")
+RUSTBOARD_UNITS = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 # ``warmcheck analyze`` exits 1 when it reports findings (the planted spikes should trigger some);
 # 2 is an abnormal end. A crash with a traceback is also 1, which the JSON check catches.
 WARMCHECK_OK_CODES = (0, 1)
@@ -171,8 +179,12 @@ def warmcheck_base(cmd: str) -> list[str]:
 
 
 def warmcheck_cmd(base: list[str], path: Path) -> list[str]:
-    """The measured command: ``warmcheck analyze <case path> --format json``."""
-    return [*base, "analyze", str(path), "--format", "json"]
+    """The measured command: ``warmcheck analyze <case path> --format json --no-cache``.
+
+    ``--no-cache``: every sample reads and analyses every byte. With the default cache of reads the
+    second sample would be a cache hit (0.3 s for case a), which no baseline gets.
+    """
+    return [*base, "analyze", str(path), "--format", "json", "--no-cache"]
 
 
 def baseline_cmd(reader: str, case: str, path: Path) -> list[str]:
@@ -186,8 +198,75 @@ def baseline_cmd(reader: str, case: str, path: Path) -> list[str]:
     return args
 
 
+def rustboard_binary() -> str | None:
+    """The ``tensorboard-data-server`` binary that ships inside the tensorboard wheel (None: not there)."""
+    try:
+        from tensorboard_data_server import server_binary  # a tiny module: no numpy in this parent
+    except ImportError:
+        return None
+    return server_binary()
+
+
+def rustboard_sample(case: str, rep: int, path: Path, timeout: float, count: bool, checksum: bool = False,
+                     ) -> Sample:
+    """TensorBoard's Rust data server loading ``path`` once, every point kept, timed as it reports.
+
+    ``server --logdir PATH --reload once --samples-per-plugin scalars=all --port 0 -v`` logs "Finished
+    load cycle (T)" when every file is loaded: ``read_s`` is that T (its own figure, its start-up
+    excluded), ``whole_s`` the time from spawning it to that line. The server then keeps serving: with
+    ``count``, a child asks it over gRPC for every scalar point (untimed), then it is killed; its peak
+    RSS is read from ``wait4``. By default it checks the data CRC of a record only when the record does not
+    parse; ``checksum`` adds ``--checksum`` (every record's, as warmcheck always does).
+    """
+    binary = rustboard_binary()
+    s = Sample(case, "rustboard-checksum" if checksum else "rustboard", rep, 0.0, 0, 0, ok=False,
+               parent_maxrss_kib=parent_maxrss_kib())
+    if binary is None:
+        s.error = "tensorboard-data-server binary not found"
+        return s
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        cmd = [binary, "--logdir", str(path), "--reload", "once", "--samples-per-plugin", "scalars=all",
+               "--port", "0", "--port-file", str(port_file), "--host", "127.0.0.1", "-v"]
+        if checksum:
+            cmd.append("--checksum")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        log: list[str] = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                log.append(line)
+                m = RUSTBOARD_LINE.search(line)
+                if m:
+                    s.whole_s = time.perf_counter() - t0
+                    s.read_s = float(m.group(1)) * RUSTBOARD_UNITS[m.group(2)]
+                    break
+            if s.read_s is not None and count:
+                port = int(port_file.read_text().strip())
+                r = run_child([sys.executable, str(CHILD), "rustboard-count", str(port)], False, timeout)
+                s.points = json.loads(r.stdout.strip().splitlines()[-1])["points"] if r.exit_code == 0 else None
+        finally:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            killer.cancel()
+            if proc.stderr is not None:
+                proc.stderr.close()
+    s.rss_kib = int(usage.ru_maxrss)
+    s.ok = s.read_s is not None
+    if not s.ok:
+        s.error = f"no 'Finished load cycle' line: {tail(''.join(log))}"
+    return s
+
+
 def sample(reader: str, case: str, rep: int, path: Path, wc_base: list[str], timeout: float) -> Sample:
     """Run one timed child for ``reader`` on ``case`` and turn it into a :class:`Sample`."""
+    if reader in ("rustboard", "rustboard-checksum"):
+        return rustboard_sample(case, rep, path, timeout, count=rep == 1, checksum=reader == "rustboard-checksum")
     if reader == "warmcheck":
         r = run_child(warmcheck_cmd(wc_base, path), stdout_to_null=True, timeout=timeout)
         ok = r.exit_code in WARMCHECK_OK_CODES
@@ -302,6 +381,7 @@ def summarise(samples: list[Sample], cases: list[str], readers: list[str]) -> di
     for case in cases:
         rows: dict[str, Any] = {}
         by_reader = {rd: [s for s in samples if s.case == case and s.reader == rd] for rd in readers}
+        by_reader = {rd: ss for rd, ss in by_reader.items() if ss}  # readers not run on this case (big)
         for rd, ss in by_reader.items():
             good = [s for s in ss if s.ok]
             pts = sorted({s.points for s in good if s.points is not None})
@@ -316,16 +396,25 @@ def summarise(samples: list[Sample], cases: list[str], readers: list[str]) -> di
                 "exit_codes": sorted({s.exit_code for s in ss}),
                 "errors": [s.error for s in ss if s.error],
             }
-        if "warmcheck" in readers:
+        if "warmcheck" in by_reader:
             wc = {s.rep: s for s in by_reader["warmcheck"] if s.ok}
-            for rd in readers:
+            for rd in by_reader:
                 if rd == "warmcheck":
                     continue
                 ratios = [s.whole_s / wc[s.rep].whole_s for s in by_reader[rd] if s.ok and s.rep in wc]
                 rows[rd]["ratio_to_warmcheck"] = median_or_none(ratios)
                 rows[rd]["ratios_per_rep"] = ratios
+            for rd, suffix in (("rustboard", ""), ("rustboard-checksum", "_checksum")):
+                if rd not in by_reader:
+                    continue
+                # The issue's measure: warmcheck's whole process over the server's own load-cycle time.
+                load = [wc[s.rep].whole_s / s.read_s for s in by_reader[rd] if s.ok and s.rep in wc and s.read_s]
+                rows["warmcheck"]["whole_over_rust_load" + suffix] = median_or_none(load)
+                rows["warmcheck"]["whole_over_rust_load_per_rep" + suffix] = load
+                pts = [s.points for s in by_reader[rd] if s.points is not None]
+                rows[rd]["points"] = pts[0] if pts else None
             wc_rss = rows["warmcheck"]["rss_mb"]
-            others = [rows[rd]["rss_mb"] for rd in readers if rd != "warmcheck"]
+            others = [rows[rd]["rss_mb"] for rd in by_reader if rd != "warmcheck"]
             rows["warmcheck"]["rss_below_all_baselines"] = (
                 None if wc_rss is None or not others or None in others
                 else all(wc_rss < o for o in others))
@@ -340,13 +429,17 @@ def fmt(x: float | None, spec: str) -> str:
 
 def markdown_table(summary: dict[str, Any], verifications: dict[str, Verification],
                    readers: list[str]) -> str:
-    """The results as a markdown table (one row per case and reader) plus a per-case summary."""
+    """The results as a markdown table (one row per case and reader) plus a per-case summary.
+
+    For the Rust data server, "read s" is its own load-cycle figure and "whole-process s" the time from
+    spawning it to the end of that cycle.
+    """
     lines = [
         "| case | reader | whole-process s | read s | peak RSS MB | points | × warmcheck (whole) | ok reps |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for case, rows in summary.items():
-        for rd in readers:
+        for rd in [r for r in readers if r in rows]:
             row = rows[rd]
             pts = row["points"]
             pts_s = f"{pts:,}" if isinstance(pts, int) else ("—" if pts is None else str(pts))
@@ -357,30 +450,34 @@ def markdown_table(summary: dict[str, Any], verifications: dict[str, Verificatio
                     pts_s += " ⚠"
                 ratio = "1"
             else:
-                ratio = fmt(row.get("ratio_to_warmcheck"), ".1f")
+                ratio = fmt(row.get("ratio_to_warmcheck"), ".2f" if rd == "rustboard" else ".1f")
             lines.append(
                 f"| {case} | {LABELS[rd]} | {fmt(row['whole_s'], '.2f')} | {fmt(row['read_s'], '.2f')} | "
                 f"{fmt(row['rss_mb'], '.0f')} | {pts_s} | {ratio} | {row['reps_ok']}/{row['reps']} |")
     if "warmcheck" in readers and len(readers) > 1:
-        others = [rd for rd in readers if rd != "warmcheck"]
-        head = " | ".join(f"{LABELS[rd]} / warmcheck" for rd in others)
-        lines += ["", f"| case | {head} | warmcheck RSS below both | warmcheck points check | exit |",
-                  "|---|" + "---:|" * len(others) + "---|---|---:|"]
+        lines += ["", "| case | warmcheck whole / Rust load | ... / Rust --checksum load | others / warmcheck "
+                  "(whole process) | warmcheck RSS below all | warmcheck points check | exit |",
+                  "|---|---:|---:|---|---|---|---:|"]
         for case, rows in summary.items():
-            ratios = " | ".join(fmt(rows[rd].get("ratio_to_warmcheck"), ".1f") + "×" for rd in others)
+            if "warmcheck" not in rows:
+                continue
+            others = " · ".join(f"{LABELS[rd]} {fmt(rows[rd].get('ratio_to_warmcheck'), '.2f')}×"
+                                for rd in readers if rd in rows and rd != "warmcheck")
             below = rows["warmcheck"].get("rss_below_all_baselines")
             v = verifications.get(case)
             check = "—" if v is None else ("ok" if v.ok else "FAIL")
             codes = ",".join(str(c) for c in rows["warmcheck"]["exit_codes"])
-            lines.append(f"| {case} | {ratios} | {'—' if below is None else ('yes' if below else 'no')} "
-                         f"| {check} | {codes} |")
+            lines.append(f"| {case} | {fmt(rows['warmcheck'].get('whole_over_rust_load'), '.2f')} "
+                         f"| {fmt(rows['warmcheck'].get('whole_over_rust_load_checksum'), '.2f')} | {others} "
+                         f"| {'—' if below is None else ('yes' if below else 'no')} | {check} | {codes} |")
     return "\n".join(lines)
 
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts that make a result comparable."""
     versions = {}
-    for pkg in ("tensorboard", "tbparse", "protobuf", "numpy", "pandas", "google-crc32c", "warmcheck"):
+    for pkg in ("tensorboard", "tensorboard-data-server", "tbparse", "protobuf", "numpy", "pandas",
+                "google-crc32c", "warmcheck"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -390,15 +487,41 @@ def environment() -> dict[str, Any]:
                                 capture_output=True, check=False).stdout.strip() or None
     except OSError:
         commit = None
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "platform": platform.platform(),
+        "cpu_model": cpu,
+        "memory_gib": mem_gib,
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
         "packages": versions,
         "git_commit": commit,
     }
+
+
+def compile_bytecode() -> None:
+    """Write warmcheck's ``.pyc`` files, as ``pip install`` does: a source checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` set would otherwise compile every module in every sample (+0.2 s)."""
+    import importlib.util  # the spec only: warmcheck itself (and numpy) is not imported into this parent
+
+    spec = importlib.util.find_spec("warmcheck")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    for location in spec.submodule_search_locations:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", location], check=False,
+                       stdout=subprocess.DEVNULL)
 
 
 def warm_page_cache(case_dir: Path) -> None:
@@ -444,6 +567,7 @@ def parse_readers(text: str) -> list[str]:
     """``"warmcheck,tbparse,ea"`` -> list; ``EventAccumulator`` is accepted for ``ea``."""
     names = [{"eventaccumulator": "ea"}.get(r.strip().lower(), r.strip().lower())
              for r in text.split(",") if r.strip()]
+    names = [{"rust": "rustboard", "tensorboard-data-server": "rustboard"}.get(r, r) for r in names]
     bad = [r for r in names if r not in READERS]
     if bad:
         raise argparse.ArgumentTypeError(f"unknown reader(s) {bad}; choose from {','.join(READERS)}")
@@ -453,11 +577,12 @@ def parse_readers(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point. Exits 1 if any sample failed or warmcheck's counts were wrong."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=parse_cases, default=list(CASES),
-                    help="comma list (default a,b,c)")
+    ap.add_argument("--cases", type=parse_cases, default=list(DEFAULT_CASES),
+                    help="comma list of a,b,c,big (default a,b,c; big: 10M points, ~525 MB)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
-    ap.add_argument("--readers", type=parse_readers, default=list(READERS),
-                    help="comma list of warmcheck,tbparse,ea (default all)")
+    ap.add_argument("--readers", type=parse_readers, default=None,
+                    help="comma list of warmcheck,rustboard,rustboard-checksum,tbparse,ea (default all; "
+                    "warmcheck and the Rust server on big)")
     ap.add_argument("--warmcheck-cmd", default="warmcheck",
                     help='command that runs warmcheck, e.g. "python -m warmcheck" (default warmcheck)')
     ap.add_argument("--quick", action="store_true", help="tiny data (bench/out/data-quick) for a smoke run")
@@ -471,9 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     data_dir: Path = args.data_dir or (DEFAULT_QUICK_DATA if args.quick else DEFAULT_DATA)
     results_path: Path = args.results or (
         BENCH_DIR / "out" / ("results-quick.json" if args.quick else "results.json"))
-    readers: list[str] = args.readers
+    readers: list[str] = args.readers or list(READERS)
     cases: list[str] = args.cases
     wc_base = warmcheck_base(args.warmcheck_cmd) if "warmcheck" in readers else []
+    if "warmcheck" in readers:
+        compile_bytecode()
     all_manifests = ensure_data(data_dir, cases, args.quick)
     env = environment()
     env["parent_maxrss_kib_start"] = parent_maxrss_kib()
@@ -499,8 +626,9 @@ def main(argv: list[str] | None = None) -> int:
             status = "ok" if v.ok else "PROBLEMS: " + "; ".join(v.problems)
             print(f"[{case}] warmcheck check (untimed): exit {v.exit_code}, runs {v.runs}, "
                   f"series {v.series}, points {v.points} — {status}", file=sys.stderr)
+        case_readers = readers if args.readers or case != "big" else [r for r in readers if r in BIG_CASE_READERS]
         for rep in range(args.reps):
-            order = readers[rep % len(readers):] + readers[:rep % len(readers)]
+            order = case_readers[rep % len(case_readers):] + case_readers[:rep % len(case_readers)]
             for rd in order:
                 s = sample(rd, case, rep + 1, path, wc_base, args.timeout)
                 samples.append(s)
