@@ -83,11 +83,13 @@ def _group(h: NDArray[np.uint64]) -> tuple[IntArray, IntArray]:
     first ``_SAMPLE`` elements, looked up by binary search, usually cover all of them (checked), which
     costs a third of sorting the whole array; otherwise the whole array is sorted.
     """
+    if h.shape[0] <= _SAMPLE:
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        return first.astype(np.int64), inverse.astype(np.int64)
     values, first = np.unique(h[:_SAMPLE], return_index=True)
-    if h.shape[0] > _SAMPLE:
-        inverse = np.searchsorted(values, h)
-        np.minimum(inverse, values.shape[0] - 1, out=inverse)
-        if (values[inverse] == h).all():
-            return first.astype(np.int64), inverse.astype(np.int64, copy=False)
+    inverse = np.searchsorted(values, h)
+    np.minimum(inverse, values.shape[0] - 1, out=inverse)
+    if (values[inverse] == h).all():
+        return first.astype(np.int64), inverse.astype(np.int64, copy=False)
     _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
     return first.astype(np.int64), inverse.astype(np.int64)
