@@ -100,7 +100,8 @@ def _plain_range(arrays: list[np.ndarray]) -> tuple[int, int | None, int, int | 
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_step_range_counts_as_the_concatenation_does(seed: int) -> None:
+def test_step_range_counts_as_the_concatenation_does(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from warmcheck.readers import assemble
     from warmcheck.readers.assemble import _increases, _step_range
 
     rng = np.random.default_rng(seed)
@@ -111,9 +112,11 @@ def test_step_range_counts_as_the_concatenation_does(seed: int) -> None:
         if seed % 4 == 0:
             a[rng.integers(0, a.shape[0], 2)] = rng.choice(extremes, 2)
         arrays.append(a)
-    negative, lowest, huge, highest = _step_range(arrays)
     want = _plain_range(arrays)
-    assert (negative, lowest if negative else None, huge, highest if huge else None) == want
+    for small in (0, 1 << 16):  # array by array, and (a few points) concatenated
+        monkeypatch.setattr(assemble, "_CONCATENATED", small)
+        negative, lowest, huge, highest = _step_range(arrays)
+        assert (negative, lowest if negative else None, huge, highest if huge else None) == want
     for a in arrays:  # the chunked steps check is np.diff's (overflow included)
         for chunk in (1, 2, 3, 7, 1 << 20):
             assert _increases(np.sort(a), chunk) == bool((np.diff(np.sort(a)) > 0).all())

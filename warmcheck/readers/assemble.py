@@ -28,6 +28,7 @@ from .interface import diag
 from .joining import file_stem, hf_tb_tag, is_eval_source, renamed, same_values, uses_hf_tb_names
 
 _EXACT_FLOAT = 2**53
+_CONCATENATED = 1 << 16  # up to this many steps in a run, the step checks run on all of them at once
 
 
 def assemble_run(name: str, path: str, reads: Sequence[SourceRead],
@@ -188,10 +189,11 @@ def _step_range(arrays: list[np.ndarray]) -> tuple[int, int, int, int]:
 
     Array by array, counting only where the lowest or highest says there is something to count: no
     concatenation of every step of the run (five tags of 2 million points are 80 MB, and ``np.abs`` of
-    them 80 MB more). Anything but integer arrays of one dtype is concatenated, as it was."""
-    kinds = {a.dtype for a in arrays}
-    if len(kinds) > 1 or not np.issubdtype(next(iter(kinds)), np.integer):
-        steps = np.concatenate(arrays)
+    them 80 MB more). A few points (fewer calls), or anything but integer arrays of one dtype, are
+    concatenated, as they were."""
+    if (sum(a.shape[0] for a in arrays) <= _CONCATENATED or len({a.dtype for a in arrays}) > 1
+            or not np.issubdtype(arrays[0].dtype, np.integer)):
+        steps = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         negative = int(np.count_nonzero(steps < 0))
         lowest = int(steps.min()) if negative else 0
         huge = int(np.count_nonzero(np.abs(steps) > _EXACT_FLOAT))
