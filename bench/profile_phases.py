@@ -49,6 +49,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
+EXTRA: list[str] = []  # more analyze options (--jobs)
+
 PHASES = ("interpreter", "import", "discovery", "framing + CRC", "of which data CRC", "file read", "decode",
           "assembly", "schedule inference", "spike/divergence detection", "profile", "JSON", "other")
 
@@ -118,7 +120,7 @@ def _child(argv: list[str]) -> int:  # pragma: no cover - runs in the child
 
 
 def _sample(path: str, out: Path) -> dict[str, float]:
-    argv = [sys.executable, __file__, "--child", "analyze", path, "--format", "json", "--no-cache", "-q"]
+    argv = [sys.executable, __file__, "--child", "analyze", path, "--format", "json", "--no-cache", "-q", *EXTRA]
     env = dict(os.environ, WARMCHECK_PHASES_OUT=str(out))
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, env=env)
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("path", help="what to analyse (e.g. bench/out/data/a)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None, help="also write every sample here")
+    ap.add_argument("-j", "--jobs", default="1", help="analyze --jobs (default 1: every phase in this process)")
     args = ap.parse_args(args_in)
+    EXTRA[:] = ["--jobs", args.jobs]
     out = BENCH_DIR / "out" / "phases-child.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     samples = []

@@ -287,10 +287,11 @@ def test_tag_grouping_equals_numpy_unique_when_new_values_come_late(seed: int) -
     from warmcheck.readers._tags import _SAMPLE, _group
 
     rng = np.random.default_rng(seed)
-    for k, n in ((1, 5000), (5, 20_000), (3000, 8000), (40, _SAMPLE), (2, _SAMPLE + 1), (7, 100)):
+    for k, n in ((1, 5000), (5, 20_000), (3000, 8000), (40, _SAMPLE), (2, _SAMPLE + 1), (7, 100), (70, 300),
+                 (9, 4 * _SAMPLE), (9, 4 * _SAMPLE + 1), (3, 90)):
         pool = rng.integers(0, 2**63, k).astype(np.uint64)
         h = pool[rng.integers(0, max(1, k // 2) if seed % 2 else k, n)]  # half the values only in the sample ...
-        if seed % 2 and n > _SAMPLE + 10:
+        if seed % 2 and n >= 90:
             h[-5:] = pool[-1]  # ... and one that appears only at the end
         _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
         got_first, got_inverse = _group(h)

@@ -73,6 +73,7 @@ def _unique_short_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[
 
 
 _SAMPLE = 1024
+_SMALL_SAMPLE = 64  # for small chunks: sorting what the sample misses costs little there
 
 
 def _group(h: NDArray[np.uint64]) -> tuple[IntArray, IntArray]:
@@ -80,13 +81,11 @@ def _group(h: NDArray[np.uint64]) -> tuple[IntArray, IntArray]:
     distinct value, in the order of the values, and each element's group.
 
     A chunk holds a few tags, each of which appears among its first records: the distinct values of the
-    first ``_SAMPLE`` elements, looked up by binary search, usually cover all of them (checked), which
-    costs a third of sorting the whole array; otherwise the whole array is sorted.
+    first ``_SAMPLE`` elements (``_SMALL_SAMPLE`` in a small chunk), looked up by binary search, usually
+    cover all of them (checked), which costs a third of sorting the whole array; otherwise the whole array
+    is sorted. The first index of a value the sample holds is in the sample.
     """
-    if h.shape[0] <= _SAMPLE:
-        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-        return first.astype(np.int64), inverse.astype(np.int64)
-    values, first = np.unique(h[:_SAMPLE], return_index=True)
+    values, first = np.unique(h[: _SAMPLE if h.shape[0] > 4 * _SAMPLE else _SMALL_SAMPLE], return_index=True)
     inverse = np.searchsorted(values, h)
     np.minimum(inverse, values.shape[0] - 1, out=inverse)
     if (values[inverse] == h).all():

@@ -156,16 +156,15 @@ def _fast_path(padded_bytes: bytes, size: int, starts: IntArray, ends: IntArray)
         walls[has] = f64[p[has] + 1]
         p[has] += 9
     has = (p < ends) & (padded[p] == _EV_STEP)
+    # Every position is read as a varint (those without a step read bytes of the padded chunk), then the
+    # records without a step keep step 0 and their position: cheaper than masks when most have one.
+    v, ln = _varint(padded, p + 1)
     if has.all():
-        v, ln = _varint(padded, p + 1)
         steps = v.view(np.int64)
         p += 1 + ln
     else:
-        steps = np.zeros(n, dtype=np.int64)
-        if has.any():
-            v, ln = _varint(padded, p[has] + 1)
-            steps[has] = v.view(np.int64)
-            p[has] += 1 + ln
+        steps = np.where(has, v.view(np.int64), 0)
+        p += np.where(has, 1 + ln, 0)
     # summary { value { ... } } spanning exactly the rest of the payload
     for key in (_EV_SUMMARY, _SUM_VALUE):
         ok &= (p < ends) & (padded[p] == key)
@@ -179,7 +178,8 @@ def _fast_path(padded_bytes: bytes, size: int, starts: IntArray, ends: IntArray)
     tag_len = padded[p + 1].astype(np.int64)
     canon = ok & (padded[p] == _V_TAG) & (tag_len < 0x80) & (p + 7 + tag_len == ends)
     canon &= padded[np.minimum(p + 2 + tag_len, ends)] == _V_SIMPLE
-    if canon.all():  # every record a plain Value{tag, simple_value} (torch, tensorboardX): no field walk
+    if (canon == ok).all():  # every record a plain Value{tag, simple_value} (torch, tensorboardX), or one that
+        # the slow path takes (file_version, ...): no field walk. Fields of records that are not ok are never read.
         none, no = np.full(n, -1, np.int64), np.zeros(n, dtype=bool)
         return _Fast(ok, no, no, steps, f32[p + 3 + tag_len].astype(np.float64), walls, p + 2, tag_len, none, none)
     f = _Fields(n)
