@@ -67,10 +67,10 @@ def convention(steps: NDArray[np.int64], v: Arr, end_idx: int, hf: bool, interva
     logs at step s the LR update s used, whatever the ramp looks like.
     """
     first = int(steps[0])
+    if first == 0:  # (the ramp's line is not needed)
+        return Convention(0, 0, "0-based steps: the LR logged at step s is the one update s used")
     line = ramp_line(steps, v, end_idx)
     x0 = -line[0] / line[1] if line else None
-    if first == 0:
-        return Convention(0, 0, "0-based steps: the LR logged at step s is the one update s used")
     if hf:
         who = "HF Trainer steps (1-based)"
     elif first == 1:

@@ -71,13 +71,18 @@ def _run_at(s: Arr, v: Arr, i: int, longest: int, top: float) -> tuple[int, floa
     if 1.0 / FACTOR < jump < FACTOR:
         return None
     up = jump >= FACTOR
-    slope = (before - float(v[i - 2])) / (s[i - 1] - s[i - 2]) if i >= 2 else 0.0
+    slope = float((before - float(v[i - 2])) / (s[i - 1] - s[i - 2])) if i >= 2 else 0.0
     n = v.shape[0]
-    for j in range(i, min(i + longest, n - 1)):
-        heading = before + slope * (s[j + 1] - s[i - 1])
-        if heading <= 0 or not _near(float(v[j + 1]), heading):
+    stop = min(i + longest, n - 1)
+    # the points the loop reads, as Python floats (the same float64 arithmetic, without numpy scalars)
+    sl, vl = s[i - 1 : stop + 2].tolist(), v[i - 1 : stop + 2].tolist()  # index k is point k + i - 1
+    s0 = sl[0]
+    for j in range(i, stop):
+        k = j - i + 1
+        heading = before + slope * (sl[k + 1] - s0)
+        if heading <= 0 or not _near(vl[k + 1], heading):
             continue
-        if j + 2 < n and not _near(float(v[j + 2]), before + slope * (s[j + 2] - s[i - 1])):
+        if j + 2 < n and not _near(vl[k + 2], before + slope * (sl[k + 2] - s0)):
             continue
         base = before + (float(v[j + 1]) - before) * (s[i : j + 1] - s[i - 1]) / (s[j + 1] - s[i - 1])
         q = v[i : j + 1] / base

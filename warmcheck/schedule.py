@@ -70,26 +70,33 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     ``hf_v5``: its TrainingArguments come from transformers 5 (see :mod:`warmcheck.conventions`).
     """
     ok = np.isfinite(series.values)
-    if not ok.any():
+    if ok.all():  # every value finite (the usual case): the arrays themselves, not masked copies
+        all_steps, all_values = series.steps, series.values
+    elif not ok.any():
         return None
-    excursions, outside = find_excursions(series.steps[ok], series.values[ok].astype(np.float64))
-    steps = series.steps[ok][outside]
+    else:
+        all_steps, all_values = series.steps[ok], series.values[ok]
+    all_v = all_values.astype(np.float64)
+    excursions, outside = find_excursions(all_steps, all_v)
+    if excursions:
+        steps, v = all_steps[outside], all_v[outside]
+    else:  # nothing left out: the same values (astype above made v a copy of its own)
+        steps, v = all_steps, all_v
     s = steps.astype(np.float64)
-    v = series.values[ok][outside].astype(np.float64)
     n = s.shape[0]
-    top = float(np.max(np.abs(v))) or 1.0
+    top = float(np.maximum.reduce(np.abs(v))) or 1.0  # np.max, without its wrappers
     tol = REL_TOL * top
-    interval = int(np.median(np.diff(steps))) if n > 1 else 1
+    interval = _median_gap(steps) if n > 1 else 1
 
-    decreasing = np.flatnonzero(v[1:] < v[:-1] - tol)
+    decreasing = np.nonzero(v[1:] < v[:-1] - tol)[0]
     seg_end = int(decreasing[0]) if decreasing.shape[0] else n - 1
-    seg_max = float(np.max(v[: seg_end + 1]))
-    end_idx = int(np.flatnonzero(v[: seg_end + 1] >= seg_max - tol)[0])
+    seg_max = float(np.maximum.reduce(v[: seg_end + 1]))
+    end_idx = int(np.argmax(v[: seg_end + 1] >= seg_max - tol))  # the first (one always is: seg_max itself)
 
-    plateaus = _plateau_lengths(v[: end_idx + 1], tol)
     stair = _staircase(steps, v, end_idx, tol)
+    # the plateaus are only needed when nothing decreases (the same test, evaluated lazily)
     never_ends = n >= 2 and decreasing.shape[0] == 0 and end_idx > 0 and (
-        end_idx == n - 1 or (n - end_idx) <= max(plateaus[:-1], default=1))
+        end_idx == n - 1 or (n - end_idx) <= max(_plateau_lengths(v[: end_idx + 1], tol)[:-1], default=1))
     no_warmup = end_idx == 0 and n >= 2
 
     gap_before_peak = end_idx >= 1 and int(steps[end_idx] - steps[end_idx - 1]) > 1
@@ -139,6 +146,16 @@ def infer_schedule(series: Series, hf: bool = False, source_starts: Sequence[int
     )
 
 
+def _median_gap(steps: NDArray[np.int64]) -> int:
+    """``int(np.median(np.diff(steps)))``: the gap itself when every gap is the same (the usual case)."""
+    d = steps[1:] - steps[:-1]  # np.diff's subtraction
+    if d.dtype == np.int64:
+        lo, hi = int(np.minimum.reduce(d)), int(np.maximum.reduce(d))
+        if lo == hi and -(2**52) < lo < 2**52:  # the median of equal gaps, exact in float64
+            return lo
+    return int(np.median(d))
+
+
 def _holds(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float, interval: int,
            stair: Staircase | None) -> tuple[int, tuple[int, ...]]:
     """Updates at the starting LR before it first changes, and repeats inside an otherwise rising ramp.
@@ -150,9 +167,10 @@ def _holds(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float, interval:
     ramp = v[: end_idx + 1]
     # Equal to float rounding of the values themselves: an LR range test climbing from 1e-4 to 1e3 has
     # early steps far below tol (relative to the peak) that still differ, so tol is only a ceiling.
-    same = np.abs(np.diff(ramp)) <= np.minimum(tol, REL_TOL * np.maximum(np.abs(ramp[1:]), np.abs(ramp[:-1])))
-    lead = int(np.argmin(same)) if not same.all() else int(same.shape[0])
-    repeats = tuple(int(steps[i + 1]) for i in np.flatnonzero(same[lead:]) + lead)
+    a = np.abs(ramp)
+    same = np.abs(ramp[1:] - ramp[:-1]) <= np.minimum(tol, REL_TOL * np.maximum(a[1:], a[:-1]))
+    lead = int(same.argmin()) if not same.all() else int(same.shape[0])
+    repeats = tuple(int(steps[i + 1]) for i in (np.nonzero(same[lead:])[0] + lead).tolist())
     if len(repeats) > max(3, 0.1 * end_idx):  # not isolated repeats: some other shape
         repeats = ()
     return lead + 1, repeats
@@ -162,23 +180,23 @@ def _plateau_lengths(v: Arr, tol: float) -> list[int]:
     """Lengths (in points) of runs of equal values."""
     if v.shape[0] == 0:
         return []
-    change = np.flatnonzero(np.abs(np.diff(v)) > tol) + 1
+    change = np.nonzero(np.abs(v[1:] - v[:-1]) > tol)[0] + 1
     bounds = np.concatenate([[0], change, [v.shape[0]]])
-    return np.diff(bounds).astype(int).tolist()
+    return (bounds[1:] - bounds[:-1]).tolist()
 
 
 def _staircase(steps: NDArray[np.int64], v: Arr, end_idx: int, tol: float) -> Staircase | None:
     """Equal plateaus of at least two steps during the rise (a per-step schedule stepped per epoch)."""
     top = end_idx if end_idx < v.shape[0] - 1 else v.shape[0] - 1
     ramp_v, ramp_s = v[: top + 1], steps[: top + 1]
-    change = np.flatnonzero(np.abs(np.diff(ramp_v)) > tol) + 1
+    change = np.nonzero(np.abs(ramp_v[1:] - ramp_v[:-1]) > tol)[0] + 1
     if change.shape[0] < 2:
         return None
     starts = np.concatenate([[0], change])
-    held = np.diff(starts)  # completed plateaus, in logged points: sparse logging alone gives 1 each
-    lengths = np.diff(ramp_s[starts]).astype(int)  # the same plateaus, in steps
-    if lengths.shape[0] < 2 or held[1:].min(initial=held[0]) < 2:
+    held = starts[1:] - starts[:-1]  # completed plateaus, in logged points: sparse logging alone gives 1 each
+    if held.shape[0] < 2 or held[1:].min(initial=held[0]) < 2:  # (lengths below has held's shape)
         return None
+    lengths = np.diff(ramp_s[starts]).astype(int)  # the same plateaus, in steps
     inner = lengths[1:] if lengths.shape[0] > 2 else lengths  # the first plateau may be cut by logging
     if inner.max() - inner.min() > max(1, int(0.05 * inner.max())):
         return None
@@ -194,19 +212,18 @@ def _decay(s: Arr, v: Arr, end_idx: int, top: float, never_ends: bool,
     collapse = None
     zero = y <= _COLLAPSE * top
     if zero.any():
-        first_zero = int(np.flatnonzero(zero)[0])
+        first_zero = int(zero.argmax())  # the first True
         tail_ok = bool(zero[first_zero:].all())
         span = float(x[-1] - x[0]) or 1.0
         if tail_ok and y.shape[0] - first_zero >= 2 and (x[-1] - x[first_zero]) >= 0.05 * span:
             collapse = int(x[first_zero])
             x, y = x[: first_zero + 1], y[: first_zero + 1]
-    plateau = np.flatnonzero(np.abs(y - y[0]) > REL_TOL * top)
-    if plateau.shape[0] == 0:
+    off = np.abs(y - y[0]) > REL_TOL * top
+    if not off.any():
         return Fit("constant", 0.0, lambda t: np.full_like(t, y[0])), "constant", collapse
-    held = _plateau_lengths(y, REL_TOL * top)
-    if len(held) >= 3 and min(held[:-1]) >= 2 and np.all(np.diff(y[np.cumsum([0, *held[:-1]])]) < 0):
+    if _steps_down(y, REL_TOL * top):
         return Fit("step", 0.0, lambda t: t), "step", collapse  # piecewise constant, dropping
-    hold = int(plateau[0])  # points still at the peak
+    hold = int(off.argmax())  # points still at the peak
     total = float(s[-1] - s[0]) or 1.0
     if hold >= 2 and (x[hold - 1] - x[0]) >= _WSD_PLATEAU * total:
         fit = best_decay(x[hold - 1 :], y[hold - 1 :])
@@ -214,6 +231,20 @@ def _decay(s: Arr, v: Arr, end_idx: int, top: float, never_ends: bool,
     fit = best_decay(x, y)
     shape = fit.shape if fit.residual <= _UNRECOGNISED else "unknown"
     return fit, shape, collapse
+
+
+def _steps_down(y: Arr, tol: float) -> bool:
+    """Three or more plateaus (:func:`_plateau_lengths`), all but the last at least two points long,
+    each lower than the one before: ``held = _plateau_lengths(y, tol)``, ``len(held) >= 3 and
+    min(held[:-1]) >= 2 and np.all(np.diff(y[np.cumsum([0, *held[:-1]])]) < 0)``, from the change
+    points alone (the plateau starts are ``[0, *change]``; their gaps are ``held[:-1]``)."""
+    change = np.nonzero(np.abs(y[1:] - y[:-1]) > tol)[0] + 1
+    if change.shape[0] < 2 or int(change[0]) < 2:
+        return False
+    if int(np.minimum.reduce(change[1:] - change[:-1])) < 2:
+        return False
+    first = y[change]
+    return bool(first[0] < y[0]) and bool(np.all(first[1:] < first[:-1]))
 
 
 def _shortfall(s: Arr, v: Arr, end_idx: int, peak: float) -> tuple[float, float] | None:
@@ -226,14 +257,14 @@ def _shortfall(s: Arr, v: Arr, end_idx: int, peak: float) -> tuple[float, float]
     fit = fit_linear(x, y)
     if fit.residual > 1e-3:
         return None
-    heading = float(fit.model(np.array([s[end_idx]]))[0])
+    heading = float(fit.model(s[end_idx : end_idx + 1])[0])
     if heading > peak * (1 + 0.01):
         return heading, peak
     if end_idx + 1 < v.shape[0]:
         _, slope = line_coefficients(x, y)
         step = s[end_idx + 1] - s[end_idx]
         drop = v[end_idx] - v[end_idx + 1]
-        heading = float(fit.model(np.array([s[end_idx + 1]]))[0])
+        heading = float(fit.model(s[end_idx + 1 : end_idx + 2])[0])
         if slope > 0 and drop > 2 * slope * step and heading > peak * (1 + 0.01):
             return heading, peak
     return None
@@ -256,11 +287,13 @@ def _discontinuities(steps: NDArray[np.int64], v: Arr, starts: Sequence[int],
                      top: float) -> tuple[tuple[int, float, float], ...]:
     """LR jumps where a later log file (a resume) takes over."""
     out = []
-    diffs = np.abs(np.diff(v))
+    diffs = None
     for start in sorted(set(starts)):
         i = int(np.searchsorted(steps, start))
         if i <= 0 or i >= steps.shape[0] or int(steps[i]) != start:
             continue
+        if diffs is None:
+            diffs = np.abs(np.diff(v))
         jump = abs(float(v[i] - v[i - 1]))
         window = np.concatenate([diffs[max(0, i - 6) : i - 1], diffs[i : i + 5]])
         typical = float(np.median(window)) if window.shape[0] else 0.0

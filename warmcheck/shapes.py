@@ -117,28 +117,25 @@ def fit_cosine_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     ``Fit.end`` is where the rise tops out.
     """
     x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
-
-    def solve(length: float) -> tuple[float, Arr]:
-        basis = [np.ones_like(x), np.cos(np.pi * np.clip(x - x0, 0, length) / length)]
-        coef = _lstsq(basis, y)
-        return float(np.mean((y - basis[0] * coef[0] - basis[1] * coef[1]) ** 2)), coef
-
     length = span
     if open_end:
         length = search_length(lambda L: np.cos(np.pi * np.clip(x[None, :] - x0, 0, L[:, None]) / L[:, None]), y,
                                span, span * 4.0)
-    _, (a, b) = solve(length)
+    # solve(length)'s coefficients (its error is not needed), and the model at x from the same column
+    col = np.cos(np.pi * _clip(x - x0, 0, length) / length)
+    a, b = _lstsq([np.ones_like(x), col], y)
     model = lambda t: a + b * np.cos(np.pi * np.clip(t - x0, 0, length) / length)  # noqa: E731
-    return Fit("cosine", _residual(y, model(x)), model, end=x0 + length)
+    return Fit("cosine", _residual(y, a + b * col), model, end=x0 + length)
 
 
 @scaled
 def fit_log_ramp(x: Arr, y: Arr) -> Fit:
     """DeepSpeed's default warmup: ``a + b ln(max(x - x0, 1))`` (two updates at the minimum)."""
     x0 = float(x[0])
-    a, b = _line(np.log(np.maximum(x - x0, 1.0)), y)
+    col = np.log(np.maximum(x - x0, 1.0))
+    a, b = _line(col, y)
     model = lambda t: a + b * np.log(np.maximum(t - x0, 1.0))  # noqa: E731
-    return Fit("log", _residual(y, model(x)), model)
+    return Fit("log", _residual(y, a + b * col), model)  # model(x), from the column already computed
 
 
 @scaled
@@ -315,12 +312,6 @@ def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
     """``m + A (1 + cos(pi (x - x0) / L)) / 2`` with the horizon ``L`` searched, ``m`` and ``A`` solved."""
     x0 = float(x[0])
     span = float(x[-1] - x0) or 1.0
-
-    def solve(length: float) -> tuple[float, Arr]:
-        c = 0.5 * (1.0 + np.cos(np.pi * np.clip((x - x0) / length, 0.0, 1.0)))
-        coef = _line(c, y)
-        return float(np.mean((y - coef[0] - coef[1] * c) ** 2)), coef
-
     xr = x - x0
 
     def columns(L: Arr) -> Arr:  # 0.5 * (1 + cos(pi * clip((x - x0) / L, 0, 1))), one row per L, in place
@@ -333,15 +324,17 @@ def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
         return q
 
     length = search_length(columns, y, span * 0.98, span * 4.0)
-    _, (m, amp) = solve(length)
+    # solve(length)'s coefficients (its error is not needed), and model(x), from one cosine
+    cos = np.cos(np.pi * _clip((x - x0) / length, 0.0, 1.0))
+    m, amp = _line(0.5 * (1.0 + cos), y)
     model = lambda t: m + amp * 0.5 * (1.0 + np.cos(np.pi * np.clip((t - x0) / length, 0.0, 1.0)))  # noqa: E731
-    return Fit("cosine", _residual(y, model(x)), model)
+    return Fit("cosine", _residual(y, m + amp * 0.5 * (1.0 + cos)), model)
 
 
 @scaled
 def fit_inverse_sqrt(x: Arr, y: Arr) -> Fit:
     """``1 / sqrt(a + b x)`` (fairseq, HF inverse_sqrt after warmup)."""
-    if np.any(y <= 0):
+    if (y <= 0).any():
         return Fit("inverse-sqrt", np.inf, lambda t: np.full_like(t, np.nan))
     a, b = _line(x, 1.0 / y**2)
     if b <= 0:
@@ -353,8 +346,8 @@ def fit_inverse_sqrt(x: Arr, y: Arr) -> Fit:
 @scaled
 def best_decay(x: Arr, y: Arr) -> Fit:
     """The decay shape that fits ``(x, y)`` best (constant, linear, cosine, inverse-sqrt, exponential)."""
-    top = float(np.max(np.abs(y))) or 1.0
-    if float(np.ptp(y)) <= 1e-6 * top:
+    top = float(np.maximum.reduce(np.abs(y))) or 1.0  # np.max and np.ptp, without their wrappers
+    if float(np.maximum.reduce(y) - np.minimum.reduce(y)) <= 1e-6 * top:
         return Fit("constant", 0.0, lambda t: np.full_like(t, y[0]))
     if x.shape[0] < 3:
         return fit_linear(x, y)
@@ -382,7 +375,7 @@ def fit_polynomial_decay(x: Arr, y: Arr, beat: float = np.inf) -> Fit:
     within a third of ``beat`` (the residual to beat), so noisy series that no power explains stay cheap.
     """
     x0, span = float(x[0]), float(x[-1] - x[0]) or 1.0
-    scale = float(np.ptp(y)) or 1.0
+    scale = float(np.maximum.reduce(y) - np.minimum.reduce(y)) or 1.0  # np.ptp
     if 0.0 < beat < np.inf and x.shape[0] >= 3 and _far_from_convex(x, y, math.sqrt(x.shape[0]) * scale * beat / 3):
         return Fit("polynomial", np.inf, lambda t: np.full_like(t, np.nan))  # what the coarse pass would find
 
