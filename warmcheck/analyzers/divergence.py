@@ -258,6 +258,16 @@ def _last_near(y: np.ndarray, chunk: int = 1 << 16) -> int:
     """The last index where ``y`` is within ``_NEAR_MIN`` of its running minimum (the first index is,
     always), scanned from the end a chunk at a time, the running minimum of each chunk from the minima
     of the chunks before it: no full-length temporary."""
+    for a, b, low in _running_min_from_end(y, chunk):
+        near = np.flatnonzero(y[a:b] - low <= _NEAR_MIN)
+        if near.shape[0]:
+            return a + int(near[-1])
+    return 0
+
+
+def _running_min_from_end(y: np.ndarray, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(a, b, running minimum of y over y[a:b])`` for the chunks of ``y``, the last chunk first; each
+    chunk's running minimum from the minima of the chunks before it: no full-length temporary."""
     n = y.shape[0]
     starts = list(range(0, n, chunk))
     before = np.minimum.accumulate([float(y[a : a + chunk].min()) for a in starts])  # min of y[:end of chunk]
@@ -266,10 +276,7 @@ def _last_near(y: np.ndarray, chunk: int = 1 << 16) -> int:
         low = np.minimum.accumulate(y[a:b])
         if c:
             low = np.minimum(low, before[c - 1])
-        near = np.flatnonzero(y[a:b] - low <= _NEAR_MIN)
-        if near.shape[0]:
-            return a + int(near[-1])
-    return 0
+        yield a, b, low
 
 
 def _climb_start(loss: Series, upto: int) -> int | None:
@@ -295,14 +302,7 @@ def _last_back_near(y: np.ndarray, raw: np.ndarray, chunk: int = 1 << 16) -> int
     ``_NEAR_MIN`` of the running minimum of ``y`` or of its minimum over the ``_PLATEAU`` points before
     (index 0 is, always); from the end a chunk at a time: the running minimum, the windows' minima and
     the tests of the whole series are never held at once."""
-    n = y.shape[0]
-    starts = list(range(0, n, chunk))
-    before = np.minimum.accumulate([float(y[a : a + chunk].min()) for a in starts])  # min of y[:end of chunk]
-    for c in range(len(starts) - 1, -1, -1):
-        a, b = starts[c], min(n, starts[c] + chunk)
-        low = np.minimum.accumulate(y[a:b])
-        if c:
-            low = np.minimum(low, before[c - 1])
+    for a, b, low in _running_min_from_end(y, chunk):
         pa = max(0, a - _PLATEAU)
         padded = np.concatenate([np.full(_PLATEAU - (a - pa), np.inf), y[pa:b]])
         local = np.lib.stride_tricks.sliding_window_view(padded, _PLATEAU + 1).min(axis=1)
