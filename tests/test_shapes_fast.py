@@ -4,6 +4,8 @@ polynomial pass's shortcut (``_far_from_convex``) checked as a bound on its own.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import shapes_reference as ref
@@ -181,3 +183,94 @@ def test_far_from_convex_declines_unusual_inputs() -> None:
     assert not shapes._far_from_convex(x, np.r_[y[:-1], np.nan], 1e-9)
     assert not shapes._far_from_convex(x, y.astype(np.float32), 1e-9)
     assert not shapes._far_from_convex(x, y, np.inf)
+
+
+def test_fits_sharing_steps_equal_the_straightforward_ones() -> None:
+    """Series logged at the same steps (the first search round and the convexity weights come from a
+    cache keyed by the steps): each still equals the reference, the first fit and the later ones."""
+    rng = np.random.default_rng(21)
+    for k in range(40):
+        x, _ = _series(rng, k % 8)
+        shapes._FIRST_ROUND.clear()
+        shapes._WEIGHTS.clear()
+        for j in range(6):
+            _, y = _series(np.random.default_rng(1000 * k + j), (k + j) % 8)
+            y = np.resize(y, x.shape[0])  # any values at these steps
+            for name, slow, fast in FITS[:2]:
+                with np.errstate(all="ignore"):
+                    a, b = slow(x, y), fast(x, y)
+                assert _same(a, b, x), (name, k, j)
+            for beat in (1e-4, 0.02):
+                with np.errstate(all="ignore"):
+                    a, b = ref.fit_polynomial_decay(x, y, beat), shapes.fit_polynomial_decay(x, y, beat)
+                assert _same(a, b, x), (k, j, beat)
+            xt, yt = shapes.thin(x, y)
+            fresh = dict(shapes._WEIGHTS)
+            shapes._WEIGHTS.clear()
+            first = shapes._convexity_bound(xt, yt)
+            assert np.float64(first).tobytes() == np.float64(shapes._convexity_bound(xt, yt)).tobytes()
+            shapes._WEIGHTS.update(fresh)
+    assert any(c[0].flags.writeable is False for c in shapes._FIRST_ROUND.values())
+
+
+def _plain_convexity_bound(x: Arr, y: Arr) -> float:
+    """The certificate as computed before its step-only part was cached. A lower bound on the L2 distance from ``y`` to every ``a + b g``, ``g`` convex on ``x``, as
+    :func:`_far_from_convex` explains (``-inf`` when declined)."""
+    n = x.shape[0]
+    if n < 3 or x.dtype != np.float64 or y.dtype != np.float64 or x.ndim != 1 or y.shape != x.shape:
+        return -math.inf
+    h = x[1:] - x[:-1]
+    if not float(np.minimum.reduce(h)) > 0:  # strictly increasing steps (NaN fails too)
+        return -math.inf
+    inv = 1.0 / h
+    ysum = float(np.add.reduce(y))
+    # finite steps and values (a sum is finite only if every term is; an overflow just declines)
+    if not (math.isfinite(float(np.add.reduce(inv))) and math.isfinite(ysum)):
+        return -math.inf
+    t = (x[1:-1] - x[0]) / (x[-1] - x[0])
+    s = t[None, :] - shapes._BUMP_WINDOWS[:, :1]
+    s /= shapes._BUMP_WINDOWS[:, 1:] - shapes._BUMP_WINDOWS[:, :1]
+    shapes._clip(s, 0.0, 1.0, out=s)
+    s *= 1.0 - s
+    alpha = s * s  # one smooth bump per window, >= 0
+    left, right = alpha * inv[:-1], alpha * inv[1:]
+    w = np.zeros((alpha.shape[0], n))  # w = -D^T alpha, D_j(z) = (z[j+1]-z[j])/h[j] - (z[j]-z[j-1])/h[j-1]
+    w[:, :-2] -= left
+    w[:, 1:-1] += left + right
+    w[:, 2:] -= right
+    size = 2.0 * (np.add.reduce(left, axis=1) + np.add.reduce(right, axis=1))  # sum |terms| of each w
+    yd = y - ysum / n
+    yd_norm = math.sqrt(float(yd @ yd))
+    top = float(np.maximum.reduce(np.abs(y)))
+    zmax = top + 9.0 * yd_norm  # |a + b g| of any coarse-pass fit: |b| <= 4.1 |y - mean|, 0 <= g <= 1
+    wy = w @ y
+    # rounding: of w's entries (< 16 eps of the terms summed), of w . y and of w . z (n eps of sum |w| |.|)
+    err = (2.0 * n * shapes._EPS * top + 16.0 * shapes._EPS * zmax + 2.0 * n * shapes._EPS * zmax) * size
+    norm = np.sqrt(np.einsum("ij,ij->i", w, w))
+    norm *= 1.0 + 2.0 * n * shapes._EPS
+    if not float(np.minimum.reduce(norm)) > 0:
+        return -math.inf
+    convex = float(np.maximum.reduce((wy - err) / norm))  # |y - z| >= this for every convex z
+    concave = float(np.maximum.reduce((-wy - err) / norm))
+    if not (math.isfinite(convex) and math.isfinite(concave)):  # an overflow (or NaN) somewhere: decline
+        return -math.inf
+    slack = 1e-12 * math.sqrt(n) * (top + zmax)  # the pass's own column, coefficient and sum roundings
+    bound = (min(convex, concave) - slack) * (1.0 - 1e-6)
+    return bound if math.isfinite(bound) else -math.inf
+
+
+def test_convexity_bound_equals_the_uncached_one() -> None:
+    rng = np.random.default_rng(17)
+    for k in range(300):
+        x, y = _series(rng, k % 8)
+        x, y = shapes.thin(x, y)
+        if k % 5 == 0:
+            shapes._WEIGHTS.clear()
+        for yy in (y, y[::-1].copy(), -y, y * 1e300, np.r_[y[:-1], np.nan]):
+            with np.errstate(all="ignore"):
+                a, b = _plain_convexity_bound(x, yy), shapes._convexity_bound(x, yy)
+            assert np.float64(a).tobytes() == np.float64(b).tobytes(), k
+    for x in (np.r_[0.0, 1.0, 1.0, 2.0], np.r_[0.0, 1.0, 2.0, np.inf], np.array([0.0, 5e-324, 1e-323])):
+        y = np.arange(x.shape[0], dtype=float)
+        with np.errstate(all="ignore"):
+            assert _plain_convexity_bound(x, y) == shapes._convexity_bound(x, y) == -math.inf

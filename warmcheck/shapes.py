@@ -158,7 +158,10 @@ def best_ramp(x: Arr, y: Arr, open_end: bool = False) -> Fit:
     if x.shape[0] < 3:
         return fit_linear(x, y) if x.shape[0] == 2 else Fit("linear", 0.0, lambda t: np.full_like(t, y[0]))
     x, y = thin(x, y)
-    fits = [fit_linear(x, y), fit_cosine_ramp(x, y, open_end), fit_log_ramp(x, y), fit_exponential(x, y)]
+    linear = fit_linear(x, y)
+    if linear.residual <= TIE:  # _pick takes the first fit within TIE of the best (>= 0): the line, and returns it
+        return linear
+    fits = [linear, fit_cosine_ramp(x, y, open_end), fit_log_ramp(x, y), fit_exponential(x, y)]
     best = _pick(fits)
     if best.residual > TIE:  # freer shapes (a searched time constant, a free start): only when far better
         extra = [fit_saturating(x, y)]
@@ -279,8 +282,27 @@ def geomspace(lo: float, hi: float, points: int) -> Arr:
     return out
 
 
+_FIRST_ROUND: dict[tuple[Any, ...], tuple[Arr, Arr]] = {}
+
+
+def _first_round(columns: Callable[[Arr], Arr], grid: Arr, key: tuple[Any, ...]) -> tuple[Arr, Arr]:
+    """The first round's centred columns and their squared norms: they depend on the steps alone (not on
+    ``y``), so runs logged at the same steps share them. Read-only arrays; a bounded cache."""
+    got = _FIRST_ROUND.get(key)
+    if got is None:
+        c = columns(grid)
+        c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
+        var = np.einsum("ij,ij->i", c, c)
+        c.flags.writeable = False
+        var.flags.writeable = False
+        if len(_FIRST_ROUND) >= 64:
+            _FIRST_ROUND.clear()
+        got = _FIRST_ROUND[key] = (c, var)
+    return got
+
+
 def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, points: int = 32,
-                  rounds: int = 4) -> float:
+                  rounds: int = 4, key: tuple[Any, ...] | None = None) -> float:
     """The parameter in ``[lo, hi]`` minimising the error of ``y = a + b c(param)``.
 
     ``columns(params)`` gives ``c`` for many parameters at once (one row each; a new array, which this
@@ -288,18 +310,26 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
     point round after round (4 rounds of 32: relative precision ~1e-6). Replaces a scalar optimiser's
     30 Python-level calls. Each row's error is ``|yd - b dc|^2`` (``dc``: the row less its mean, ``yd``
     likewise, ``b = dc.yd / dc.dc``), computed in place.
+
+    ``key``: names ``columns`` completely (the family and every step it is evaluated at): the first
+    round, which depends on nothing else, is then computed once per key (:func:`_first_round`).
     """
     grid = geomspace(lo, hi, points)
     best = float(grid[0])
     ym = float(y.mean())
     yd = y - ym
     last = grid.shape[0] - 1
-    for _ in range(rounds):
-        c = columns(grid)
-        c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
-        var = np.einsum("ij,ij->i", c, c)
-        b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
-        c *= b[:, None]
+    for r in range(rounds):
+        if r == 0 and key is not None:
+            c, var = _first_round(columns, grid, (key, lo, hi, points))
+            b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
+            c = c * b[:, None]  # a new array: the cached one stays as it is
+        else:
+            c = columns(grid)
+            c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
+            var = np.einsum("ij,ij->i", c, c)
+            b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
+            c *= b[:, None]
         np.subtract(yd, c, out=c)  # the residuals, yd - b dc
         i = int(np.einsum("ij,ij->i", c, c).argmin())
         best = float(grid[i])
@@ -323,7 +353,8 @@ def fit_cosine_decay(x: Arr, y: Arr) -> Fit:
         q *= 0.5
         return q
 
-    length = search_length(columns, y, span * 0.98, span * 4.0)
+    key = ("cosine_decay", x.dtype.str, x.shape, x.tobytes())  # columns() depends on x alone
+    length = search_length(columns, y, span * 0.98, span * 4.0, key=key)
     # solve(length)'s coefficients (its error is not needed), and model(x), from one cosine
     cos = np.cos(np.pi * _clip((x - x0) / length, 0.0, 1.0))
     m, amp = _line(0.5 * (1.0 + cos), y)
@@ -432,14 +463,48 @@ def _convexity_bound(x: Arr, y: Arr) -> float:
     n = x.shape[0]
     if n < 3 or x.dtype != np.float64 or y.dtype != np.float64 or x.ndim != 1 or y.shape != x.shape:
         return -math.inf
+    key = x.tobytes()
+    weights = _WEIGHTS.get(key, False)
+    if weights is False:
+        weights = _bump_weights(x)
+        if len(_WEIGHTS) >= 64:
+            _WEIGHTS.clear()
+        _WEIGHTS[key] = weights
+    ysum = float(np.add.reduce(y))
+    if weights is None or not math.isfinite(ysum):  # finite values (see _bump_weights)
+        return -math.inf
+    w, size, norm = weights
+    yd = y - ysum / n
+    yd_norm = math.sqrt(float(yd @ yd))
+    top = float(np.maximum.reduce(np.abs(y)))
+    zmax = top + 9.0 * yd_norm  # |a + b g| of any coarse-pass fit: |b| <= 4.1 |y - mean|, 0 <= g <= 1
+    wy = w @ y
+    # rounding: of w's entries (< 16 eps of the terms summed), of w . y and of w . z (n eps of sum |w| |.|)
+    err = (2.0 * n * _EPS * top + 16.0 * _EPS * zmax + 2.0 * n * _EPS * zmax) * size
+    convex = float(np.maximum.reduce((wy - err) / norm))  # |y - z| >= this for every convex z
+    concave = float(np.maximum.reduce((-wy - err) / norm))
+    if not (math.isfinite(convex) and math.isfinite(concave)):  # an overflow (or NaN) somewhere: decline
+        return -math.inf
+    slack = 1e-12 * math.sqrt(n) * (top + zmax)  # the pass's own column, coefficient and sum roundings
+    bound = (min(convex, concave) - slack) * (1.0 - 1e-6)
+    return bound if math.isfinite(bound) else -math.inf
+
+
+_WEIGHTS: dict[bytes, tuple[Arr, Arr, Arr] | None] = {}  # x.tobytes() -> _bump_weights(x): runs share steps
+
+
+def _bump_weights(x: Arr) -> tuple[Arr, Arr, Arr] | None:
+    """The part of :func:`_convexity_bound` that depends on the steps alone: the weights ``w``, the sums
+    of their terms' sizes and their (inflated) norms; ``None`` (decline) unless the steps are strictly
+    increasing and finite and every norm is positive. Read-only arrays (cached)."""
+    n = x.shape[0]
     h = x[1:] - x[:-1]
     if not float(np.minimum.reduce(h)) > 0:  # strictly increasing steps (NaN fails too)
-        return -math.inf
+        return None
     inv = 1.0 / h
-    ysum = float(np.add.reduce(y))
-    # finite steps and values (a sum is finite only if every term is; an overflow just declines)
-    if not (math.isfinite(float(np.add.reduce(inv))) and math.isfinite(ysum)):
-        return -math.inf
+    # finite steps (a sum is finite only if every term is; an overflow just declines)
+    if not math.isfinite(float(np.add.reduce(inv))):
+        return None
     t = (x[1:-1] - x[0]) / (x[-1] - x[0])
     s = t[None, :] - _BUMP_WINDOWS[:, :1]
     s /= _BUMP_WINDOWS[:, 1:] - _BUMP_WINDOWS[:, :1]
@@ -452,24 +517,13 @@ def _convexity_bound(x: Arr, y: Arr) -> float:
     w[:, 1:-1] += left + right
     w[:, 2:] -= right
     size = 2.0 * (np.add.reduce(left, axis=1) + np.add.reduce(right, axis=1))  # sum |terms| of each w
-    yd = y - ysum / n
-    yd_norm = math.sqrt(float(yd @ yd))
-    top = float(np.maximum.reduce(np.abs(y)))
-    zmax = top + 9.0 * yd_norm  # |a + b g| of any coarse-pass fit: |b| <= 4.1 |y - mean|, 0 <= g <= 1
-    wy = w @ y
-    # rounding: of w's entries (< 16 eps of the terms summed), of w . y and of w . z (n eps of sum |w| |.|)
-    err = (2.0 * n * _EPS * top + 16.0 * _EPS * zmax + 2.0 * n * _EPS * zmax) * size
     norm = np.sqrt(np.einsum("ij,ij->i", w, w))
     norm *= 1.0 + 2.0 * n * _EPS
     if not float(np.minimum.reduce(norm)) > 0:
-        return -math.inf
-    convex = float(np.maximum.reduce((wy - err) / norm))  # |y - z| >= this for every convex z
-    concave = float(np.maximum.reduce((-wy - err) / norm))
-    if not (math.isfinite(convex) and math.isfinite(concave)):  # an overflow (or NaN) somewhere: decline
-        return -math.inf
-    slack = 1e-12 * math.sqrt(n) * (top + zmax)  # the pass's own column, coefficient and sum roundings
-    bound = (min(convex, concave) - slack) * (1.0 - 1e-6)
-    return bound if math.isfinite(bound) else -math.inf
+        return None
+    for a in (w, size, norm):
+        a.flags.writeable = False
+    return w, size, norm
 
 
 _THIN: dict[tuple[int, int], NDArray[np.intp]] = {}
