@@ -59,6 +59,21 @@ class _Tag:
         self.walls: Column | None = None
 
 
+def _one_array_per_steps(groups: list[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]],
+                         ) -> list[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]]:
+    """The groups with equal steps pieces made one array (what lets tags share a steps column)."""
+    seen: dict[tuple[int, int, int], list[np.ndarray]] = {}
+    out = []
+    for key, steps, values, walls in groups:
+        if steps.shape[0]:
+            same = seen.setdefault((steps.shape[0], int(steps[0]), int(steps[-1])), [])
+            steps = next((s for s in same if s is steps or np.array_equal(s, steps)), steps)
+            if not any(s is steps for s in same):
+                same.append(steps)
+        out.append((key, steps, values, walls))
+    return out
+
+
 class TagPoints:
     """Per tag, the steps, values and wall times of every chunk, in order.
 
@@ -72,9 +87,9 @@ class TagPoints:
         self.tags: dict[bytes, _Tag] = {}
 
     def add_chunk(self, nbytes: int, groups: list[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        """The groups of one chunk, each ``(tag, steps, values, walls)``; equal steps pieces of a chunk
-        must be one array (that is what lets tags share a steps column)."""
+        """The groups of one chunk, each ``(tag, steps, values, walls)``."""
         self.done += nbytes
+        groups = _one_array_per_steps(groups)
         fresh: dict[int, tuple[Column, np.ndarray]] = {}  # first steps pieces of columns started in this chunk
         appended: set[tuple[int, int]] = set()  # (piece, column) pairs appended in this chunk
         for key, steps, values, walls in groups:

@@ -80,16 +80,9 @@ class EventFileReader:
                                          f"Event proto (DecodeError: {error}); record skipped",
                                          self.display, record=rec, offset=offset))
                 self._integer_tags |= dec.integer_tags
-                previous = None
-                groups = []
-                for tid, (steps, values, walls) in _split_by_tag(dec):
-                    if previous is not None and previous.shape == steps.shape and np.array_equal(previous, steps):
-                        steps = previous  # tags logged at the same steps hold one array (see TagPoints)
-                    previous = steps
-                    groups.append((dec.tags[tid], steps, values, walls))
                 by_tag.total = self.scanner.size - first_offset
-                by_tag.add_chunk(framed.consumed, groups)
-                del dec, groups, previous
+                by_tag.add_chunk(framed.consumed, [(dec.tags[tid], *arrays) for tid, arrays in _split_by_tag(dec)])
+                del dec
                 if max_bytes is not None and self.scanner.offset - first_offset >= max_bytes:
                     break
         except OSError as exc:
@@ -97,10 +90,7 @@ class EventFileReader:
                                  error=type(exc).__name__))
             return SourceRead(SourceInfo(self.display, Format.TFEVENTS), findings=findings)
 
-        fragments = []
-        shared = _SharedSteps()
-        for key in by_tag.keys():
-            fragments.append(self._fragment(key, by_tag.pop(key), findings, shared))
+        fragments = [self._fragment(key, by_tag.pop(key), findings) for key in by_tag.keys()]
         points = sum(len(f) for f in fragments)
         if final and first_offset == 0:
             findings.extend(self._emptiness(records, points, meta, findings, nonscalar))
@@ -114,7 +104,7 @@ class EventFileReader:
                           findings, restarts, sort_key=_sort_key(self.path))
 
     def _fragment(self, key: bytes, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
-                  findings: list[Finding], shared: _SharedSteps) -> Fragment:
+                  findings: list[Finding]) -> Fragment:
         try:
             tag = key.decode("utf-8")
         except UnicodeDecodeError:
@@ -125,7 +115,7 @@ class EventFileReader:
         if tag == "" and key not in self._odd_tags:
             findings.append(diag("WC011", "empty tag", self.display, tag=""))
         self._odd_tags.add(key)
-        return Fragment(tag, shared.get(arrays[0]), arrays[1], arrays[2])
+        return Fragment(tag, *arrays)
 
     def damage_finding(self, d: Damage) -> Finding:
         """The WC002/WC003/WC004 finding for a damaged stretch of this file."""
@@ -176,26 +166,6 @@ class EventFileReader:
             yield diag("WC002", f"no scalar data ({records} record{'s' if records != 1 else ''}: {what}"
                        f"{f', {nonscalar} non-scalar values' if nonscalar else ''})", self.display,
                        records=records)
-
-
-class _SharedSteps:
-    """One array for equal step arrays of a file's tags that were read into separate columns.
-    Shared arrays are read-only."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[int, int, int], list[np.ndarray]] = {}
-
-    def get(self, steps: np.ndarray) -> np.ndarray:
-        if steps.shape[0] < 1024:  # small arrays: not worth a comparison
-            return steps
-        key = (steps.shape[0], int(steps[0]), int(steps[-1]))
-        same = self.seen.setdefault(key, [])
-        for other in same:
-            if other is steps or np.array_equal(other, steps):
-                return other
-        steps.flags.writeable = False
-        same.append(steps)
-        return steps
 
 
 def _split_by_tag(dec: Decoded) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
