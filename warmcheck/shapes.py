@@ -464,8 +464,9 @@ def _convexity_bound(x: Arr, y: Arr) -> float:
     if n < 3 or x.dtype != np.float64 or y.dtype != np.float64 or x.ndim != 1 or y.shape != x.shape:
         return -math.inf
     key = x.tobytes()
-    weights = _WEIGHTS.get(key, False)
-    if weights is False:
+    if key in _WEIGHTS:
+        weights = _WEIGHTS[key]
+    else:
         weights = _bump_weights(x)
         if len(_WEIGHTS) >= 64:
             _WEIGHTS.clear()
@@ -526,7 +527,6 @@ def _bump_weights(x: Arr) -> tuple[Arr, Arr, Arr] | None:
     return w, size, norm
 
 
-_THIN: dict[tuple[int, int], NDArray[np.intp]] = {}
 
 
 def thin(x: Arr, y: Arr, limit: int = 256) -> tuple[Arr, Arr]:
@@ -534,12 +534,15 @@ def thin(x: Arr, y: Arr, limit: int = 256) -> tuple[Arr, Arr]:
     n = x.shape[0]
     if n <= limit:
         return x, y
-    idx = _THIN.get((n, limit))
-    if idx is None:  # the same for every series of n points: kept (a few hundred lengths at most in a tree)
-        if len(_THIN) > 512:
-            _THIN.clear()
-        idx = _THIN[n, limit] = np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    idx = _thin_index(n, limit)
     return x[idx], y[idx]
+
+
+@functools.lru_cache(maxsize=512)  # the same for every series of n points (a few hundred lengths in a tree)
+def _thin_index(n: int, limit: int) -> NDArray[np.intp]:
+    idx = np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    idx.flags.writeable = False
+    return idx
 
 
 def _pick(fits: list[Fit]) -> Fit:
