@@ -12,6 +12,8 @@ byte column: a million records in a few dozen numpy operations, exactly the valu
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from google_crc32c import extend as _crc32c_extend
 from google_crc32c import value as _crc32c_c
@@ -115,18 +117,19 @@ def crc32c_many(buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDAr
     return out
 
 
-_ZERO_CRC: U32 | None = None  # crc32c(bytes(k)) for every k up to _MAX_VECTOR_LEN
+@functools.cache
+def _zero_crcs() -> U32:
+    """crc32c(bytes(k)) for every k up to _MAX_VECTOR_LEN."""
+    return np.array([_crc32c_c(bytes(k)) for k in range(_MAX_VECTOR_LEN + 1)], dtype=np.uint32)
 
 
 def _crc_right_aligned(buf: NDArray[np.uint8], ends: NDArray[np.int64], lengths: NDArray[np.int64]) -> U32:
     """CRCs of records ending at ``ends``, lengths sorted (each at most ``_MAX_VECTOR_LEN`` bytes, and
     ``ends >= _MAX_VECTOR_LEN``)."""
-    global _ZERO_CRC
-    if _ZERO_CRC is None:
-        _ZERO_CRC = np.array([_crc32c_c(bytes(k)) for k in range(_MAX_VECTOR_LEN + 1)], dtype=np.uint32)
+    zero_crc = _zero_crcs()
     width = int(lengths[-1])
     if width == 0:
-        return np.full(ends.shape[0], _ZERO_CRC[0], dtype=np.uint32)
+        return np.full(ends.shape[0], zero_crc[0], dtype=np.uint32)
     # A zero-copy (n, width) window view: fancy indexing its rows gathers n x width bytes without an
     # int64 index matrix. The bytes left of a shorter record (its header) are zeroed.
     windows = np.ndarray((buf.shape[0] - width + 1, width), np.uint8, buffer=buf, strides=(1, 1))
@@ -135,7 +138,7 @@ def _crc_right_aligned(buf: NDArray[np.uint8], ends: NDArray[np.int64], lengths:
         delta &= _keep_masks(width)[width - lengths]
     first = delta[0].copy()
     # lin(row) of the first row; every other row is lin(first) ^ lin(row ^ first) (lin is linear).
-    base = np.uint32(_crc32c_c(first.tobytes())) ^ _ZERO_CRC[width]
+    base = np.uint32(_crc32c_c(first.tobytes())) ^ zero_crc[width]
     delta ^= first
     varying = np.flatnonzero(np.bitwise_or.reduce(delta, axis=0))
     columns = delta.T[varying].copy()  # transposed: each lookup reads contiguous bytes
@@ -143,16 +146,11 @@ def _crc_right_aligned(buf: NDArray[np.uint8], ends: NDArray[np.int64], lengths:
     tables = position_tables(width)
     for k, j in enumerate(varying.tolist()):
         acc ^= tables[width - 1 - j].take(columns[k])  # take: twice as fast as [] for uint8 indices
-    return acc ^ _ZERO_CRC[lengths]
+    return acc ^ zero_crc[lengths]
 
 
-_KEEP: dict[int, NDArray[np.uint8]] = {}
-
-
+@functools.cache
 def _keep_masks(width: int) -> NDArray[np.uint8]:
     """Row ``p``: 0x00 for the first ``p`` bytes of a ``width``-byte row, 0xFF for the rest."""
-    got = _KEEP.get(width)
-    if got is None:
-        col = np.arange(width)
-        got = _KEEP[width] = np.where(col[None, :] >= np.arange(width + 1)[:, None], 0xFF, 0).astype(np.uint8)
-    return got
+    col = np.arange(width)
+    return np.where(col[None, :] >= np.arange(width + 1)[:, None], 0xFF, 0).astype(np.uint8)

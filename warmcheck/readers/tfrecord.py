@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,19 +171,14 @@ def _candidates(data: bytes, buf: NDArray[np.uint8]) -> tuple[IntArray, IntArray
     return np.concatenate(found), np.concatenate(found_len).astype(np.int64)
 
 
-_HEADER_TABLES: tuple[NDArray[np.uint32], NDArray[np.uint32]] | None = None
-
-
+@functools.cache
 def _header_tables() -> tuple[NDArray[np.uint32], NDArray[np.uint32]]:
     """CRC32C of an 8-byte little-endian length below 2**24, as ``low[v & 0xFFF] ^ high[v >> 12]``."""
-    global _HEADER_TABLES
-    if _HEADER_TABLES is None:
-        t = position_tables(8)  # t[d][b]: byte b, d bytes before the end (linear part)
-        v = np.arange(4096)
-        low = t[7][v & 0xFF] ^ t[6][v >> 8] ^ np.uint32(_CRC_OF_8_ZEROS)  # byte 0, low nibble of byte 1
-        high = t[6][(v & 0xF) << 4] ^ t[5][v >> 4]  # high nibble of byte 1, byte 2
-        _HEADER_TABLES = (low.astype(np.uint32), high.astype(np.uint32))
-    return _HEADER_TABLES
+    t = position_tables(8)  # t[d][b]: byte b, d bytes before the end (linear part)
+    v = np.arange(4096)
+    low = t[7][v & 0xFF] ^ t[6][v >> 8] ^ np.uint32(_CRC_OF_8_ZEROS)  # byte 0, low nibble of byte 1
+    high = t[6][(v & 0xF) << 4] ^ t[5][v >> 4]  # high nibble of byte 1, byte 2
+    return low.astype(np.uint32), high.astype(np.uint32)
 
 
 def _data_crc_ok(data: bytes, buf: NDArray[np.uint8], starts: IntArray,
