@@ -310,6 +310,40 @@ def test_one_changed_run_is_the_only_one_rendered_again(logs: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("fmt", PIECED)
+def test_pieces_rendered_by_worker_processes_make_the_same_report(logs: Path, tmp_path: Path, fmt: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With -j 2 the workers render their runs and send back text: the parent renders none of them,
+    and the report is byte for byte the one rendered in one process, with the cache or without."""
+    from warmcheck.reporters import pieces
+
+    plain = report(str(logs), "--no-cache", fmt=fmt)
+    in_parent: list[str] = []
+    real = pieces.renderer
+
+    def spy(piece: str) -> pieces.Render:
+        render = real(piece)
+        pid = os.getpid()
+
+        def spied(run: Run) -> tuple[str, ...]:
+            if os.getpid() == pid:
+                in_parent.append(run.name)
+            return render(run)
+
+        return spied
+
+    monkeypatch.setattr(pieces, "renderer", spy)  # forked workers inherit it: only the parent's calls count
+    assert report(str(logs), "--no-cache", "-j", "2", fmt=fmt) == plain
+    cache_dir = str(tmp_path / "cache")
+    assert report(str(logs), "--cache-dir", cache_dir, "-j", "2", fmt=fmt) == plain  # cold: stored from workers
+    assert stats().stored >= 15
+    assert in_parent == []
+    monkeypatch.setattr(pieces, "renderer", real)
+    loads = _count_loads(monkeypatch)
+    assert report(str(logs), "--cache-dir", cache_dir, "-j", "2", fmt=fmt) == plain  # warm: the stored pieces
+    assert loads[0] == 0 and stats().hits >= 15
+
+
+@pytest.mark.parametrize("fmt", PIECED)
 def test_the_closing_line_and_exit_code_are_those_without_the_cache(logs: Path, tmp_path: Path, fmt: str) -> None:
     def run(*args: str) -> tuple[int, str, str]:
         result = CliRunner().invoke(main, ["analyze", "--format", fmt, "--isolated", "-j", "1", str(logs), *args])

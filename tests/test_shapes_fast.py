@@ -113,8 +113,8 @@ def test_search_length_equals_the_straightforward_one() -> None:
         x0, span = float(x[0]), float(x[-1] - x[0])
         p = float(rng.uniform(1, 5))
         families = [  # the columns as the reference's fits spell them
-            lambda L: 0.5 * (1.0 + np.cos(np.pi * np.clip((x[None, :] - x0) / L[:, None], 0.0, 1.0))),
-            lambda L: np.exp(-(x[None, :] - x0) / L[:, None]),
+            lambda L: 0.5 * (1.0 + np.cos(np.pi * np.clip((x[None, :] - x0) / L[:, None], 0.0, 1.0))),  # noqa: B023
+            lambda L: np.exp(-(x[None, :] - x0) / L[:, None]),  # noqa: B023
             lambda L: np.clip(1.0 - (x[None, :] - x0) / L[:, None], 0.0, None) ** p,  # noqa: B023
         ]
         for cols in families:
@@ -214,8 +214,9 @@ def test_fits_sharing_steps_equal_the_straightforward_ones() -> None:
 
 
 def _plain_convexity_bound(x: Arr, y: Arr) -> float:
-    """The certificate as computed before its step-only part was cached. A lower bound on the L2 distance from ``y`` to every ``a + b g``, ``g`` convex on ``x``, as
-    :func:`_far_from_convex` explains (``-inf`` when declined)."""
+    """The certificate as computed before its step-only part was cached. A lower bound on the L2
+    distance from ``y`` to every ``a + b g``, ``g`` convex on ``x``, as :func:`_far_from_convex`
+    explains (``-inf`` when declined)."""
     n = x.shape[0]
     if n < 3 or x.dtype != np.float64 or y.dtype != np.float64 or x.ndim != 1 or y.shape != x.shape:
         return -math.inf

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, cache
+from . import __version__
 from .config import FailOn, Settings, load_settings, parse_size
 from .detectors import DETECTORS
 from .errors import WarmcheckError
@@ -229,13 +229,14 @@ def analyze_cmd(ctx: click.Context, paths: Sequence[str], fmt: str, output: str 
         click.echo(f"warmcheck: config: {settings.config.describe()}", err=True)
     colour = output is None and fmt == "text" and sys.stdout.isatty()
     points = plot_dir is not None or html is not None  # the plots need the runs' points
-    piece = pieces.piece_format(fmt, colour) if not points and cache.active() is not None else None
+    piece = pieces.piece_format(fmt, colour) if not points else None
     outcome: Outcome | PiecedOutcome
     report: str | Iterable[str]
-    if piece is not None:  # the cache of analysed runs keeps each run's report pieces: only changed runs rendered
-        pieced = _run_guarded(lambda: analyze_pieces(paths, settings, piece, pieces.renderer(piece),
-                                                     None if quiet else _progress(), jobs,
-                                                     scheduler=scheduler or None), verbose)
+    # Joined from per-run pieces: worker processes render their runs, and the cache of analysed runs
+    # keeps each run's pieces, so that only the runs that changed are rendered again.
+    if piece is not None:
+        pieced = _run_guarded(lambda: analyze_pieces(paths, settings, piece, None, None if quiet else _progress(),
+                                                     jobs, scheduler=scheduler or None), verbose)
         outcome, report = pieced, pieces.assemble(piece, pieced)
     else:
         whole = _run_guarded(lambda: analyze(paths, settings, None if quiet else _progress(), jobs,

@@ -147,15 +147,23 @@ def sweep_of(profiles: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return view(profiles)
 
 
-def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render: Callable[[Run], tuple[str, ...]],
+def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str,
+                   render: Callable[[Run], tuple[str, ...]] | None = None,
                    progress: Callable[[int, int, str], None] | None = None, jobs: int = 1, *,
                    scheduler: str | None = None) -> PiecedOutcome:
     """:func:`analyze` (without points) for a reporter that joins per-run pieces: ``render`` gives a
-    run's pieces in the ``piece`` format. With the cache of analysed runs active, the pieces of an
-    unchanged run come from it, so that run is neither analysed, nor unpickled, nor rendered again;
-    the pieces of the others are rendered and stored."""
+    run's pieces in the ``piece`` format (default: :func:`warmcheck.reporters.pieces.renderer`, which
+    worker processes then call themselves, so that the runs are rendered in parallel and only their
+    text comes back). With the cache of analysed runs active, the pieces of an unchanged run come from
+    it, so that run is neither analysed, nor unpickled, nor rendered again; the pieces of the others
+    are rendered and stored."""
+    in_workers = render is None
+    if render is None:
+        from .reporters import pieces as piece_formats
+
+        render = piece_formats.renderer(piece)
     found, by_index, hits, rendered = _analyse(paths, settings, progress, jobs, None, None, scheduler, False,
-                                               (piece, render))
+                                               (piece, render), in_workers)
     facts: list[tuple[int, int, int, bool]] = []
     pieces: list[tuple[str, ...] | Run] = []
     for i in range(len(found.runs)):
@@ -163,11 +171,25 @@ def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str, render:
         if hit is not None and hit.pieces is not None:
             facts.extend(hit.facts)
             pieces.extend(hit.pieces)
+        elif isinstance(got := rendered.get(i), Rendered):  # facts and pieces from a worker
+            facts.extend(got.facts)
+            pieces.extend(got.pieces)
         else:
             runs = by_index[i]
             facts.extend(facts_of(runs))
-            pieces.extend(rendered[i] if i in rendered else (render(r) if _small(r) else r for r in runs))
+            pieces.extend(got if got is not None else (render(r) if _small(r) else r for r in runs))
     return PiecedOutcome(tuple(facts), tuple(pieces), _tree(found, settings), settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What a worker process sends back for a discovered run whose runs it rendered itself (see
+    :func:`analyze_in_worker`): their facts and report pieces, and the compact runs themselves only
+    when the parent stores them in the cache of analysed runs."""
+
+    facts: Facts
+    pieces: Pieces
+    runs: list[Run] | None = None
 
 
 PIECE_MAX_ITEMS = 2000  # a run with more series + findings is rendered when the report is written, not kept
@@ -186,10 +208,13 @@ def _tree(found: Any, settings: Settings) -> tuple[Finding, ...]:
 def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, int, str], None] | None, jobs: int,
              worker_init: Callable[[], None] | None, start_method: str | None, scheduler: str | None,
              keep_points: bool, pieced: tuple[str, Callable[[Run], tuple[str, ...]]] | None,
-             ) -> tuple[Any, dict[int, list[Run]], dict[int, Hit], dict[int, Pieces]]:
+             render_in_workers: bool = False,
+             ) -> tuple[Any, dict[int, list[Run]], dict[int, Hit], dict[int, Pieces | Rendered]]:
     """Discover and analyse: the discovery, the runs of each discovered run by index (those not taken
-    from the cache of analysed runs as pieces), the cache's hits and the pieces rendered to be
-    stored, by index."""
+    from the cache of analysed runs as pieces, nor sent back rendered by a worker alone), the cache's
+    hits and, by index, the pieces rendered to be stored or what a worker sent back rendered
+    (``render_in_workers``: worker processes render ``pieced``'s format with
+    :func:`warmcheck.reporters.pieces.renderer`)."""
     if settings.storage_options:  # URL PATHs: the filesystems' options (endpoint, credentials, timeouts)
         storage.set_storage_options(settings.storage_options)
     found = discover(paths, is_training_csv)
@@ -200,7 +225,7 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
     cache_dir = store.directory if store is not None else None
     by_index: dict[int, list[Run]] = {}
     hits: dict[int, Hit] = {}
-    rendered: dict[int, Pieces] = {}
+    rendered: dict[int, Pieces | Rendered] = {}
     keys: dict[int, tuple[str, bool]] = {}
     memo: RunCache | None = None
     if cache_dir is not None and not keep_points:  # analysed runs cached too (without points: no plots)
@@ -240,18 +265,26 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
             from .workers import resilient_map
 
             context = multiprocessing.get_context(start_method) if start_method else None
-            tasks = [(found.runs[i], settings, cache_dir, keep_points) for i in todo]
+            piece = pieced[0] if pieced is not None and render_in_workers else None
+            tasks = [(found.runs[i], settings, cache_dir, keep_points, piece, memo is not None) for i in todo]
             for k, result in resilient_map(analyze_in_worker, tasks, jobs, chunk, worker_init, context):
                 i = todo[k]
                 step(i)
-                by_index[i] = _from_worker(found.runs[i], result)
+                if isinstance(result, Rendered):
+                    rendered[i] = result
+                    if result.runs is not None:
+                        by_index[i] = result.runs
+                else:
+                    by_index[i] = _from_worker(found.runs[i], result)
     if memo is not None:
         for i, (key, storable) in keys.items():
             small = i in by_index and all(_small(r) for r in by_index[i])
             if i not in hits:
                 got: tuple[str, Pieces] | None = None
                 if pieced is not None and small:
-                    got = (pieced[0], tuple(pieced[1](r) for r in by_index[i]))
+                    done = rendered.get(i)
+                    got = (pieced[0], done.pieces if isinstance(done, Rendered) else
+                           tuple(pieced[1](r) for r in by_index[i]))
                     rendered[i] = got[1]
                 memo.put(key, found.runs[i], by_index[i], storable, got)
             elif pieced is not None and hits[i].pieces is None and small:  # stored without this format's pieces
@@ -270,13 +303,25 @@ def analyze_spec(spec: RunSpec, settings: Settings) -> Run:
     return analyze_specs(spec, settings)[0]
 
 
-def analyze_in_worker(spec: RunSpec, settings: Settings, cache_dir: str | None,
-                      keep_points: bool = True) -> list[Run]:
+def analyze_in_worker(spec: RunSpec, settings: Settings, cache_dir: str | None, keep_points: bool = True,
+                      piece: str | None = None, with_runs: bool = True) -> list[Run] | Rendered:
     """:func:`analyze_specs` in a worker process, reading through the cache in ``cache_dir`` (the
     parent's: a forked worker has it already, a spawned one starts without); without
-    ``keep_points`` the runs come back compact (see :func:`warmcheck.dask_engine.compact`)."""
+    ``keep_points`` the runs come back compact (see :func:`warmcheck.dask_engine.compact`).
+
+    With a ``piece`` format the worker renders the runs itself (:func:`warmcheck.reporters.pieces.renderer`)
+    and sends back their facts and pieces (:class:`Rendered`; the compact runs too if ``with_runs``):
+    the rendering is spread over the workers, and the parent unpickles text, not runs. A run too
+    large to be rendered ahead (:func:`_small`) comes back as itself, as without ``piece``.
+    """
     cache.ensure(cache_dir)
-    return _compacted(analyze_specs(spec, settings), keep_points)
+    runs = _compacted(analyze_specs(spec, settings), keep_points)
+    if piece is None or not all(_small(r) for r in runs):
+        return runs
+    from .reporters import pieces
+
+    render = pieces.renderer(piece)
+    return Rendered(facts_of(runs), tuple(render(r) for r in runs), runs if with_runs else None)
 
 
 def _compacted(runs: list[Run], keep_points: bool) -> list[Run]:
