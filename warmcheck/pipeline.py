@@ -282,8 +282,8 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
             if i not in hits:
                 got: tuple[str, Pieces] | None = None
                 if pieced is not None and small:
-                    done = rendered.get(i)
-                    got = (pieced[0], done.pieces if isinstance(done, Rendered) else
+                    sent = rendered.get(i)
+                    got = (pieced[0], sent.pieces if isinstance(sent, Rendered) else
                            tuple(pieced[1](r) for r in by_index[i]))
                     rendered[i] = got[1]
                 memo.put(key, found.runs[i], by_index[i], storable, got)
