@@ -186,12 +186,12 @@ def test_far_from_convex_declines_unusual_inputs() -> None:
 
 
 def test_fits_sharing_steps_equal_the_straightforward_ones() -> None:
-    """Series logged at the same steps (the first search round and the convexity weights come from a
+    """Series logged at the same steps (the search rounds' columns and the convexity weights come from a
     cache keyed by the steps): each still equals the reference, the first fit and the later ones."""
     rng = np.random.default_rng(21)
     for k in range(40):
         x, _ = _series(rng, k % 8)
-        shapes._FIRST_ROUND.clear()
+        shapes._ROUNDS.clear()
         shapes._WEIGHTS.clear()
         for j in range(6):
             _, y = _series(np.random.default_rng(1000 * k + j), (k + j) % 8)
@@ -210,7 +210,7 @@ def test_fits_sharing_steps_equal_the_straightforward_ones() -> None:
             first = shapes._convexity_bound(xt, yt)
             assert np.float64(first).tobytes() == np.float64(shapes._convexity_bound(xt, yt)).tobytes()
             shapes._WEIGHTS.update(fresh)
-    assert any(c[0].flags.writeable is False for c in shapes._FIRST_ROUND.values())
+    assert any(c[0].flags.writeable is False for c in shapes._ROUNDS.values())
 
 
 def _plain_convexity_bound(x: Arr, y: Arr) -> float:
@@ -275,3 +275,29 @@ def test_convexity_bound_equals_the_uncached_one() -> None:
         y = np.arange(x.shape[0], dtype=float)
         with np.errstate(all="ignore"):
             assert _plain_convexity_bound(x, y) == shapes._convexity_bound(x, y) == -math.inf
+
+
+def test_a_sweep_of_one_schedule_shares_every_search_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of one schedule (seeds, peak LRs) take the same search path: the second fit computes no
+    columns (every round from the cache) and both still equal the reference, bit for bit."""
+    rng = np.random.default_rng(7)
+    x = np.arange(40.0, 500.0)
+    shape = 0.5 * (1.0 + np.cos(np.pi * (x - 40.0) / 470.0))
+    shapes._ROUNDS.clear()
+    cached: list[bool] = []
+    real = shapes._round_columns
+
+    def counting(columns: object, grid: Arr, key: tuple[object, ...]) -> tuple[Arr, Arr]:
+        cached.append(key in shapes._ROUNDS)
+        return real(columns, grid, key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shapes, "_round_columns", counting)
+    first = 1e-5 + 1e-4 * shape
+    other = 2e-5 + 3e-4 * shape * (1.0 + 1e-9 * rng.standard_normal(x.shape[0]))  # another peak, a seed
+    with np.errstate(all="ignore"):
+        assert _same(ref.fit_cosine_decay(x, first), shapes.fit_cosine_decay(x, first), x)
+        assert cached == [False] * 4
+        cached.clear()
+        assert _same(ref.fit_cosine_decay(x, other), shapes.fit_cosine_decay(x, other), x)
+        assert cached == [True] * 4
+    assert all(not c.flags.writeable and not v.flags.writeable for c, v in shapes._ROUNDS.values())

@@ -282,22 +282,25 @@ def geomspace(lo: float, hi: float, points: int) -> Arr:
     return out
 
 
-_FIRST_ROUND: dict[tuple[Any, ...], tuple[Arr, Arr]] = {}
+_ROUNDS: dict[tuple[Any, ...], tuple[Arr, Arr]] = {}
+_ROUNDS_MAX = 64  # entries of 32 x <=256 floats (64 KB): 4 MB at most
 
 
-def _first_round(columns: Callable[[Arr], Arr], grid: Arr, key: tuple[Any, ...]) -> tuple[Arr, Arr]:
-    """The first round's centred columns and their squared norms: they depend on the steps alone (not on
-    ``y``), so runs logged at the same steps share them. Read-only arrays; a bounded cache."""
-    got = _FIRST_ROUND.get(key)
+def _round_columns(columns: Callable[[Arr], Arr], grid: Arr, key: tuple[Any, ...]) -> tuple[Arr, Arr]:
+    """A round's centred columns and their squared norms. They depend on the steps and the round's
+    grid alone (not on ``y``), so runs logged at the same steps share the first round's, and runs whose
+    search took the same path (a sweep of one schedule: seeds, peak LRs) share every round's.
+    Read-only arrays; a bounded cache."""
+    got = _ROUNDS.get(key)
     if got is None:
         c = columns(grid)
         c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
         var = np.einsum("ij,ij->i", c, c)
         c.flags.writeable = False
         var.flags.writeable = False
-        if len(_FIRST_ROUND) >= 64:
-            _FIRST_ROUND.clear()
-        got = _FIRST_ROUND[key] = (c, var)
+        if len(_ROUNDS) >= _ROUNDS_MAX:
+            _ROUNDS.clear()
+        got = _ROUNDS[key] = (c, var)
     return got
 
 
@@ -311,17 +314,18 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
     30 Python-level calls. Each row's error is ``|yd - b dc|^2`` (``dc``: the row less its mean, ``yd``
     likewise, ``b = dc.yd / dc.dc``), computed in place.
 
-    ``key``: names ``columns`` completely (the family and every step it is evaluated at): the first
-    round, which depends on nothing else, is then computed once per key (:func:`_first_round`).
+    ``key``: names ``columns`` completely (the family and every step it is evaluated at): a round's
+    columns, which depend on nothing else but its grid (``lo``, ``hi``, ``points``), are then computed
+    once per key and grid (:func:`_round_columns`).
     """
     grid = geomspace(lo, hi, points)
     best = float(grid[0])
     ym = float(y.mean())
     yd = y - ym
     last = grid.shape[0] - 1
-    for r in range(rounds):
-        if r == 0 and key is not None:
-            c, var = _first_round(columns, grid, (key, lo, hi, points))
+    for _ in range(rounds):
+        if key is not None:
+            c, var = _round_columns(columns, grid, (key, lo, hi, points))
             b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
             c = c * b[:, None]  # a new array: the cached one stays as it is
         else:
@@ -333,7 +337,8 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
         np.subtract(yd, c, out=c)  # the residuals, yd - b dc
         i = int(np.einsum("ij,ij->i", c, c).argmin())
         best = float(grid[i])
-        grid = geomspace(float(grid[max(i - 1, 0)]), float(grid[min(i + 1, last)]), points)
+        lo, hi = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, last)])
+        grid = geomspace(lo, hi, points)
     return best
 
 
