@@ -87,7 +87,7 @@ def resilient_map(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], jobs:
             if pool is None:
                 pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer)
             broken = False
-            while chunks and len(outstanding) < 2 * jobs + 2 and not broken:
+            while chunks and len(outstanding) < jobs + 1 and not broken:
                 chunk = chunks[0]
                 try:
                     outstanding[pool.submit(_call_chunk, fn, [args[i] for i in chunk])] = chunk
