@@ -14,6 +14,7 @@ LONG_TAG = 256  # longer tags (none in real logs) are grouped as bytes in a dict
 
 _BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+_clip = (getattr(np, "_core", None) or np.core).umath.clip  # the ufunc np.clip calls, without its wrappers (~5 us)
 
 
 def unique_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[list[bytes], IntArray]:
@@ -50,7 +51,7 @@ def _unique_short_tags(padded: bytes, pos: IntArray, length: IntArray) -> tuple[
     n_words = (int(length.max()) + 7) // 8
 
     def word(k: int) -> NDArray[np.uint64]:
-        return u64[pos + 8 * k] & _BYTE_MASKS[np.clip(length - 8 * k, 0, 8)]
+        return u64[pos + 8 * k] & _BYTE_MASKS[_clip(length - 8 * k, 0, 8)]
 
     kept = [word(k) for k in range(n_words)] if n_words <= 4 else None  # the common tags
     h = length.astype(np.uint64)
