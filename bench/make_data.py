@@ -8,6 +8,8 @@ Three cases (see ``bench/README.md`` and ``shared/domain/reader-performance.md``
 * ``b``: the same series as TF2 tensor scalars: ``Summary.Value.tensor`` (DT_FLOAT, shape [],
   4-byte ``tensor_content``) with ``metadata.plugin_data.plugin_name = "scalars"`` on every event.
 * ``c``: 1,000 runs (10 sweep dirs x 100 run dirs) x 500 steps x 2 tags, ``simple_value``.
+* ``d``: case c as a sweep of warmup lengths (run i warms up for 50 + i % 100 steps): no two runs of a
+  sweep dir share a schedule, so nothing a run's analysis caches per schedule helps the next.
 
 The output is the same bytes on every run: values come from numpy with a fixed seed, wall times
 are a fixed base plus a fixed increment, file names are fixed
@@ -64,7 +66,7 @@ SEED = 20261129
 
 TAGS_A = ("train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "throughput")
 TAGS_C = ("train/loss", "train/lr")
-CASES = ("a", "b", "c", "big")
+CASES = ("a", "b", "c", "d", "big")
 DEFAULT_CASES = ("a", "b", "c")
 
 # Planted anomalies (full size). In quick mode the steps are moved inside the shorter run.
@@ -115,6 +117,7 @@ def case_specs(quick: bool = False) -> dict[str, CaseSpec]:
         "a": CaseSpec("a", "simple_value", TAGS_A, steps_ab, 0, 1, loss_spike, grad_spike),
         "b": CaseSpec("b", "tf2_tensor", TAGS_A, steps_ab, 0, 1, loss_spike, grad_spike),
         "c": CaseSpec("c", "simple_value", TAGS_C, steps_c, sweeps, per_sweep, None, None),
+        "d": CaseSpec("d", "simple_value", TAGS_C, steps_c, sweeps, per_sweep, None, None),
         # Case a ten times longer (10M points, ~525 MB): memory must stay flat, cost linear in the size.
         "big": CaseSpec("big", "simple_value", TAGS_A, steps_big, 0, 1, loss_spike, grad_spike),
     }
@@ -170,12 +173,14 @@ def series_a(spec: CaseSpec) -> dict[str, FloatArray]:
 
 
 def series_c(spec: CaseSpec, run_index: int) -> dict[str, FloatArray]:
-    """Loss and LR of one sweep run: the peak LR depends on the sweep, the noise on the run."""
+    """Loss and LR of one sweep run: the peak LR depends on the sweep, the noise on the run (and, in case
+    d, the warmup length on the run)."""
     n = spec.steps
     rng = np.random.default_rng(spec.seed + 1 + run_index)
     sweep = run_index // spec.runs_per_sweep
     s = np.arange(n, dtype=np.float64)
-    lr = warmup_cosine(n, 1e-4 * (sweep + 1), max(2, n // 10))
+    warmup = max(2, n // 10) + (run_index % spec.runs_per_sweep if spec.case == "d" else 0)
+    lr = warmup_cosine(n, 1e-4 * (sweep + 1), warmup)
     loss = (2.5 + 6.0 * np.exp(-s / (n / 4))) * (1.0 + 0.02 * rng.standard_normal(n))
     out = {"train/loss": loss, "train/lr": lr}
     return {tag: out[tag].astype(np.float32).astype(np.float64) for tag in spec.tags}
@@ -422,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help=f"output dir (default {DEFAULT_OUT}, or {DEFAULT_QUICK_OUT} with --quick)")
     ap.add_argument("--cases", type=parse_cases, default=list(DEFAULT_CASES),
-                    help="comma list of a,b,c,big (default a,b,c; big is 10M points, ~525 MB)")
+                    help="comma list of a,b,c,d,big (default a,b,c; big is 10M points, ~525 MB)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--force", action="store_true", help="regenerate even if the cache is valid")
     args = ap.parse_args(argv)

@@ -55,7 +55,7 @@ CHILD = BENCH_DIR / "bench_child.py"
 MAKE_DATA = BENCH_DIR / "make_data.py"
 # Same defaults as make_data.py. Not imported from there: that module imports numpy, and any
 # memory this parent holds shows up in every child's ru_maxrss (see the module docstring).
-CASES = ("a", "b", "c", "big")
+CASES = ("a", "b", "c", "d", "big")
 DEFAULT_CASES = ("a", "b", "c")
 DEFAULT_DATA = BENCH_DIR / "out" / "data"
 DEFAULT_QUICK_DATA = BENCH_DIR / "out" / "data-quick"
@@ -193,7 +193,7 @@ def baseline_cmd(reader: str, case: str, path: Path) -> list[str]:
     if reader == "tbparse":
         if case == "b":
             args.append("--tensors")  # TF2 scalars land in .tensors; .scalars is empty there
-        if case == "c":
+        if case in ("c", "d"):
             args.append("--dir-name")  # tells the 1000 runs apart
     return args
 
@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point. Exits 1 if any sample failed or warmcheck's counts were wrong."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=parse_cases, default=list(DEFAULT_CASES),
-                    help="comma list of a,b,c,big (default a,b,c; big: 10M points, ~525 MB)")
+                    help="comma list of a,b,c,d,big (default a,b,c; big: 10M points, ~525 MB)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
     ap.add_argument("--readers", type=parse_readers, default=None,
                     help="comma list of warmcheck,rustboard,rustboard-checksum,tbparse,ea (default all; "
