@@ -110,6 +110,7 @@ def exit_code(outcome: Outcome | PiecedOutcome, fail_on: FailOn = FailOn.ERROR, 
 
 
 AUTO_JOBS_MIN_RUNS = 16  # below this many runs, starting worker processes costs more than it saves
+WORKER_CHUNK = 32  # runs a worker takes at a time, at most (smaller towards the end: workers.guided_chunks)
 
 
 def analyze(paths: Sequence[str], settings: Settings | None = None,
@@ -171,21 +172,21 @@ def analyze_pieces(paths: Sequence[str], settings: Settings, piece: str,
         if hit is not None and hit.pieces is not None:
             facts.extend(hit.facts)
             pieces.extend(hit.pieces)
-        elif isinstance(got := rendered.get(i), Rendered):  # facts and pieces from a worker
-            facts.extend(got.facts)
-            pieces.extend(got.pieces)
+        elif (done := rendered.get(i)) is not None:  # rendered by a worker, or to be stored in the cache
+            facts.extend(done.facts)
+            pieces.extend(done.pieces)
         else:
             runs = by_index[i]
             facts.extend(facts_of(runs))
-            pieces.extend(got if got is not None else (render(r) if _small(r) else r for r in runs))
+            pieces.extend(render(r) if _small(r) else r for r in runs)
     return PiecedOutcome(tuple(facts), tuple(pieces), _tree(found, settings), settings)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """What a worker process sends back for a discovered run whose runs it rendered itself (see
-    :func:`analyze_in_worker`): their facts and report pieces, and the compact runs themselves only
-    when the parent stores them in the cache of analysed runs."""
+    """A discovered run's runs as a pieced report needs them: their facts and report pieces, and the
+    compact runs themselves only where the parent needs them (to store in the cache of analysed runs).
+    What a worker process that rendered them sends back (:func:`analyze_in_worker`)."""
 
     facts: Facts
     pieces: Pieces
@@ -209,12 +210,11 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
              worker_init: Callable[[], None] | None, start_method: str | None, scheduler: str | None,
              keep_points: bool, pieced: tuple[str, Callable[[Run], tuple[str, ...]]] | None,
              render_in_workers: bool = False,
-             ) -> tuple[Any, dict[int, list[Run]], dict[int, Hit], dict[int, Pieces | Rendered]]:
+             ) -> tuple[Any, dict[int, list[Run]], dict[int, Hit], dict[int, Rendered]]:
     """Discover and analyse: the discovery, the runs of each discovered run by index (those not taken
     from the cache of analysed runs as pieces, nor sent back rendered by a worker alone), the cache's
-    hits and, by index, the pieces rendered to be stored or what a worker sent back rendered
-    (``render_in_workers``: worker processes render ``pieced``'s format with
-    :func:`warmcheck.reporters.pieces.renderer`)."""
+    hits and, by index, the runs rendered in ``pieced``'s format: by a worker (``render_in_workers``:
+    with :func:`warmcheck.reporters.pieces.renderer`) or here, to be stored in the cache."""
     if settings.storage_options:  # URL PATHs: the filesystems' options (endpoint, credentials, timeouts)
         storage.set_storage_options(settings.storage_options)
     found = discover(paths, is_training_csv)
@@ -225,7 +225,7 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
     cache_dir = store.directory if store is not None else None
     by_index: dict[int, list[Run]] = {}
     hits: dict[int, Hit] = {}
-    rendered: dict[int, Pieces | Rendered] = {}
+    rendered: dict[int, Rendered] = {}
     keys: dict[int, tuple[str, bool]] = {}
     memo: RunCache | None = None
     if cache_dir is not None and not keep_points:  # analysed runs cached too (without points: no plots)
@@ -259,7 +259,6 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
                 step(i)
                 by_index[i] = _compacted(analyze_specs(found.runs[i], settings), keep_points)
         else:
-            chunk = max(1, min(32, len(todo) // (jobs * 8)))
             import multiprocessing
 
             from .workers import resilient_map
@@ -267,7 +266,7 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
             context = multiprocessing.get_context(start_method) if start_method else None
             piece = pieced[0] if pieced is not None and render_in_workers else None
             tasks = [(found.runs[i], settings, cache_dir, keep_points, piece, memo is not None) for i in todo]
-            for k, result in resilient_map(analyze_in_worker, tasks, jobs, chunk, worker_init, context):
+            for k, result in resilient_map(analyze_in_worker, tasks, jobs, WORKER_CHUNK, worker_init, context):
                 i = todo[k]
                 step(i)
                 if isinstance(result, Rendered):
@@ -282,10 +281,9 @@ def _analyse(paths: Sequence[str], settings: Settings, progress: Callable[[int, 
             if i not in hits:
                 got: tuple[str, Pieces] | None = None
                 if pieced is not None and small:
-                    sent = rendered.get(i)
-                    got = (pieced[0], sent.pieces if isinstance(sent, Rendered) else
-                           tuple(pieced[1](r) for r in by_index[i]))
-                    rendered[i] = got[1]
+                    if i not in rendered:
+                        rendered[i] = Rendered(facts_of(by_index[i]), tuple(pieced[1](r) for r in by_index[i]))
+                    got = (pieced[0], rendered[i].pieces)
                 memo.put(key, found.runs[i], by_index[i], storable, got)
             elif pieced is not None and hits[i].pieces is None and small:  # stored without this format's pieces
                 made = tuple(pieced[1](r) for r in by_index[i])

@@ -286,6 +286,12 @@ _ROUNDS: dict[tuple[Any, ...], tuple[Arr, Arr]] = {}
 _ROUNDS_MAX = 64  # entries of 32 x <=256 floats (64 KB): 4 MB at most
 
 
+def _centred(c: Arr) -> tuple[Arr, Arr]:
+    """``c`` with each row less its mean (in place), and the rows' squared norms."""
+    c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
+    return c, np.einsum("ij,ij->i", c, c)
+
+
 def _round_columns(columns: Callable[[Arr], Arr], grid: Arr, key: tuple[Any, ...]) -> tuple[Arr, Arr]:
     """A round's centred columns and their squared norms. They depend on the steps and the round's
     grid alone (not on ``y``), so runs logged at the same steps share the first round's, and runs whose
@@ -293,9 +299,7 @@ def _round_columns(columns: Callable[[Arr], Arr], grid: Arr, key: tuple[Any, ...
     Read-only arrays; a bounded cache."""
     got = _ROUNDS.get(key)
     if got is None:
-        c = columns(grid)
-        c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
-        var = np.einsum("ij,ij->i", c, c)
+        c, var = _centred(columns(grid))
         c.flags.writeable = False
         var.flags.writeable = False
         if len(_ROUNDS) >= _ROUNDS_MAX:
@@ -329,9 +333,7 @@ def search_length(columns: Callable[[Arr], Arr], y: Arr, lo: float, hi: float, p
             b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
             c = c * b[:, None]  # a new array: the cached one stays as it is
         else:
-            c = columns(grid)
-            c -= (np.add.reduce(c, axis=1) / c.shape[1])[:, None]  # what c.mean(axis=1) computes
-            var = np.einsum("ij,ij->i", c, c)
+            c, var = _centred(columns(grid))
             b = np.divide(c @ yd, var, out=np.zeros_like(var), where=var > 0)
             c *= b[:, None]
         np.subtract(yd, c, out=c)  # the residuals, yd - b dc
