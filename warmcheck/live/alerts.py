@@ -11,7 +11,8 @@ findings ``--exec`` was started for in a small JSON file:
   share state; or the file the caller names.
 - **When.** A key is written after the command has *started* and before waiting for it: a kill while
   the command runs does not start it again, a kill before it started does (at least once, never twice
-  once started).
+  once its start is recorded; a kill in the few milliseconds between the start and the state file's
+  write, an fsync, starts it again).
 - **Safety.** The file is written atomically (a temporary file in the same directory, fsync, rename),
   mode 0600 in a 0700 directory. It is read with ``O_NOFOLLOW``, only if it is a regular file of this
   user of at most :data:`MAX_STATE_BYTES`, and only as this module's JSON (a marker, a version, a list
